@@ -1,0 +1,71 @@
+"""A task: a labelled dataset with its fixed test split, class names and input spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one example looks like: an image (C, H, W) or a feature vector (D,)."""
+
+    kind: Literal["image", "vector"]
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
+        return cls(kind=d["kind"], shape=tuple(int(s) for s in d["shape"]))
+
+    def describe(self) -> str:
+        return "×".join(str(s) for s in self.shape) + (" image" if self.kind == "image" else " vector")
+
+
+@dataclass
+class Task:
+    """A labelled dataset split once into a pool (train + validation) and a fixed test split.
+
+    The test split is chosen once per dataset, independent of any run seed (or it is the dataset's
+    own test split), so every run and every strategy is evaluated on the same held-out examples.
+    Arrays are float32 inputs (N, *input_spec.shape) scaled to [0, 1] for images, int64 labels (N,).
+    """
+
+    name: str
+    x_pool: np.ndarray
+    y_pool: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    input_spec: InputSpec
+    source: str
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class TaskSplit:
+    """The examples one run may use: train (possibly K-shot) and validation, plus the held-out test."""
+
+    task: Task
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    shots: int | None  # None means all labelled training examples
+    seed: int
+
+    @property
+    def x_test(self) -> np.ndarray:
+        return self.task.x_test
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.task.y_test

@@ -44,6 +44,10 @@ class Task:
     input_spec: InputSpec
     source: str
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    # Rows of the dataset as read (its own train rows first, then its own test rows), so splits of
+    # different class selections of one dataset can be compared row by row.
+    pool_index: np.ndarray | None = None
+    test_index: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -61,6 +65,8 @@ class TaskSplit:
     y_val: np.ndarray
     shots: int | None  # None means all labelled training examples
     seed: int
+    train_index: np.ndarray | None = None  # rows of task.x_pool used for training
+    val_index: np.ndarray | None = None  # rows of task.x_pool used for validation
 
     @property
     def x_test(self) -> np.ndarray:

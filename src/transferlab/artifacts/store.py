@@ -1,0 +1,96 @@
+"""The local model store: model folders under one root ($TRANSFERLAB_HOME, default ~/.transferlab/models)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..errors import ArtifactError
+from .files import atomic_folder
+from .model_folder import CONFIG, load_model_folder, read_config
+
+
+def store_root() -> Path:
+    """The store folder: $TRANSFERLAB_HOME if set, else ~/.transferlab/models."""
+    env = os.environ.get("TRANSFERLAB_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".transferlab" / "models"
+
+
+def resolve_model(ref: str | Path) -> Path:
+    """A model given by path, or by its name in the store.
+
+    Example:
+        >>> resolve_model("models/src")  # a folder path  # doctest: +SKIP
+    """
+    path = Path(ref).expanduser()
+    if (path / CONFIG).is_file():
+        return path
+    in_store = store_root() / str(ref)
+    if (in_store / CONFIG).is_file():
+        return in_store
+    if path.exists():
+        raise ArtifactError(f"{path} is not a transferlab model folder: {CONFIG} is missing")
+    names = [m["name"] for m in list_models()]
+    raise ArtifactError(
+        f"no model {str(ref)!r}: it is neither a folder path nor a model in the store {store_root()} "
+        f"(store has: {names or 'nothing'}); pass a model folder path, or add one with `transferlab models add PATH`"
+    )
+
+
+def list_models() -> list[dict[str, Any]]:
+    """One summary per model folder in the store (damaged folders are listed with their error)."""
+    root = store_root()
+    if not root.is_dir():
+        return []
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            cfg = read_config(folder)
+        except ArtifactError as err:
+            rows.append({"name": folder.name, "path": str(folder), "error": str(err)})
+            continue
+        task = cfg.get("target_task") or cfg.get("source_task") or {}
+        rows.append(
+            {
+                "name": folder.name,
+                "path": str(folder),
+                "kind": cfg["kind"],
+                "backbone": (cfg["architecture"]["backbone"] or {}).get("name", "user module"),
+                "task": task.get("data"),
+                "classes": len(cfg.get("label_names", [])),
+                "metrics": cfg.get("metrics", {}),
+                "created": cfg.get("created"),
+            }
+        )
+    return rows
+
+
+def add_model(path: str | Path, name: str | None = None, *, overwrite: bool = False) -> Path:
+    """Copy a model folder into the store after verifying it loads and passes its checksum."""
+    src = Path(path)
+    config = read_config(src)
+    if config["architecture"]["backbone"] is not None:
+        load_model_folder(src)  # verifies the checksum and the architecture
+    name = name or src.resolve().name
+    if "/" in name or name.startswith("."):
+        raise ArtifactError(f"store names cannot contain '/' or start with '.'; got {name!r}")
+    dest = store_root() / name
+    if dest.exists() and not overwrite:
+        raise ArtifactError(f"the store already has a model {name!r}; pass --overwrite or --name ANOTHER")
+    with atomic_folder(dest, replace=overwrite) as tmp:
+        for item in src.iterdir():
+            if item.is_file():
+                shutil.copy2(item, tmp / item.name)
+    return dest
+
+
+def remove_model(name: str) -> Path:
+    """Delete a model folder from the store (never a path outside it)."""
+    dest = store_root() / name
+    if "/" in name or not (dest / CONFIG).is_file():
+        names = [m["name"] for m in list_models()]
+        raise ArtifactError(f"the store has no model {name!r} (store has: {names or 'nothing'})")
+    shutil.rmtree(dest)
+    return dest

@@ -1,0 +1,354 @@
+"""The `transferlab` command: a thin layer, one call into the Python API per command."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from .errors import TransferlabError
+
+app = typer.Typer(
+    help="transferlab: pretrain, adapt with any strategy, and measure transfer honestly.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="The local model store ($TRANSFERLAB_HOME, default ~/.transferlab/models).")
+app.add_typer(models_app, name="models")
+
+
+def _friendly(fn: Callable) -> Callable:
+    """Print a user's error as one line on stderr (exit 2) instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TransferlabError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; nothing was saved for the unfinished step", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _emit(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=None, default=str))
+
+
+def _ints(value: str | None, flag: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{flag} takes comma-separated whole numbers like 128,64; got {value!r}") from None
+
+
+# Options shared by several commands.
+Data = Annotated[str, typer.Option("--data", help="built-in dataset (see `transferlab datasets`) or a path")]
+Classes = Annotated[Optional[str], typer.Option(help="class subset: 0-4, 5,7,9 or class names")]
+ImageSize = Annotated[Optional[int], typer.Option(help="resize (keeping aspect) and pad images to N×N")]
+ImageMargin = Annotated[int, typer.Option(help="fit images into (N−2M)² first, pad M each side")]
+LabelColumn = Annotated[str, typer.Option(help="label column of a CSV")]
+Out = Annotated[Path, typer.Option(help="folder to save the model in")]
+Overwrite = Annotated[bool, typer.Option(help="replace an existing model folder at --out")]
+Epochs = Annotated[Optional[int], typer.Option(help="epochs (default: enough for ~300 steps, 10–200)")]
+BatchSize = Annotated[int, typer.Option(help="minibatch size")]
+Lr = Annotated[float, typer.Option(help="learning rate")]
+Optimizer = Annotated[str, typer.Option(help="adam | adamw | sgd (momentum 0.9)")]
+Schedule = Annotated[str, typer.Option(help="none | cosine | onecycle")]
+Loss = Annotated[str, typer.Option(help="cross-entropy | mse")]
+Patience = Annotated[Optional[int], typer.Option(help="stop after N epochs without a better val accuracy")]
+WeightDecay = Annotated[float, typer.Option(help="weight decay")]
+Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give identical weights")]
+Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads (default 1: measured fastest here)")]
+Json = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+def _train_config(**kwargs: Any):
+    from .engine import TrainConfig
+
+    return TrainConfig(**kwargs)
+
+
+@app.command()
+@_friendly
+def datasets(json_out: Json = False) -> None:
+    """List the built-in datasets (offline)."""
+    from .data import list_datasets
+
+    rows = list_datasets()
+    if json_out:
+        _emit({"datasets": rows})
+        return
+    for row in rows:
+        typer.echo(f"{row['name']:10s} {row.get('description', '')}")
+
+
+@app.command()
+@_friendly
+def backbones(json_out: Json = False) -> None:
+    """List the registered backbones and their options."""
+    from .models import list_backbones
+    from .models.registry import backbone_config_class, backbone_summary
+    import dataclasses
+
+    rows = [
+        {
+            "name": n,
+            "summary": backbone_summary(n),
+            "options": {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in dataclasses.fields(backbone_config_class(n))},  # type: ignore[misc]
+        }
+        for n in list_backbones()
+    ]
+    if json_out:
+        _emit({"backbones": rows})
+        return
+    for r in rows:
+        typer.echo(f"{r['name']:6s} {r['summary']}\n       options: {r['options']}")
+
+
+@app.command()
+@_friendly
+def strategies(json_out: Json = False) -> None:
+    """List the registered strategies, a line each, with their options."""
+    from .strategies.describe import describe_strategies
+
+    rows = describe_strategies()
+    if json_out:
+        _emit({"strategies": rows})
+        return
+    for r in rows:
+        opts = ", ".join(f"--{o['name'].replace('_', '-')} ({o['default']})" for o in r["options"])
+        typer.echo(f"{r['name']:13s} {r['summary']}" + (f"\n{'':13s} options: {opts}" if opts else ""))
+
+
+@app.command()
+@_friendly
+def pretrain(
+    data: Data = "mnist5k",
+    out: Out = Path("models/pretrained"),
+    backbone: Annotated[str, typer.Option(help="registered backbone (see `transferlab backbones`)")] = "cnn",
+    hidden: Annotated[Optional[str], typer.Option(help="mlp hidden sizes (128,64) or cnn dense width")] = None,
+    activation: Annotated[Optional[str], typer.Option(help="mlp activation: relu | tanh | sigmoid | gelu")] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="dropout of the backbone")] = None,
+    channels: Annotated[Optional[str], typer.Option(help="cnn conv widths, e.g. 16,32")] = None,
+    classes: Classes = None,
+    image_size: ImageSize = None,
+    image_margin: ImageMargin = 0,
+    label_column: LabelColumn = "label",
+    epochs: Annotated[int, typer.Option(help="epochs")] = 5,
+    batch_size: BatchSize = 32,
+    lr: Lr = 1e-3,
+    optimizer: Optimizer = "adam",
+    schedule: Schedule = "none",
+    loss: Loss = "cross-entropy",
+    weight_decay: WeightDecay = 0.0,
+    patience: Patience = None,
+    seed: Seed = 0,
+    threads: Threads = None,
+    overwrite: Overwrite = False,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Pretrain a backbone on a source task; save it without its output layer."""
+    from .api import pretrain as api_pretrain
+
+    arch: dict[str, Any] = {}
+    if hidden is not None:
+        widths = _ints(hidden, "--hidden")
+        arch["hidden"] = widths[0] if backbone == "cnn" and widths and len(widths) == 1 else widths
+    if activation is not None:
+        arch["activation"] = activation
+    if dropout is not None:
+        arch["dropout"] = dropout
+    if channels is not None:
+        arch["channels"] = _ints(channels, "--channels")
+    cfg = _train_config(
+        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, loss=loss,
+        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads,
+    )
+    result = api_pretrain(
+        data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
+        image_margin=image_margin, label_column=label_column, train=cfg, overwrite=overwrite,
+        quiet=quiet or json_out,
+    )
+    if json_out:
+        _emit(result.to_json())
+    else:
+        typer.echo(
+            f"pretrained {backbone} on {data}: val accuracy {result.val_accuracy:.4f}, source test accuracy "
+            f"{result.test_accuracy:.4f}, {result.epochs} epochs in {result.train_seconds:.1f}s → {out}"
+        )
+
+
+@app.command()
+@_friendly
+def finetune(
+    pretrained: Annotated[str, typer.Argument(help="pretrained model folder or store name")],
+    data: Data,
+    out: Annotated[Optional[Path], typer.Option(help="folder to save the fine-tuned model in")] = None,
+    strategy: Annotated[str, typer.Option(help="registered strategy (see `transferlab strategies`)")] = "full",
+    freeze: Annotated[Optional[int], typer.Option(help="partial: number of blocks frozen, input side first")] = None,
+    hidden: Annotated[Optional[str], typer.Option(help="add-layers: new hidden layer sizes, e.g. 128,64")] = None,
+    freeze_backbone: Annotated[bool, typer.Option(help="add-layers: keep the backbone frozen")] = False,
+    shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all'")] = "all",
+    classes: Classes = None,
+    image_size: ImageSize = None,
+    image_margin: ImageMargin = 0,
+    label_column: LabelColumn = "label",
+    epochs: Epochs = None,
+    batch_size: BatchSize = 32,
+    lr: Lr = 1e-3,
+    optimizer: Optimizer = "adam",
+    schedule: Schedule = "none",
+    loss: Loss = "cross-entropy",
+    weight_decay: WeightDecay = 0.0,
+    patience: Patience = None,
+    seed: Seed = 0,
+    threads: Threads = None,
+    overwrite: Overwrite = False,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fine-tune a pretrained model on a target task with a new output layer, by one strategy."""
+    from .api import finetune as api_finetune
+    from .data import parse_shots
+
+    options: dict[str, Any] = {}
+    if freeze is not None:
+        options["freeze"] = freeze
+    if hidden is not None:
+        options["hidden"] = _ints(hidden, "--hidden")
+    if freeze_backbone:
+        options["freeze_backbone"] = True
+    cfg = _train_config(
+        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, loss=loss,
+        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads,
+    )
+    result = api_finetune(
+        pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
+        classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, train=cfg,
+        overwrite=overwrite, quiet=quiet or json_out,
+    )
+    if json_out:
+        _emit(result.to_json())
+    else:
+        typer.echo(
+            f"{result.strategy} on {data} ({result.shots} shots): test accuracy {result.test_accuracy:.4f}, "
+            f"val {result.val_accuracy:.4f}, {result.trainable_params:,}/{result.total_params:,} params trained, "
+            f"{result.train_seconds:.1f}s" + (f" → {out}" if out else "")
+        )
+
+
+@app.command()
+@_friendly
+def evaluate(
+    model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
+    data: Annotated[Optional[str], typer.Option(help="dataset (default: the model's target task)")] = None,
+    label_column: LabelColumn = "label",
+    json_out: Json = False,
+) -> None:
+    """Test accuracy and macro-F1 of a fine-tuned model on the fixed test split of DATA."""
+    from .api import evaluate as api_evaluate
+
+    result = api_evaluate(model, data, label_column=label_column)
+    if json_out:
+        _emit(result.to_json())
+    else:
+        typer.echo(f"test accuracy {result.test_accuracy:.4f}, macro-F1 {result.macro_f1:.4f} (n={result.n})")
+
+
+@app.command()
+@_friendly
+def predict(
+    model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
+    inputs: Annotated[str, typer.Argument(help="an image, a folder of images, an .npz with x, or a CSV")],
+    json_out: Json = False,
+) -> None:
+    """Predict class names and probabilities for new inputs."""
+    from .api import predict as api_predict
+
+    rows = api_predict(model, inputs)
+    if json_out:
+        _emit({"predictions": rows})
+        return
+    for r in rows:
+        typer.echo(f"{r['input']}\t{r['label']}\t{r['probability']:.4f}")
+
+
+@models_app.callback(invoke_without_command=True)
+@_friendly
+def models_list(ctx: typer.Context, json_out: Json = False) -> None:
+    """List the models in the store."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .artifacts import list_models, store_root
+
+    rows = list_models()
+    if json_out:
+        _emit({"store": str(store_root()), "models": rows})
+        return
+    typer.echo(f"store: {store_root()}")
+    if not rows:
+        typer.echo("  (empty) — add one with `transferlab models add PATH`")
+    for r in rows:
+        if "error" in r:
+            typer.echo(f"  {r['name']:20s} DAMAGED: {r['error']}")
+        else:
+            typer.echo(f"  {r['name']:20s} {r['kind']:10s} {r['backbone']:5s} task={r['task']} classes={r['classes']}")
+
+
+@models_app.command("add")
+@_friendly
+def models_add(
+    path: Annotated[Path, typer.Argument(help="a model folder")],
+    name: Annotated[Optional[str], typer.Option(help="name in the store (default: folder name)")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Copy a model folder into the store (after verifying its checksum)."""
+    from .artifacts import add_model
+
+    typer.echo(f"added {add_model(path, name, overwrite=overwrite)}")
+
+
+@models_app.command("remove")
+@_friendly
+def models_remove(name: Annotated[str, typer.Argument(help="model name in the store")]) -> None:
+    """Delete a model from the store."""
+    from .artifacts import remove_model
+
+    typer.echo(f"removed {remove_model(name)}")
+
+
+@app.command()
+@_friendly
+def demo(
+    out: Annotated[Path, typer.Option(help="folder for the demo's models")] = Path("demo-out"),
+    seeds: Annotated[int, typer.Option(help="seeds per cell")] = 3,
+    threads: Threads = None,
+    json_out: Json = False,
+) -> None:
+    """The seed's scenario done right: pretrain cnn on MNIST, transfer to UCI digits with 1, 5, 10 labels/class."""
+    from .demo import demo as api_demo
+
+    result = api_demo(out=out, seeds=seeds, threads=threads, quiet=json_out)
+    if json_out:
+        _emit(result)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The engine: training and evaluation loops, seeding and threads."""
+
+from .evaluate import accuracy, classification_metrics, predict_logits
+from .runtime import DEFAULT_THREADS, resolve_threads, seed_everything
+from .train import RunResult, TrainConfig, fit
+
+__all__ = [
+    "DEFAULT_THREADS",
+    "RunResult",
+    "TrainConfig",
+    "accuracy",
+    "classification_metrics",
+    "fit",
+    "predict_logits",
+    "resolve_threads",
+    "seed_everything",
+]

@@ -1,0 +1,18 @@
+"""Backbones (the transfer interface), their registry, heads."""
+
+from . import cnn, mlp  # noqa: F401  (register the built-in backbones)
+from .backbone import Backbone, wrap_module
+from .head import HeadSpec, TransferModel, build_head
+from .registry import backbone_summary, create_backbone, list_backbones, register_backbone
+
+__all__ = [
+    "Backbone",
+    "HeadSpec",
+    "TransferModel",
+    "backbone_summary",
+    "build_head",
+    "create_backbone",
+    "list_backbones",
+    "register_backbone",
+    "wrap_module",
+]

@@ -1,0 +1,134 @@
+"""The transfer interface every backbone exposes, whatever its origin.
+
+A backbone is the reusable part of a network: input and hidden layers, no output layer (seed §2.2.1).
+It is an ordered sequence of named blocks, input side first; `features(x)` runs them all. Strategies
+only ever talk to this interface ("freeze the first N blocks", "re-initialise everything"), so no
+strategy needs model-specific code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.task import InputSpec
+from ..errors import ConfigError, ShapeError
+
+
+class Backbone(nn.Module):
+    """An ordered stack of named blocks mapping an input (B, *input_spec.shape) to features (B, feature_dim).
+
+    Attributes:
+        blocks: the named blocks, input side first.
+        input_spec: the shape of one example this backbone expects.
+        feature_dim: the width of `features(x)`.
+        spec: the architecture spec (registry name + config) that rebuilds this backbone, or None for
+            a wrapped user module (which the user must pass again when loading).
+    """
+
+    def __init__(
+        self,
+        blocks: dict[str, nn.Module],
+        *,
+        input_spec: InputSpec,
+        feature_dim: int,
+        spec: dict[str, Any] | None,
+    ) -> None:
+        super().__init__()
+        if not blocks:
+            raise ConfigError("a backbone needs at least one block; got none")
+        self.blocks = nn.ModuleDict(blocks)
+        self.input_spec = input_spec
+        self.feature_dim = int(feature_dim)
+        self.spec = spec
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Run every block: (B, *input shape) -> (B, feature_dim)."""
+        for block in self.blocks.values():
+            x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    @property
+    def block_names(self) -> list[str]:
+        """Block names, input side first (what `--freeze N` counts over)."""
+        return list(self.blocks.keys())
+
+    def block_param_names(self, prefix: str = "backbone.") -> list[dict[str, Any]]:
+        """`[{"name": block, "params": [tensor names]}]`, input side first, as stored in config.json."""
+        return [
+            {"name": name, "params": [f"{prefix}blocks.{name}.{p}" for p, _ in block.state_dict().items()]}
+            for name, block in self.blocks.items()
+        ]
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter (the from-scratch baseline: same architecture, random init)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def check_input(self, x: torch.Tensor, *, what: str = "input") -> None:
+        """Raise ShapeError when a batch does not have this backbone's input shape."""
+        expected = tuple(self.input_spec.shape)
+        if tuple(x.shape[1:]) != expected:
+            got = "×".join(str(s) for s in x.shape[1:])
+            raise ShapeError(
+                f"{what} has examples of shape {got} but this backbone expects "
+                f"{self.input_spec.describe()}s; resize the data (images: --image-size) or use a backbone "
+                f"built for {got}"
+            )
+
+
+def wrap_module(module: nn.Sequential, *, input_shape: tuple[int, ...]) -> Backbone:
+    """Wrap a user's `nn.Sequential` as a Backbone with the transfer interface.
+
+    Each child that has parameters starts a block named after it; parameter-free children
+    (activations, pooling, dropout, flatten) join the block before them, so `--freeze N` counts
+    layers that learn. The output is flattened to (B, feature_dim). Saved folders of a wrapped
+    module hold its weights and block names but not its code: pass the same module to `load`.
+
+    Example:
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU())
+        >>> backbone = wrap_module(net, input_shape=(1, 8, 8))
+        >>> backbone.block_names, backbone.feature_dim
+        (['1'], 32)
+    """
+    if not isinstance(module, nn.Sequential):
+        raise ConfigError(
+            f"cannot wrap {type(module).__name__}: transferlab runs blocks in order, which only "
+            "nn.Sequential guarantees; pass nn.Sequential(*your_layers)"
+        )
+    groups: list[tuple[str, list[nn.Module]]] = []
+    pending: list[nn.Module] = []
+    for name, child in module.named_children():
+        if any(True for _ in child.parameters()):
+            groups.append((name, pending + [child]))
+            pending = []
+        elif groups:
+            groups[-1][1].append(child)
+        else:
+            pending.append(child)
+    if not groups:
+        raise ConfigError("cannot wrap a module without parameters: there is nothing to transfer")
+    groups[-1][1].extend(pending)
+    blocks: dict[str, nn.Module] = {name: nn.Sequential(*layers) for name, layers in groups}
+    blocks[groups[-1][0]].append(nn.Flatten())
+    kind = "image" if len(input_shape) == 3 else "vector"
+    spec = InputSpec(kind=kind, shape=tuple(int(s) for s in input_shape))
+    backbone = Backbone(blocks, input_spec=spec, feature_dim=1, spec=None)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            out = backbone.features(torch.zeros(2, *spec.shape))
+    except RuntimeError as err:
+        raise ShapeError(
+            f"the module does not accept inputs of shape {spec.describe()}: {err}; pass the input_shape it expects"
+        ) from err
+    backbone.train(was_training)
+    backbone.feature_dim = int(out.shape[1])
+    return backbone

@@ -1,0 +1,61 @@
+"""`cnn`: a small convolutional network with BatchNorm for small grayscale or colour images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..data.task import InputSpec
+from ..errors import ConfigError
+from .backbone import Backbone
+from .registry import register_backbone
+
+
+@dataclass
+class CNNConfig:
+    """Conv widths (one conv block each: 3×3 conv → BatchNorm → ReLU → 2×2 max-pool), then one dense block."""
+
+    channels: list[int] = field(default_factory=lambda: [16, 32])
+    hidden: int = 128
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.channels = [int(c) for c in self.channels]
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ConfigError(f"cnn channels must be positive integers, at least one; got {self.channels}")
+        if int(self.hidden) < 1:
+            raise ConfigError(f"cnn hidden must be a positive integer; got {self.hidden}")
+        self.hidden = int(self.hidden)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"cnn dropout must be in [0, 1); got {self.dropout}")
+
+
+@register_backbone("cnn", CNNConfig, "small conv net: [3×3 conv→BatchNorm→ReLU→max-pool]×n, then a dense block")
+def cnn(cfg: CNNConfig, input_spec: InputSpec) -> Backbone:
+    if input_spec.kind != "image":
+        raise ConfigError(
+            f"cnn needs image inputs (C, H, W); the data gives {input_spec.describe()}s; use --backbone mlp"
+        )
+    c, h, w = input_spec.shape
+    if min(h, w) < 2 ** len(cfg.channels):
+        raise ConfigError(
+            f"cnn with {len(cfg.channels)} pooling stages needs images of at least {2 ** len(cfg.channels)} px "
+            f"a side; got {h}×{w}; pass --image-size {2 ** len(cfg.channels)} or larger"
+        )
+    blocks: dict[str, nn.Module] = {}
+    for i, width in enumerate(cfg.channels):
+        blocks[f"conv{i + 1}"] = nn.Sequential(
+            nn.Conv2d(c, width, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        c, h, w = width, h // 2, w // 2
+    dense: list[nn.Module] = [nn.Flatten(), nn.Linear(c * h * w, cfg.hidden), nn.ReLU(inplace=True)]
+    if cfg.dropout > 0:
+        dense.append(nn.Dropout(cfg.dropout))
+    blocks["fc"] = nn.Sequential(*dense)
+    return Backbone(blocks, input_spec=input_spec, feature_dim=cfg.hidden, spec=None)
+
+

@@ -1,0 +1,61 @@
+"""Heads: the task-specific output layers put on a backbone, and the backbone+head network."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .backbone import Backbone
+from .mlp import ACTIVATIONS
+
+
+@dataclass
+class HeadSpec:
+    """A head: optional new hidden layers (seed §2.2.3 "add new hidden layers"), then a linear output layer."""
+
+    num_outputs: int
+    hidden: list[int] = field(default_factory=list)
+    activation: str = "relu"
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.hidden = [int(h) for h in self.hidden]
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError(f"head hidden sizes must be positive integers; got {self.hidden}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"head activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_head(feature_dim: int, spec: HeadSpec) -> nn.Sequential:
+    """(B, feature_dim) -> (B, num_outputs). Hidden layers are named hidden1.., the output layer `out`."""
+    layers: dict[str, nn.Module] = {}
+    width = feature_dim
+    for i, h in enumerate(spec.hidden):
+        block: list[nn.Module] = [nn.Linear(width, h), ACTIVATIONS[spec.activation]()]
+        if spec.dropout > 0:
+            block.append(nn.Dropout(spec.dropout))
+        layers[f"hidden{i + 1}"] = nn.Sequential(*block)
+        width = h
+    layers["out"] = nn.Linear(width, spec.num_outputs)
+    return nn.Sequential(OrderedDict(layers))
+
+
+class TransferModel(nn.Module):
+    """A backbone and a head. Tensor names start with `backbone.` and `head.` (the saved-folder contract)."""
+
+    def __init__(self, backbone: Backbone, head_spec: HeadSpec) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head_spec = head_spec
+        self.head = build_head(backbone.feature_dim, head_spec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.features(x))  # (B, num_outputs)

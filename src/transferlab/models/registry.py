@@ -1,0 +1,75 @@
+"""One registry, one factory: `create_backbone(name, ...)`, `list_backbones()` (after timm's create_model)."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from typing import Any, Callable
+
+from ..data.task import InputSpec
+from ..errors import ConfigError
+from .backbone import Backbone
+
+_BACKBONES: dict[str, tuple[type, Callable[..., Backbone], str]] = {}
+
+
+def register_backbone(name: str, config_cls: type, summary: str) -> Callable:
+    """Register `fn(config, input_spec) -> Backbone` under `name`, with its typed config dataclass."""
+
+    def decorator(fn: Callable[..., Backbone]) -> Callable[..., Backbone]:
+        if name in _BACKBONES:
+            raise ValueError(f"backbone {name!r} is already registered")
+        _BACKBONES[name] = (config_cls, fn, summary)
+        return fn
+
+    return decorator
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Names of registered backbones matching a glob pattern.
+
+    Example:
+        >>> list_backbones()
+        ['cnn', 'mlp']
+    """
+    return sorted(n for n in _BACKBONES if fnmatch.fnmatch(n, pattern))
+
+
+def backbone_summary(name: str) -> str:
+    return _BACKBONES[name][2]
+
+
+def backbone_config_class(name: str) -> type:
+    """The config dataclass of a registered backbone (its fields are the accepted options)."""
+    _check_name(name)
+    return _BACKBONES[name][0]
+
+
+def _check_name(name: str) -> None:
+    if name not in _BACKBONES:
+        raise ConfigError(f"unknown backbone {name!r}; registered backbones are {list_backbones()}")
+
+
+def create_backbone(name: str, input_spec: InputSpec | tuple[int, ...], **config: Any) -> Backbone:
+    """Build a registered backbone for inputs of `input_spec`, with randomly initialised weights.
+
+    Unknown options are refused (not ignored), naming the options the backbone accepts.
+
+    Example:
+        >>> bb = create_backbone("mlp", (1, 28, 28), hidden=[128], activation="relu", dropout=0.2)
+        >>> bb.feature_dim
+        128
+    """
+    _check_name(name)
+    config_cls, fn, _ = _BACKBONES[name]
+    allowed = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ConfigError(f"backbone {name!r} has no option(s) {unknown}; its options are {sorted(allowed)}")
+    if not isinstance(input_spec, InputSpec):
+        shape = tuple(int(s) for s in input_spec)
+        input_spec = InputSpec("image" if len(shape) == 3 else "vector", shape)
+    cfg = config_cls(**config)
+    backbone = fn(cfg, input_spec)
+    backbone.spec = {"name": name, "config": dataclasses.asdict(cfg)}
+    return backbone

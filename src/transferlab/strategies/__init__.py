@@ -1,0 +1,22 @@
+"""Strategies: how a pretrained model is adapted. One registry; the from-scratch baseline is one too."""
+
+from . import seed_strategies  # noqa: F401  (register the built-in strategies)
+from .base import (
+    Strategy,
+    create_strategy,
+    list_strategies,
+    register_strategy,
+    strategy_class,
+    strategy_options,
+    trainable_parameter_count,
+)
+
+__all__ = [
+    "Strategy",
+    "create_strategy",
+    "list_strategies",
+    "register_strategy",
+    "strategy_class",
+    "strategy_options",
+    "trainable_parameter_count",
+]

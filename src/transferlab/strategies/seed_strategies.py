@@ -1,0 +1,112 @@
+"""The three strategies of seed §2.2.3, a linear probe, and the from-scratch baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..models.backbone import Backbone
+from ..models.head import HeadSpec, TransferModel
+from .base import Strategy, freeze, register_strategy
+
+
+@register_strategy("scratch")
+class Scratch(Strategy):
+    """Same architecture, random initialisation, everything trains: the baseline every transfer is judged against."""
+
+    summary = "baseline: same architecture, random initialisation, everything trains"
+    uses_pretrained_weights = False
+
+    def prepare(self, model: TransferModel) -> None:
+        model.backbone.reset_parameters()
+        super().prepare(model)
+
+
+@register_strategy("full")
+class Full(Strategy):
+    """Full fine-tuning (seed §2.2.3): start from the pretrained backbone, every parameter trains.
+
+    Helps when the target task has enough labels to move the whole network without overfitting.
+    """
+
+    summary = "full fine-tuning: every parameter trains, starting from the pretrained backbone"
+
+
+@dataclass
+class PartialConfig:
+    freeze: int = field(default=1, metadata={"help": "number of backbone blocks, input side first, kept frozen"})
+
+    def __post_init__(self) -> None:
+        if int(self.freeze) != self.freeze or self.freeze < 1:
+            raise ConfigError(f"--freeze must be a whole number ≥ 1; got {self.freeze}")
+        self.freeze = int(self.freeze)
+
+
+@register_strategy("partial")
+class Partial(Strategy):
+    """Partial fine-tuning (seed §2.2.3): the first N blocks stay frozen, the rest and the head train.
+
+    Early blocks hold generic features (edges, strokes) that a related task reuses; freezing them
+    saves compute and guards a small target set against overfitting. Frozen BatchNorm stays in eval
+    mode, so its running statistics are untouched.
+    """
+
+    summary = "partial fine-tuning: the first N backbone blocks are frozen (--freeze N)"
+    Config = PartialConfig
+
+    def frozen_blocks(self, backbone: Backbone) -> list[str]:
+        names = backbone.block_names
+        if self.config.freeze > len(names):
+            raise ConfigError(
+                f"--freeze {self.config.freeze} exceeds the backbone's {len(names)} blocks {names}; "
+                f"pass --freeze 1..{len(names)} (all {len(names)} is the same as linear-probe)"
+            )
+        return names[: self.config.freeze]
+
+
+@dataclass
+class AddLayersConfig:
+    hidden: list[int] = field(default_factory=lambda: [128], metadata={"help": "sizes of the new hidden layers"})
+    freeze_backbone: bool = field(default=False, metadata={"help": "keep the whole pretrained backbone frozen"})
+
+    def __post_init__(self) -> None:
+        try:
+            self.hidden = [int(h) for h in self.hidden]
+        except (TypeError, ValueError):
+            raise ConfigError(f"--hidden must be comma-separated positive integers like 128,64; got {self.hidden}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ConfigError(f"--hidden must be comma-separated positive integers like 128,64; got {self.hidden}")
+
+
+@register_strategy("add-layers")
+class AddLayers(Strategy):
+    """New hidden layers between the pretrained backbone and the new output layer (seed §2.2.3).
+
+    Adds capacity to adapt the pretrained features to the new task; with `freeze_backbone` only the
+    new layers train, which is cheap and safe with very few labels.
+    """
+
+    summary = "new hidden layers on top of the backbone (--hidden 128[,64], --freeze-backbone)"
+    Config = AddLayersConfig
+
+    def head_spec(self, num_outputs: int) -> HeadSpec:
+        return HeadSpec(num_outputs=num_outputs, hidden=list(self.config.hidden))
+
+    def frozen_blocks(self, backbone: Backbone) -> list[str]:
+        return backbone.block_names if self.config.freeze_backbone else []
+
+
+@register_strategy("linear-probe")
+class LinearProbe(Strategy):
+    """The pretrained backbone is frozen; only a new linear output layer trains.
+
+    The cheapest transfer and the usual first measure of how good pretrained features are for a task.
+    """
+
+    summary = "backbone frozen, only a new linear output layer trains"
+
+    def frozen_blocks(self, backbone: Backbone) -> list[str]:
+        return backbone.block_names
+
+
+__all__ = ["AddLayers", "Full", "LinearProbe", "Partial", "Scratch", "freeze"]

@@ -1,0 +1,74 @@
+"""Shared fixtures: tiny synthetic tasks (fast), an isolated model store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transferlab.data.task import InputSpec, Task, TaskSplit
+
+
+def make_task(n_per_class: int = 30, n_test_per_class: int = 10, classes: int = 3, size: int = 8, seed: int = 0) -> Task:
+    """Images (N, 1, size, size) in [0, 1]: each class lights a different band of rows, plus noise."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.repeat(np.arange(classes), n)
+        x = rng.uniform(0, 0.3, size=(len(y), 1, size, size)).astype(np.float32)
+        band = size // classes
+        for i, c in enumerate(y):
+            x[i, 0, c * band : (c + 1) * band, :] += 0.6
+        return np.clip(x, 0, 1), y.astype(np.int64)
+
+    x_pool, y_pool = draw(n_per_class)
+    x_test, y_test = draw(n_test_per_class)
+    return Task(
+        name="tiny",
+        x_pool=x_pool,
+        y_pool=y_pool,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=[f"c{i}" for i in range(classes)],
+        input_spec=InputSpec("image", (1, size, size)),
+        source="synthetic",
+        preprocessing={"image_size": None, "image_margin": 0, "classes": None},
+    )
+
+
+def make_split(task: Task, shots: int | None = None, seed: int = 0) -> TaskSplit:
+    """A split built without the data package: the last 20% of each class is validation."""
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for c in range(task.num_classes):
+        idx = np.flatnonzero(task.y_pool == c)
+        cut = int(len(idx) * 0.8)
+        val_idx += list(idx[cut:])
+        pool = idx[:cut]
+        train_idx += list(rng.choice(pool, size=shots, replace=False) if shots else pool)
+    return TaskSplit(
+        task=task,
+        x_train=task.x_pool[train_idx],
+        y_train=task.y_pool[train_idx],
+        x_val=task.x_pool[val_idx],
+        y_val=task.y_pool[val_idx],
+        shots=shots,
+        seed=seed,
+    )
+
+
+@pytest.fixture
+def tiny_task() -> Task:
+    return make_task()
+
+
+@pytest.fixture
+def tiny_split(tiny_task: Task) -> TaskSplit:
+    return make_split(tiny_task)
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty model store; nothing touches ~/.transferlab."""
+    root = tmp_path_factory.mktemp("store")
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(root))
+    return root

@@ -1,0 +1,119 @@
+"""Conformance: every registered strategy on every registered backbone (tiny sizes)."""
+
+import copy
+
+import pytest
+import torch
+
+from transferlab.api import train_run
+from transferlab.engine import TrainConfig
+from transferlab.errors import ConfigError
+from transferlab.models import create_backbone, list_backbones
+from transferlab.strategies import create_strategy, list_strategies, strategy_options
+
+CFG = dict(epochs=3, batch_size=16, lr=1e-2)
+
+
+def _pretrained(name: str, task):
+    torch.manual_seed(123)
+    return create_backbone(name, task.input_spec)
+
+
+@pytest.mark.parametrize("backbone_name", list_backbones())
+@pytest.mark.parametrize("strategy_name", list_strategies())
+def test_strategy_trains_exactly_what_it_says(backbone_name, strategy_name, tiny_split):
+    pretrained = _pretrained(backbone_name, tiny_split.task)
+    before = copy.deepcopy(pretrained.state_dict())
+    strategy = create_strategy(strategy_name)
+    model, run, metrics = train_run(copy.deepcopy(pretrained), tiny_split, strategy, TrainConfig(**CFG))
+
+    frozen = set(strategy.frozen_blocks(model.backbone))
+    after = model.backbone.state_dict()
+    for block in model.backbone.block_names:
+        keys = [k for k in before if k.startswith(f"blocks.{block}.")]
+        changed = any(not torch.equal(before[k], after[k]) for k in keys)
+        if block in frozen:
+            # weights *and* BatchNorm running statistics are untouched
+            assert not changed, f"{strategy_name} changed frozen block {block}"
+            assert all(not p.requires_grad for p in model.backbone.blocks[block].parameters())
+        else:
+            assert changed, f"{strategy_name} did not train block {block}"
+    assert model.head_spec.num_outputs == tiny_split.task.num_classes
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == len(tiny_split.y_test)
+    assert run.epochs == 3 and len(run.history) == 3
+
+
+@pytest.mark.parametrize("strategy_name", list_strategies())
+def test_same_seed_same_weights(strategy_name, tiny_split):
+    pretrained = _pretrained("cnn", tiny_split.task)
+    runs = [
+        train_run(copy.deepcopy(pretrained), tiny_split, create_strategy(strategy_name), TrainConfig(seed=7, **CFG))[0]
+        for _ in range(2)
+    ]
+    for (k, a), b in zip(runs[0].state_dict().items(), runs[1].state_dict().values()):
+        assert torch.equal(a, b), k
+    other = train_run(copy.deepcopy(pretrained), tiny_split, create_strategy(strategy_name), TrainConfig(seed=8, **CFG))[0]
+    assert not torch.equal(other.head.out.weight, runs[0].head.out.weight)
+
+
+def test_scratch_discards_pretrained_weights_and_full_keeps_them(tiny_split):
+    pretrained = _pretrained("mlp", tiny_split.task)
+    key = "blocks.fc1.1.weight"
+    scratch = create_strategy("scratch")
+    full = create_strategy("full")
+    from transferlab.models import TransferModel
+
+    m1 = TransferModel(copy.deepcopy(pretrained), scratch.head_spec(3))
+    scratch.prepare(m1)
+    m2 = TransferModel(copy.deepcopy(pretrained), full.head_spec(3))
+    full.prepare(m2)
+    assert not torch.equal(m1.backbone.state_dict()[key], pretrained.state_dict()[key])
+    assert torch.equal(m2.backbone.state_dict()[key], pretrained.state_dict()[key])
+
+
+def test_frozen_batchnorm_stays_in_eval_mode(tiny_split):
+    pretrained = _pretrained("cnn", tiny_split.task)
+    strategy = create_strategy("partial", freeze=1)
+    from transferlab.models import TransferModel
+
+    model = TransferModel(pretrained, strategy.head_spec(3))
+    strategy.prepare(model)
+    strategy.train_mode(model)
+    assert not model.backbone.blocks["conv1"].training
+    assert model.backbone.blocks["conv2"].training and model.head.training
+
+
+def test_add_layers_builds_new_hidden_layers(tiny_split):
+    model, _, _ = train_run(
+        _pretrained("cnn", tiny_split.task), tiny_split,
+        create_strategy("add-layers", hidden=[32, 16], freeze_backbone=True), TrainConfig(**CFG),
+    )
+    assert [m.out_features for m in model.head.modules() if isinstance(m, torch.nn.Linear)] == [32, 16, 3]
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+
+
+def test_strategy_option_errors():
+    with pytest.raises(ConfigError, match=r"unknown strategy 'lora'; registered strategies are \['scratch'"):
+        create_strategy("lora")
+    with pytest.raises(ConfigError, match=r"strategy 'linear-probe' does not take option\(s\) \['freeze'\] \('freeze' is an option of \['partial'\]\)"):
+        create_strategy("linear-probe", freeze=2)
+    with pytest.raises(ConfigError, match="--freeze must be a whole number ≥ 1; got 0"):
+        create_strategy("partial", freeze=0)
+    with pytest.raises(ConfigError, match="--hidden must be comma-separated positive integers like 128,64; got"):
+        create_strategy("add-layers", hidden=[0])
+
+
+def test_freeze_more_blocks_than_the_backbone_has(tiny_split):
+    strategy = create_strategy("partial", freeze=4)
+    with pytest.raises(ConfigError, match=r"--freeze 4 exceeds the backbone's 3 blocks \['conv1', 'conv2', 'fc'\]; pass --freeze 1..3"):
+        train_run(_pretrained("cnn", tiny_split.task), tiny_split, strategy, TrainConfig(**CFG))
+
+
+def test_every_strategy_documents_itself():
+    for name in list_strategies():
+        from transferlab.strategies import strategy_class
+
+        cls = strategy_class(name)
+        assert cls.summary and cls.__doc__
+        for f in strategy_options(name):
+            assert f.metadata.get("help"), f"{name}.{f.name} has no help"

@@ -60,7 +60,10 @@ def test_best_validation_epoch_is_restored_and_patience_stops(tiny_split):
     model, run, _ = train_run(_model(tiny_split.task), tiny_split, create_strategy("full"), cfg)
     best = max(h["val_accuracy"] for h in run.history)
     assert run.val_accuracy == best
-    assert run.epochs - run.best_epoch == 2 or run.epochs == 50
+    every = cfg.resolved_eval_every(50)
+    assert every == 2  # 50 epochs, at most 25 validation passes
+    assert [h["epoch"] for h in run.history] == list(range(every, run.epochs + 1, every))
+    assert run.epochs - run.best_epoch == 2 * every  # patience counts validation passes
     assert run.epochs < 50  # the tiny task reaches 1.0 quickly, then nothing improves
 
 

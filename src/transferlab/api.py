@@ -291,13 +291,13 @@ def predict(
     from .engine import predict_logits
 
     loaded = _finetuned(model, module)
+    prep = loaded.config.get("preprocessing", {})
     if isinstance(inputs, np.ndarray):
-        x, names = inputs, [str(i) for i in range(len(inputs))]
+        x, names, what = preprocess_inputs(inputs, prep), [str(i) for i in range(len(inputs))], "the array"
     else:
-        x, names = load_inputs(inputs)
-    x = preprocess_inputs(x, loaded.config.get("preprocessing", {}), expected=loaded.input_spec, source=str(inputs) if not isinstance(inputs, np.ndarray) else "array")
+        (x, names), what = load_inputs(inputs, preprocessing=prep), str(inputs)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    loaded.backbone.check_input(xt, what=str(inputs) if not isinstance(inputs, np.ndarray) else "the array")
+    loaded.backbone.check_input(xt, what=what)
     probs = predict_logits(loaded.model, xt).softmax(1)
     labels = loaded.label_names
     rows = []

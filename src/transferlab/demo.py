@@ -18,12 +18,13 @@ from .data import load_task, split_task
 from .engine import TrainConfig
 from .strategies import create_strategy
 
-DEMO_STRATEGIES: list[tuple[str, dict[str, Any]]] = [
-    ("scratch", {}),
-    ("linear-probe", {}),
-    ("partial", {"freeze": 2}),
-    ("add-layers", {"hidden": [128]}),
-    ("full", {}),
+# (label, strategy, options)
+DEMO_STRATEGIES: list[tuple[str, str, dict[str, Any]]] = [
+    ("scratch", "scratch", {}),
+    ("linear-probe", "linear-probe", {}),
+    ("partial --freeze 2", "partial", {"freeze": 2}),
+    ("add-layers --hidden 128", "add-layers", {"hidden": [128]}),
+    ("full", "full", {}),
 ]
 DEMO_SHOTS = (1, 5, 10)
 
@@ -56,7 +57,7 @@ def demo(out: str | Path = "demo-out", *, seeds: int = 3, threads: int | None = 
         f"test split of {len(task.y_test)} images never trained on")
     rows: list[dict[str, Any]] = []
     for shots in DEMO_SHOTS:
-        for name, options in DEMO_STRATEGIES:
+        for label, name, options in DEMO_STRATEGIES:
             accs, secs = [], []
             for seed in range(seeds):
                 split = split_task(task, shots=shots, seed=seed)
@@ -79,7 +80,7 @@ def demo(out: str | Path = "demo-out", *, seeds: int = 3, threads: int | None = 
                         head_spec=model.head_spec, info=info, overwrite=True,
                     )
             mean, sd = _mean_sd(accs)
-            rows.append({"shots": shots, "strategy": strategy.describe(), "test_accuracy": mean, "test_accuracy_sd": sd,
+            rows.append({"shots": shots, "strategy": label, "test_accuracy": mean, "test_accuracy_sd": sd,
                          "train_seconds": statistics.fmean(secs), "seeds": seeds})
     if not quiet:
         table = Table(title=f"digits test accuracy (mean ± sd over {seeds} seeds) and training time")

@@ -20,11 +20,17 @@ from .runtime import resolve_threads, seed_everything, set_threads
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
 LOSSES = ("cross-entropy", "mse")
+MAX_EVALS = 25
 
 
 @dataclass
 class TrainConfig:
-    """How one run trains. `epochs=None` picks enough epochs for ~`min_steps` optimiser steps (10–200 epochs)."""
+    """How one run trains.
+
+    `epochs=None` picks enough epochs for ~`min_steps` optimiser steps (10–200 epochs).
+    `eval_every=None` validates every epoch, or every k epochs when that would exceed
+    `MAX_EVALS` passes (few-shot runs have 1-step epochs; validating each would dominate the run).
+    """
 
     epochs: int | None = None
     batch_size: int = 32
@@ -36,6 +42,7 @@ class TrainConfig:
     loss: Literal["cross-entropy", "mse"] = "cross-entropy"
     patience: int | None = None
     min_steps: int = 300
+    eval_every: int | None = None
     seed: int = 0
     threads: int | None = None
 
@@ -48,6 +55,7 @@ class TrainConfig:
             (self.batch_size >= 1, f"--batch-size must be ≥ 1; got {self.batch_size}"),
             (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number; got {self.lr}"),
             (self.patience is None or self.patience >= 1, f"--patience must be ≥ 1; got {self.patience}"),
+            (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be ≥ 1; got {self.eval_every}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -59,6 +67,9 @@ class TrainConfig:
             return self.epochs
         steps_per_epoch = math.ceil(n_train / self.batch_size)
         return max(10, min(200, math.ceil(self.min_steps / steps_per_epoch)))
+
+    def resolved_eval_every(self, epochs: int) -> int:
+        return self.eval_every if self.eval_every is not None else max(1, math.ceil(epochs / MAX_EVALS))
 
 
 @dataclass
@@ -131,6 +142,7 @@ def fit(
     sched = _scheduler(cfg, opt, epochs * steps_per_epoch)
     loss_fn = _loss_fn(cfg, model.head_spec.num_outputs)
     has_val = len(x_val) > 0
+    eval_every = cfg.resolved_eval_every(epochs)
 
     history: list[dict[str, float]] = []
     best_acc, best_epoch, best_state = -1.0, 0, None
@@ -152,6 +164,9 @@ def fit(
             if on_step is not None:
                 on_step(i // cfg.batch_size + 1, steps_per_epoch)
         steps += steps_per_epoch
+        if epoch % eval_every and epoch != epochs:
+            train_seconds += time.perf_counter() - start
+            continue
         val_acc = accuracy(model, x_val, y_val) if has_val else float("nan")
         train_seconds += time.perf_counter() - start
         record = {
@@ -166,20 +181,20 @@ def fit(
         if has_val and val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
             best_state = copy.deepcopy(model.state_dict())
-        if cfg.patience is not None and has_val and epoch - best_epoch >= cfg.patience:
+        if cfg.patience is not None and has_val and epoch - best_epoch >= cfg.patience * eval_every:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
-        best_epoch, best_acc = len(history), float("nan")
+        best_epoch, best_acc = epoch, float("nan")
     model.eval()
     return RunResult(
-        epochs=len(history),
+        epochs=epoch,
         best_epoch=best_epoch,
         val_accuracy=best_acc,
         train_seconds=train_seconds,
         steps=steps,
-        samples_seen=len(history) * n,
+        samples_seen=epoch * n,
         history=history,
         config=asdict(cfg) | {"epochs": epochs},
     )

@@ -1,0 +1,175 @@
+"""load_task: a dataset in, a Task with a fixed test split out; load_inputs for unlabelled inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from transferlab.data.classes import class_mapping, parse_classes
+from transferlab.data.formats import input_kind, load_npz_arrays, read_csv
+from transferlab.data.idx import is_idx_file, read_idx_images
+from transferlab.data.imagefiles import IMAGE_SUFFIXES, image_files, is_image_file, read_images
+from transferlab.data.images import (
+    check_framing, convert_channels, frame_images, preprocess_inputs, scale_divisor, to_unit,
+)
+from transferlab.data.labels import encode_labels
+from transferlab.data.rawdata import RawData, check_finite, check_not_empty
+from transferlab.data.sources import dataset_name, expected_sources, read_source
+from transferlab.data.splits import holdout_mask
+from transferlab.data.task import InputSpec, Task
+from transferlab.errors import DataError
+
+
+def load_task(
+    data: str,
+    *,
+    classes: str | Sequence[int | str] | None = None,
+    image_size: int | None = None,
+    image_margin: int = 0,
+    label_column: str = "label",
+    test_fraction: float = 0.2,
+) -> Task:
+    """Load a built-in dataset or a file into a Task with a fixed, seed-independent test split.
+
+    The test split is the dataset's own, or a stratified `test_fraction` of it chosen with a fixed
+    seed before classes are selected, so a class selection's test rows are a subset of the full
+    dataset's test rows.
+
+    Example:
+        >>> task = load_task("digits", classes="0-4", image_size=28, image_margin=4)
+        >>> task.input_spec, task.class_names
+        (InputSpec(kind='image', shape=(1, 28, 28)), ['0', '1', '2', '3', '4'])
+    """
+    check_framing(image_size, image_margin)
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be between 0 and 1 (exclusive); got {test_fraction}")
+    name = dataset_name(str(data))
+    raw = read_source(str(data), label_column=label_column, image_size=image_size, image_margin=image_margin)
+    if raw.kind == "vector" and image_size is not None:
+        raise DataError(
+            f"{raw.source} holds feature vectors, not images; image_size/image_margin apply to images only. "
+            f"Drop --image-size and --image-margin"
+        )
+    _scale_and_frame(raw, image_size, image_margin)
+    labels, class_names = encode_labels(*([raw.y] + ([raw.y_test] if raw.has_own_test else [])), source=raw.source)
+    if raw.has_own_test:
+        x_all = np.concatenate([raw.x, raw.x_test])
+        y_all = np.concatenate(labels)
+        pool_index = np.arange(len(raw.x))
+        test_index = len(raw.x) + np.arange(len(raw.x_test))
+    else:
+        x_all, y_all = raw.x, labels[0]
+        held_out = holdout_mask(y_all, class_names, test_fraction, purpose="test")
+        pool_index, test_index = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+    selected = None
+    if classes is not None:
+        selected = parse_classes(classes)
+        mapping = class_mapping(selected, class_names, dataset=name)
+        y_all = mapping[y_all]  # dropped classes become -1
+        pool_index = pool_index[y_all[pool_index] >= 0]
+        test_index = test_index[y_all[test_index] >= 0]
+        class_names = selected
+    _check_task(name, class_names, pool_index, test_index)
+    spec = InputSpec(raw.kind, tuple(int(s) for s in raw.x.shape[1:]))
+    return Task(
+        name=name,
+        x_pool=x_all[pool_index], y_pool=y_all[pool_index],
+        x_test=x_all[test_index], y_test=y_all[test_index],
+        class_names=class_names, input_spec=spec, source=raw.source,
+        preprocessing={
+            "image_size": image_size,
+            "image_margin": image_margin,
+            "classes": selected,
+            "scale": raw.scale,
+            "scale_divisor": raw.scale_divisor,
+            "channels": spec.shape[0] if spec.kind == "image" else None,
+        },
+        pool_index=pool_index, test_index=test_index,
+    )
+
+
+def _scale_and_frame(raw: RawData, image_size: int | None, image_margin: int) -> None:
+    """Bring inputs to float32: images to [0, 1] (then framed), vectors unscaled but finite."""
+    arrays = [raw.x] + ([raw.x_test] if raw.has_own_test else [])
+    if raw.kind == "vector":
+        cast = [a.astype(np.float32) for a in arrays]
+        for a, array_name in zip(cast, raw.x_names):
+            check_finite(raw.source, a, array_name)  # float64 values beyond float32's range
+        raw.x, raw.x_test = cast[0], (cast[1] if raw.has_own_test else None)
+        raw.scale = raw.scale or "none (feature vectors are kept as they are)"
+        return
+    if raw.scale is None:
+        raw.scale_divisor, raw.scale = scale_divisor(arrays, source=raw.source, names=raw.x_names)
+        arrays = [to_unit(a, raw.scale_divisor) for a in arrays]
+    if image_size is not None and not raw.framed:
+        arrays = [frame_images(a, image_size, image_margin) for a in arrays]
+    raw.x, raw.x_test = arrays[0], (arrays[1] if raw.has_own_test else None)
+
+
+def _check_task(name: str, class_names: list[str], pool_index: np.ndarray, test_index: np.ndarray) -> None:
+    if len(class_names) < 2:
+        raise DataError(
+            f"{name} has {len(class_names)} class ({', '.join(class_names)}); a task needs at least two classes"
+        )
+    if len(test_index) == 0:
+        raise DataError(
+            f"{name}: the test split is empty for classes {', '.join(class_names)}; each class needs at least "
+            f"2 examples so one can be held out for testing"
+        )
+    if len(pool_index) == 0:
+        raise DataError(f"{name}: no examples are left for training and validation; add examples")
+
+
+def load_inputs(
+    path: str | Path, *, preprocessing: dict[str, Any] | None = None, label_column: str = "label"
+) -> tuple[np.ndarray, list[str]]:
+    """Read unlabelled inputs for prediction: an image file, a flat folder of images, an .npz with x,
+    a CSV of features (its label column, if any, is ignored) or an IDX images file.
+
+    Returns (x, names): images (N, C, H, W) in [0, 1] or vectors (N, D), float32, and one name per
+    row (file name, "x[i]", "line n" or "image i"). With a task's `preprocessing` the inputs get
+    the same channels, image_size and image_margin the model was trained with.
+
+    Example:
+        >>> x, names = load_inputs("new_digits/", preprocessing=task.preprocessing)
+    """
+    path = Path(path).expanduser()
+    prep = preprocessing or {}
+    size, margin = prep.get("image_size"), int(prep.get("image_margin") or 0)
+    if not path.exists():
+        raise DataError(f"{str(path)!r}: no such file or folder; expected an image, a folder of images, .npz or .csv")
+    if path.is_dir() or is_image_file(path):
+        files = image_files(path) if path.is_dir() else [path]
+        if not files:
+            raise DataError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)}); sub-folders are not searched")
+        x = read_images(files, size, margin)
+        if prep.get("channels") is not None:
+            x = convert_channels(x, int(prep["channels"]))
+        return x, [f.name for f in files]
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        x, _, lines = read_csv(path, label_column, required=False)
+        return x, [f"line {n}" for n in lines]
+    if suffix == ".npz":
+        arrays = load_npz_arrays(path)
+        if "x" not in arrays:
+            present = ", ".join(f"'{n}'" for n in arrays) or "none"
+            raise DataError(f"{path}: missing array 'x' holding the inputs; found {present}")
+        x, array_name = arrays["x"], "x"
+        names = [f"x[{i}]" for i in range(len(x))]
+    elif is_idx_file(path):
+        x, array_name = read_idx_images(path), path.name
+        names = [f"image {i}" for i in range(len(x))]
+    else:
+        raise DataError(f"{path}: unsupported file type '{path.suffix or '(none)'}'; {expected_sources()}")
+    check_not_empty(str(path), x, array_name)
+    kind, x = input_kind(x, str(path), array_name)
+    check_finite(str(path), x, array_name)
+    if kind == "vector":
+        x = x.astype(np.float32)
+        check_finite(str(path), x, array_name)
+        return x, names
+    divisor, _ = scale_divisor([x], source=str(path), names=[array_name], known_divisor=prep.get("scale_divisor"))
+    return preprocess_inputs(to_unit(x, divisor), prep), names

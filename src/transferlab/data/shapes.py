@@ -1,0 +1,60 @@
+"""Does a task's input fit a backbone? A ShapeError that says how to make it fit."""
+
+from __future__ import annotations
+
+from transferlab.data.task import InputSpec, Task, TaskSplit
+from transferlab.errors import ShapeError
+
+
+def _dims(spec: InputSpec) -> str:
+    return "×".join(str(s) for s in spec.shape)
+
+
+def _phrase(spec: InputSpec) -> str:
+    if spec.kind == "vector":
+        return f"{spec.shape[0]}-feature vector"
+    return f"{_dims(spec)} image"
+
+
+def check_input_fits(
+    task_or_spec: Task | TaskSplit | InputSpec, expected: InputSpec, *, model_name: str, data_name: str | None = None
+) -> None:
+    """Raise ShapeError when the data's inputs differ from the inputs a pretrained model expects.
+
+    Example:
+        >>> check_input_fits(load_task("digits"), InputSpec("image", (1, 28, 28)), model_name="models/src")
+        Traceback (most recent call last):
+        ShapeError: digits gives 1×8×8 image inputs but the pretrained model 'models/src' expects ...
+    """
+    if isinstance(task_or_spec, TaskSplit):
+        task_or_spec = task_or_spec.task
+    if isinstance(task_or_spec, Task):
+        spec, name = task_or_spec.input_spec, data_name or task_or_spec.name
+    else:
+        spec, name = task_or_spec, data_name or "the data"
+    if spec == expected:
+        return
+    said = f"{name} gives {_phrase(spec)} inputs but the pretrained model '{model_name}' expects {_phrase(expected)}s"
+    if spec.kind != expected.kind:
+        raise ShapeError(
+            f"{said}; a model pretrained on {expected.kind}s cannot read {spec.kind}s. "
+            f"Use a dataset of {expected.kind}s or a backbone made for {spec.kind} inputs"
+        )
+    if spec.kind == "vector":
+        raise ShapeError(
+            f"{said}; give data with exactly {expected.shape[0]} feature columns (same order as the source task) "
+            f"or use a backbone made for {spec.shape[0]} features"
+        )
+    (c, h, w), (ec, eh, ew) = spec.shape, expected.shape
+    fixes = []
+    if c != ec:
+        fixes.append("convert the images to grayscale" if ec == 1 else f"convert the images to {ec} channels (RGB)")
+    if (h, w) != (eh, ew):
+        if eh == ew:
+            fix = f"pass --image-size {eh}"
+            if eh == 28:
+                fix += " (add --image-margin 4 to frame digits like MNIST)"
+        else:
+            fix = f"resize the images to {eh}×{ew} (height×width) before loading"
+        fixes.append(fix)
+    raise ShapeError(f"{said}; {' and '.join(fixes)}")

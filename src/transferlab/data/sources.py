@@ -1,0 +1,56 @@
+"""Find the reader for a dataset given by built-in name or by path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transferlab.data.builtin import DATASETS
+from transferlab.data.formats import read_csv_dataset, read_npz
+from transferlab.data.idx import find_idx_pair, is_idx_file, read_idx
+from transferlab.data.imagefiles import IMAGE_SUFFIXES, read_image_folder
+from transferlab.data.rawdata import RawData
+from transferlab.errors import DataError
+
+
+def expected_sources() -> str:
+    """What `data` may be, for error messages."""
+    return (
+        f"expected a built-in name ({', '.join(DATASETS)}) or a path to .npz/.csv/IDX/image folder "
+        f"(.npz with x, y; .csv with a label column; MNIST *-images-idx3-ubyte[.gz]; "
+        f"a folder with one sub-folder of images per class)"
+    )
+
+
+def dataset_name(data: str) -> str:
+    """A short name for a dataset: the built-in name, or the file/folder name without suffixes."""
+    if data in DATASETS:
+        return data
+    path = Path(data)
+    name = path.name or path.resolve().name
+    return name.removesuffix(".gz").split(".")[0] or name
+
+
+def read_source(data: str, *, label_column: str, image_size: int | None, image_margin: int) -> RawData:
+    """Read a built-in dataset (a name wins over a same-named path: write ./name for the path) or a file."""
+    if data in DATASETS:
+        return DATASETS[data].loader()
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise DataError(f"{data!r}: no such file or folder; {expected_sources()}")
+    if path.is_dir():
+        if find_idx_pair(path, "train") is not None:
+            return read_idx(path)
+        return read_image_folder(path, image_size, image_margin)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return read_npz(path)
+    if suffix == ".csv":
+        return read_csv_dataset(path, label_column)
+    if is_idx_file(path):
+        return read_idx(path)
+    if suffix in IMAGE_SUFFIXES:
+        raise DataError(
+            f"{path} is a single image, not a labelled dataset; pass the folder that holds one sub-folder "
+            f"of images per class (use load_inputs / predict for unlabelled images)"
+        )
+    raise DataError(f"{path}: unsupported file type '{path.suffix or '(none)'}'; {expected_sources()}")

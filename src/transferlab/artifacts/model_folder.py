@@ -83,6 +83,7 @@ def save_model_folder(
     config: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "name": out.name,
         "kind": "pretrained" if head is None else "finetuned",
         "architecture": {
             "backbone": backbone.spec,

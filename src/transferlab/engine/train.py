@@ -113,6 +113,13 @@ def _loss_fn(cfg: TrainConfig, num_outputs: int) -> Callable[[torch.Tensor, torc
     return lambda logits, y: F.mse_loss(logits.softmax(1), F.one_hot(y, num_outputs).to(logits.dtype))
 
 
+def _mean_loss(losses: list[torch.Tensor], n: int, batch_size: int) -> float:
+    """Per-example mean of per-batch mean losses (the last batch may be smaller)."""
+    weights = torch.full((len(losses),), float(batch_size))
+    weights[-1] = n - batch_size * (len(losses) - 1)
+    return float(torch.stack(losses) @ weights) / n
+
+
 def fit(
     model: TransferModel,
     strategy: Strategy,
@@ -151,7 +158,7 @@ def fit(
         start = time.perf_counter()
         strategy.train_mode(model)
         perm = torch.randperm(n, generator=order)
-        total_loss = torch.zeros(())
+        losses: list[torch.Tensor] = []  # summed once per epoch: no per-step tensor arithmetic or host sync
         for i in range(0, n, cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
             loss = loss_fn(model(x_train[idx]), y_train[idx])
@@ -160,7 +167,7 @@ def fit(
             opt.step()
             if sched is not None:
                 sched.step()
-            total_loss += loss.detach() * len(idx)
+            losses.append(loss.detach())
             if on_step is not None:
                 on_step(i // cfg.batch_size + 1, steps_per_epoch)
         steps += steps_per_epoch
@@ -171,7 +178,7 @@ def fit(
         train_seconds += time.perf_counter() - start
         record = {
             "epoch": epoch,
-            "train_loss": float(total_loss) / n,
+            "train_loss": _mean_loss(losses, n, cfg.batch_size),
             "val_accuracy": val_acc,
             "elapsed_seconds": train_seconds,
         }

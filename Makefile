@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/seed_mlp.py
+	$(PY) benchmarks/threads.py
 
 clean:
 	rm -rf $(VENV) demo-out

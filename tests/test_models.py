@@ -97,3 +97,9 @@ def test_head_with_hidden_layers():
     model = TransferModel(backbone, HeadSpec(num_outputs=3, hidden=[8, 4]))
     assert model(torch.rand(2, 6)).shape == (2, 3)
     assert [n for n, _ in model.head.named_children()] == ["hidden1", "hidden2", "out"]
+
+
+def test_vector_input_mismatch_names_feature_counts():
+    backbone = create_backbone("mlp", (4,), hidden=[8])
+    with pytest.raises(ShapeError, match="has 5 features per example but this backbone expects 4; for a CSV, pass --label-column"):
+        backbone.check_input(torch.zeros(2, 5), what="new.csv")

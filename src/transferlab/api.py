@@ -13,11 +13,20 @@ from torch import nn
 from .artifacts import LoadedModel, load_model_folder, resolve_model, save_model_folder
 from .data import check_input_fits, load_task, split_task
 from .data.task import Task, TaskSplit
-from .engine import RunResult, TrainConfig, classification_metrics, fit, seed_everything
+from .engine import RunResult, TrainConfig, classification_metrics, fit, regression_metrics, seed_everything
 from .engine.progress import training_progress
 from .errors import ArtifactError, ConfigError
 from .models import Backbone, HeadSpec, TransferModel, create_backbone
 from .strategies import Strategy, create_strategy
+
+
+# Keys a numeric-target run adds; left out of a classification run's JSON (where they are None).
+_NUMERIC_KEYS = {"val_mse", "test_mse", "test_mae", "test_r2"}
+
+
+def _json_keys(result: Any) -> dict[str, Any]:
+    """The CLI's --json object: every contract key, plus the numeric-target keys where they apply."""
+    return {k: v for k, v in asdict(result).items() if k != "history" and not (k in _NUMERIC_KEYS and v is None)}
 
 
 @dataclass
@@ -25,14 +34,16 @@ class PretrainResult:
     """What `pretrain` did. `to_json()` has the CLI's --json keys."""
 
     out: str
-    val_accuracy: float
-    test_accuracy: float
+    val_accuracy: float | None
+    test_accuracy: float | None
     train_seconds: float
     epochs: int
+    val_mse: float | None = None  # numeric targets only
+    test_mse: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "history"}
+        return _json_keys(self)
 
 
 @dataclass
@@ -43,32 +54,57 @@ class FinetuneResult:
     strategy: str
     shots: int | str
     seed: int
-    val_accuracy: float
-    test_accuracy: float
-    macro_f1: float
+    val_accuracy: float | None
+    test_accuracy: float | None
+    macro_f1: float | None
     train_seconds: float
     epochs: int
     trainable_params: int
     total_params: int
     samples_seen: int
+    val_mse: float | None = None  # numeric targets only
+    test_mse: float | None = None
+    test_mae: float | None = None
+    test_r2: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "history"}
+        return _json_keys(self)
 
 
 @dataclass
 class EvalResult:
-    test_accuracy: float
-    macro_f1: float
+    """Test-split metrics: accuracy and macro-F1 for classes; MSE, MAE and R² for numeric targets."""
+
+    test_accuracy: float | None
+    macro_f1: float | None
     n: int
+    test_mse: float | None = None
+    test_mae: float | None = None
+    test_r2: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _json_keys(self)
 
 
 def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y.astype(np.int64))
+    """Inputs as float32; labels as int64, or float32 numeric targets (regression)."""
+    y = y.astype(np.float32 if y.dtype.kind == "f" else np.int64)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y)
+
+
+def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
+    """Metrics on the fixed test split: the only place a run reads it."""
+    x, y = _tensors(task.x_test, task.y_test)
+    return regression_metrics(model, x, y) if task.is_numeric else classification_metrics(model, x, y, task.num_classes)
+
+
+def _metric_fields(run: RunResult, metrics: dict[str, float]) -> dict[str, float | None]:
+    """Result fields for classes (accuracy, macro-F1) or numbers (MSE, MAE, R²); the others are None."""
+    if "accuracy" in metrics:
+        return {"val_accuracy": run.val_value, "test_accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+    return {"val_accuracy": None, "test_accuracy": None, "macro_f1": None, "val_mse": run.val_value,
+            "test_mse": metrics["mse"], "test_mae": metrics["mae"], "test_r2": metrics["r2"]}
 
 
 def _task_record(task: Task, split: TaskSplit) -> dict[str, Any]:
@@ -76,6 +112,7 @@ def _task_record(task: Task, split: TaskSplit) -> dict[str, Any]:
         "data": task.name,
         "source": task.source,
         "label_names": task.class_names,
+        "target": task.target,
         "shots": split.shots if split.shots is not None else "all",
         "seed": split.seed,
         "n_train": int(len(split.y_train)),
@@ -93,15 +130,13 @@ def train_run(
     early stopping see only the train and validation splits.
     """
     seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
-    model = TransferModel(backbone, strategy.head_spec(split.task.num_classes))
+    model = TransferModel(backbone, strategy.head_spec(split.task.num_outputs))
     strategy.prepare(model)
     x_tr, y_tr = _tensors(split.x_train, split.y_train)
     x_va, y_va = _tensors(split.x_val, split.y_val)
     with training_progress(progress or "", enabled=progress is not None) as hooks:
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step, on_epoch_end=hooks.on_epoch_end)
-    x_te, y_te = _tensors(split.x_test, split.y_test)
-    metrics = classification_metrics(model, x_te, y_te, split.task.num_classes)
-    return model, result, metrics
+    return model, result, _test_metrics(model, split.task)
 
 
 def pretrain(
@@ -114,6 +149,7 @@ def pretrain(
     image_size: int | None = None,
     image_margin: int = 0,
     label_column: str = "label",
+    target: str = "class",
     train: TrainConfig | None = None,
     overwrite: bool = False,
     quiet: bool = True,
@@ -126,7 +162,9 @@ def pretrain(
         >>> r.val_accuracy  # doctest: +SKIP
     """
     cfg = train or TrainConfig(epochs=5)
-    task = load_task(data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column)
+    task = load_task(
+        data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target
+    )
     split = split_task(task, shots=None, seed=cfg.seed)
     seed_everything(cfg.seed)
     net = create_backbone(backbone, task.input_spec, **(backbone_config or {}))
@@ -135,15 +173,19 @@ def pretrain(
     info = {
         "source_task": _task_record(task, split),
         "label_names": task.class_names,
-        "preprocessing": task.preprocessing,
-        "metrics": {"source_val_accuracy": run.val_accuracy, "source_test_accuracy": metrics["accuracy"]},
+        "preprocessing": task.preprocessing | {"label_column": label_column},
+        "target": task.target,
+        "metrics": {f"source_test_{k}": v for k, v in metrics.items() if k != "n"} | {f"source_val_{run.val_metric}": run.val_value},
         "training": {"train": run.config, "train_seconds": run.train_seconds, "epochs_run": run.epochs, "history": run.history},
     }
     save_model_folder(out, backbone=model.backbone, head=None, head_spec=None, info=info, overwrite=overwrite)
+    fields = _metric_fields(run, metrics)
     return PretrainResult(
         out=str(out),
-        val_accuracy=run.val_accuracy,
-        test_accuracy=metrics["accuracy"],
+        val_accuracy=fields["val_accuracy"],
+        test_accuracy=fields["test_accuracy"],
+        val_mse=fields.get("val_mse"),
+        test_mse=fields.get("test_mse"),
         train_seconds=run.train_seconds,
         epochs=run.epochs,
         history=run.history,
@@ -172,6 +214,7 @@ def finetune(
     image_size: int | None = None,
     image_margin: int = 0,
     label_column: str = "label",
+    target: str = "class",
     train: TrainConfig | None = None,
     overwrite: bool = False,
     quiet: bool = True,
@@ -188,7 +231,9 @@ def finetune(
     cfg = train or TrainConfig()
     strat = create_strategy(strategy, **(strategy_options or {}))
     source = load(pretrained, module=module)
-    task = load_task(data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column)
+    task = load_task(
+        data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target
+    )
     check_input_fits(task, source.input_spec, model_name=str(pretrained))
     split = split_task(task, shots=shots, seed=cfg.seed)
     model, run, metrics = train_run(source.backbone, split, strat, cfg, progress=None if quiet else f"{strat.describe()}")
@@ -199,9 +244,10 @@ def finetune(
             "source_task": source.config.get("source_task"),
             "target_task": _task_record(task, split),
             "label_names": task.class_names,
-            "preprocessing": task.preprocessing,
+            "preprocessing": task.preprocessing | {"label_column": label_column},
+            "target": task.target,
             "pretrained_from": {"path": str(source.path), "sha256": source.config["weights"]["sha256"]},
-            "metrics": {"val_accuracy": run.val_accuracy, "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]},
+            "metrics": {f"test_{k}": v for k, v in metrics.items() if k != "n"} | {f"val_{run.val_metric}": run.val_value},
             "training": {
                 "strategy": strat.name,
                 "strategy_options": strat.options(),
@@ -218,9 +264,7 @@ def finetune(
         strategy=strat.name,
         shots=split.shots if split.shots is not None else "all",
         seed=cfg.seed,
-        val_accuracy=run.val_accuracy,
-        test_accuracy=metrics["accuracy"],
-        macro_f1=metrics["macro_f1"],
+        **_metric_fields(run, metrics),
         train_seconds=run.train_seconds,
         epochs=run.epochs,
         trainable_params=trainable,
@@ -244,7 +288,7 @@ def evaluate(
     model: str | Path,
     data: str | None = None,
     *,
-    label_column: str = "label",
+    label_column: str | None = None,
     module: nn.Sequential | None = None,
 ) -> EvalResult:
     """Accuracy and macro-F1 of a fine-tuned model on the fixed test split of `data`.
@@ -265,23 +309,31 @@ def evaluate(
         classes=prep.get("classes"),
         image_size=prep.get("image_size"),
         image_margin=prep.get("image_margin") or 0,
-        label_column=label_column,
+        label_column=label_column or prep.get("label_column", "label"),
+        target=loaded.config.get("target", "class"),
     )
     check_input_fits(task, loaded.input_spec, model_name=str(model))
+    if task.is_numeric:
+        m = _test_metrics(loaded.model, task)
+        return EvalResult(test_accuracy=None, macro_f1=None, n=m["n"], test_mse=m["mse"], test_mae=m["mae"], test_r2=m["r2"])
     if task.class_names != loaded.label_names:
         raise ConfigError(
             f"{data} has classes {task.class_names} but {model} predicts {loaded.label_names}; "
             "evaluate on data with the model's classes"
         )
-    x, y = _tensors(task.x_test, task.y_test)
-    m = classification_metrics(loaded.model, x, y, task.num_classes)
+    m = _test_metrics(loaded.model, task)
     return EvalResult(test_accuracy=m["accuracy"], macro_f1=m["macro_f1"], n=m["n"])
 
 
 def predict(
-    model: str | Path, inputs: str | Path | np.ndarray, *, module: nn.Sequential | None = None
+    model: str | Path,
+    inputs: str | Path | np.ndarray,
+    *,
+    label_column: str | None = None,
+    module: nn.Sequential | None = None,
 ) -> list[dict[str, Any]]:
-    """Class names and probabilities for new inputs: an image file or folder, an .npz with `x`, a CSV, or an array.
+    """Class names and probabilities (or numeric values) for new inputs: an image file or folder, an .npz
+    with `x`, a CSV (its label column, if present, is ignored), or an array.
 
     Example:
         >>> predict("models/tgt", "my_digits/")[0]  # doctest: +SKIP
@@ -295,10 +347,14 @@ def predict(
     if isinstance(inputs, np.ndarray):
         x, names, what = preprocess_inputs(inputs, prep), [str(i) for i in range(len(inputs))], "the array"
     else:
-        (x, names), what = load_inputs(inputs, preprocessing=prep), str(inputs)
+        column = label_column or prep.get("label_column", "label")  # a CSV's label column is not a feature
+        (x, names), what = load_inputs(inputs, preprocessing=prep, label_column=column), str(inputs)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     loaded.backbone.check_input(xt, what=what)
-    probs = predict_logits(loaded.model, xt).softmax(1)
+    outputs = predict_logits(loaded.model, xt)
+    if loaded.config.get("target") == "numeric":
+        return [{"input": name, "value": v} for name, v in zip(names, outputs.squeeze(1).tolist())]
+    probs = outputs.softmax(1)
     labels = loaded.label_names
     rows = []
     for name, p in zip(names, probs.tolist()):

@@ -58,6 +58,7 @@ Classes = Annotated[Optional[str], typer.Option(help="class subset: 0-4, 5,7,9 o
 ImageSize = Annotated[Optional[int], typer.Option(help="resize (keeping aspect) and pad images to N×N")]
 ImageMargin = Annotated[int, typer.Option(help="fit images into (N−2M)² first, pad M each side")]
 LabelColumn = Annotated[str, typer.Option(help="label column of a CSV")]
+Target = Annotated[str, typer.Option(help="class: labels are classes (cross-entropy); numeric: numbers to regress (MSE)")]
 Out = Annotated[Path, typer.Option(help="folder to save the model in")]
 Overwrite = Annotated[bool, typer.Option(help="replace an existing model folder at --out")]
 Epochs = Annotated[Optional[int], typer.Option(help="epochs (default: enough for ~300 steps, 10–200)")]
@@ -65,7 +66,7 @@ BatchSize = Annotated[int, typer.Option(help="minibatch size")]
 Lr = Annotated[float, typer.Option(help="learning rate")]
 Optimizer = Annotated[str, typer.Option(help="adam | adamw | sgd (momentum 0.9)")]
 Schedule = Annotated[str, typer.Option(help="none | cosine | onecycle")]
-Loss = Annotated[str, typer.Option(help="cross-entropy | mse")]
+Loss = Annotated[Optional[str], typer.Option(help="cross-entropy | mse (default: cross-entropy for classes, mse for numbers)")]
 Patience = Annotated[Optional[int], typer.Option(help="stop after N validation passes without a better val accuracy")]
 WeightDecay = Annotated[float, typer.Option(help="weight decay")]
 Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give identical weights")]
@@ -146,12 +147,13 @@ def pretrain(
     image_size: ImageSize = None,
     image_margin: ImageMargin = 0,
     label_column: LabelColumn = "label",
+    target: Target = "class",
     epochs: Annotated[int, typer.Option(help="epochs")] = 5,
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
     optimizer: Optimizer = "adam",
     schedule: Schedule = "none",
-    loss: Loss = "cross-entropy",
+    loss: Loss = None,
     weight_decay: WeightDecay = 0.0,
     patience: Patience = None,
     seed: Seed = 0,
@@ -179,16 +181,18 @@ def pretrain(
     )
     result = api_pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
-        image_margin=image_margin, label_column=label_column, train=cfg, overwrite=overwrite,
+        image_margin=image_margin, label_column=label_column, target=target, train=cfg, overwrite=overwrite,
         quiet=quiet or json_out,
     )
     if json_out:
         _emit(result.to_json())
     else:
-        typer.echo(
-            f"pretrained {backbone} on {data}: val accuracy {result.val_accuracy:.4f}, source test accuracy "
-            f"{result.test_accuracy:.4f}, {result.epochs} epochs in {result.train_seconds:.1f}s → {out}"
+        quality = (
+            f"val accuracy {result.val_accuracy:.4f}, source test accuracy {result.test_accuracy:.4f}"
+            if result.test_accuracy is not None
+            else f"val MSE {result.val_mse:.4g}, source test MSE {result.test_mse:.4g}"
         )
+        typer.echo(f"pretrained {backbone} on {data}: {quality}, {result.epochs} epochs in {result.train_seconds:.1f}s → {out}")
 
 
 @app.command()
@@ -206,12 +210,13 @@ def finetune(
     image_size: ImageSize = None,
     image_margin: ImageMargin = 0,
     label_column: LabelColumn = "label",
+    target: Target = "class",
     epochs: Epochs = None,
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
     optimizer: Optimizer = "adam",
     schedule: Schedule = "none",
-    loss: Loss = "cross-entropy",
+    loss: Loss = None,
     weight_decay: WeightDecay = 0.0,
     patience: Patience = None,
     seed: Seed = 0,
@@ -237,15 +242,20 @@ def finetune(
     )
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
-        classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, train=cfg,
-        overwrite=overwrite, quiet=quiet or json_out,
+        classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
+        train=cfg, overwrite=overwrite, quiet=quiet or json_out,
     )
     if json_out:
         _emit(result.to_json())
     else:
+        quality = (
+            f"test accuracy {result.test_accuracy:.4f}, val {result.val_accuracy:.4f}"
+            if result.test_accuracy is not None
+            else f"test MSE {result.test_mse:.4g}, R² {result.test_r2:.4f}"
+        )
         typer.echo(
-            f"{result.strategy} on {data} ({result.shots} shots): test accuracy {result.test_accuracy:.4f}, "
-            f"val {result.val_accuracy:.4f}, {result.trainable_params:,}/{result.total_params:,} params trained, "
+            f"{result.strategy} on {data} ({result.shots} shots): {quality}, "
+            f"{result.trainable_params:,}/{result.total_params:,} params trained, "
             f"{result.train_seconds:.1f}s" + (f" → {out}" if out else "")
         )
 
@@ -255,7 +265,7 @@ def finetune(
 def evaluate(
     model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
     data: Annotated[Optional[str], typer.Option(help="dataset (default: the model's target task)")] = None,
-    label_column: LabelColumn = "label",
+    label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV (default: the model's)")] = None,
     json_out: Json = False,
 ) -> None:
     """Test accuracy and macro-F1 of a fine-tuned model on the fixed test split of DATA."""
@@ -265,7 +275,10 @@ def evaluate(
     if json_out:
         _emit(result.to_json())
     else:
-        typer.echo(f"test accuracy {result.test_accuracy:.4f}, macro-F1 {result.macro_f1:.4f} (n={result.n})")
+        if result.test_accuracy is None:
+            typer.echo(f"test MSE {result.test_mse:.4g}, MAE {result.test_mae:.4g}, R² {result.test_r2:.4f} (n={result.n})")
+        else:
+            typer.echo(f"test accuracy {result.test_accuracy:.4f}, macro-F1 {result.macro_f1:.4f} (n={result.n})")
 
 
 @app.command()
@@ -273,17 +286,18 @@ def evaluate(
 def predict(
     model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
     inputs: Annotated[str, typer.Argument(help="an image, a folder of images, an .npz with x, or a CSV")],
+    label_column: Annotated[Optional[str], typer.Option(help="a CSV column to ignore (default: the model's label column)")] = None,
     json_out: Json = False,
 ) -> None:
-    """Predict class names and probabilities for new inputs."""
+    """Predict class names and probabilities (or numeric values) for new inputs."""
     from .api import predict as api_predict
 
-    rows = api_predict(model, inputs)
+    rows = api_predict(model, inputs, label_column=label_column)
     if json_out:
         _emit({"predictions": rows})
         return
     for r in rows:
-        typer.echo(f"{r['input']}\t{r['label']}\t{r['probability']:.4f}")
+        typer.echo(f"{r['input']}\t{r['value']:.6g}" if "value" in r else f"{r['input']}\t{r['label']}\t{r['probability']:.4f}")
 
 
 @models_app.callback(invoke_without_command=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transferlab.data.labels import normalize_labels
+from transferlab.data.labels import normalize_labels, numeric_targets
 from transferlab.data.rawdata import RawData, check_finite, check_not_empty, check_same_length
 from transferlab.errors import DataError
 
@@ -63,8 +63,12 @@ def input_kind(x: np.ndarray, source: str, name: str) -> tuple[str, np.ndarray]:
     )
 
 
-def read_npz(path: Path) -> RawData:
-    """Read x/y (and optionally x_test/y_test) or x_train/y_train/x_test/y_test from an .npz file."""
+def read_npz(path: Path, *, numeric: bool = False) -> RawData:
+    """Read x/y (and optionally x_test/y_test) or x_train/y_train/x_test/y_test from an .npz file.
+
+    `numeric=True` reads y as numeric (regression) targets instead of class labels.
+    """
+    labels = numeric_targets if numeric else normalize_labels
     arrays = load_npz_arrays(path)
     present = ", ".join(f"'{n}'" for n in arrays) or "none"
     if "x_train" in arrays or "y_train" in arrays:
@@ -87,7 +91,7 @@ def read_npz(path: Path) -> RawData:
         check_not_empty(source, x, x_name)
         kind, x = input_kind(x, source, x_name)
         check_finite(source, x, x_name)
-        read.append((kind, x, normalize_labels(y, source=source, name=y_name)))
+        read.append((kind, x, labels(y, source=source, name=y_name)))
     if len(read) == 2 and read[0][1].shape[1:] != read[1][1].shape[1:]:
         raise DataError(
             f"{source}: '{pairs[0][0]}' examples have shape {read[0][1].shape[1:]} but '{pairs[1][0]}' "
@@ -171,10 +175,10 @@ def _number(cell: str, path: Path, line: int, column: str) -> float:
     return value
 
 
-def read_csv_dataset(path: Path, label_column: str) -> RawData:
-    """Read a labelled CSV of numeric features into vector RawData."""
+def read_csv_dataset(path: Path, label_column: str, *, numeric: bool = False) -> RawData:
+    """Read a labelled CSV of numeric features into vector RawData (`numeric`: regression targets)."""
     x, y, lines = read_csv(path, label_column)
-    y = normalize_labels(
+    y = (numeric_targets if numeric else normalize_labels)(
         y, source=str(path), name=label_column, locate=lambda i: f"line {lines[i]}, column '{label_column}'"
     )
     return RawData(x=x, y=y, kind="vector", source=str(path), scale="none (CSV features are kept as they are)")

@@ -37,6 +37,25 @@ def normalize_labels(
     raise DataError(f"{source}: {_RULE}; '{name}' has dtype {y.dtype}. Save the labels as integers or strings")
 
 
+def numeric_targets(
+    y: np.ndarray, *, source: str, name: str, locate: Callable[[int], str] | None = None
+) -> np.ndarray:
+    """Return numeric (regression) targets as float32 (N,), refusing text and non-finite values."""
+    locate = locate or (lambda i: f"{name}[{i}]")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{source}: numeric targets must be a 1-D array of shape (N,); '{name}' has shape {y.shape}")
+    values = [str(v).strip() for v in y] if y.dtype.kind in "USO" else y.tolist()
+    numbers = np.array([_as_number(str(v)) if isinstance(v, str) else float(v) for v in values], dtype=object)
+    for i, v in enumerate(numbers):
+        if v is None or not np.isfinite(v) or abs(v) > np.finfo(np.float32).max:
+            raise DataError(
+                f"{source}: numeric targets must be finite numbers; {locate(i)} is {values[i]!r}. "
+                f"Fix that value, or drop --target numeric if the labels are classes"
+            )
+    return numbers.astype(np.float32)
+
+
 def _as_number(value: str) -> float | None:
     try:
         return float(value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -30,12 +30,14 @@ def load_task(
     image_margin: int = 0,
     label_column: str = "label",
     test_fraction: float = 0.2,
+    target: Literal["class", "numeric"] = "class",
 ) -> Task:
     """Load a built-in dataset or a file into a Task with a fixed, seed-independent test split.
 
     The test split is the dataset's own, or a stratified `test_fraction` of it chosen with a fixed
     seed before classes are selected, so a class selection's test rows are a subset of the full
-    dataset's test rows.
+    dataset's test rows. `target="numeric"` reads the labels as numbers to regress (npz or CSV);
+    its test split is a fixed random `test_fraction`.
 
     Example:
         >>> task = load_task("digits", classes="0-4", image_size=28, image_margin=4)
@@ -46,13 +48,21 @@ def load_task(
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be between 0 and 1 (exclusive); got {test_fraction}")
     name = dataset_name(str(data))
-    raw = read_source(str(data), label_column=label_column, image_size=image_size, image_margin=image_margin)
+    if target not in ("class", "numeric"):
+        raise DataError(f"--target must be 'class' or 'numeric'; got {target!r}")
+    if target == "numeric" and classes is not None:
+        raise DataError("--classes selects classes, but --target numeric has none; drop --classes")
+    raw = read_source(
+        str(data), label_column=label_column, image_size=image_size, image_margin=image_margin, target=target
+    )
     if raw.kind == "vector" and image_size is not None:
         raise DataError(
             f"{raw.source} holds feature vectors, not images; image_size/image_margin apply to images only. "
             f"Drop --image-size and --image-margin"
         )
     _scale_and_frame(raw, image_size, image_margin)
+    if target == "numeric":
+        return _numeric_task(name, raw, test_fraction, image_size, image_margin)
     labels, class_names = encode_labels(*([raw.y] + ([raw.y_test] if raw.has_own_test else [])), source=raw.source)
     if raw.has_own_test:
         x_all = np.concatenate([raw.x, raw.x_test])
@@ -87,6 +97,32 @@ def load_task(
             "channels": spec.shape[0] if spec.kind == "image" else None,
         },
         pool_index=pool_index, test_index=test_index,
+    )
+
+
+def _numeric_task(name: str, raw: RawData, test_fraction: float, image_size: int | None, image_margin: int) -> Task:
+    """A regression task: float targets, a fixed random test split (no strata), no class names."""
+    if raw.has_own_test:
+        x_all, y_all = np.concatenate([raw.x, raw.x_test]), np.concatenate([raw.y, raw.y_test])
+        pool_index = np.arange(len(raw.x))
+        test_index = len(raw.x) + np.arange(len(raw.x_test))
+    else:
+        x_all, y_all = raw.x, raw.y
+        held_out = holdout_mask(np.zeros(len(y_all), dtype=np.int64), ["all"], test_fraction, purpose="test")
+        pool_index, test_index = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+    if len(test_index) == 0 or len(pool_index) < 2:
+        raise DataError(f"{name}: {len(y_all)} examples are too few to hold out a test split and train; add examples")
+    spec = InputSpec(raw.kind, tuple(int(s) for s in raw.x.shape[1:]))
+    return Task(
+        name=name,
+        x_pool=x_all[pool_index], y_pool=y_all[pool_index].astype(np.float32),
+        x_test=x_all[test_index], y_test=y_all[test_index].astype(np.float32),
+        class_names=[], input_spec=spec, source=raw.source,
+        preprocessing={
+            "image_size": image_size, "image_margin": image_margin, "classes": None, "scale": raw.scale,
+            "scale_divisor": raw.scale_divisor, "channels": spec.shape[0] if spec.kind == "image" else None,
+        },
+        pool_index=pool_index, test_index=test_index, target="numeric",
     )
 
 

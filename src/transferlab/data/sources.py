@@ -30,8 +30,16 @@ def dataset_name(data: str) -> str:
     return name.removesuffix(".gz").split(".")[0] or name
 
 
-def read_source(data: str, *, label_column: str, image_size: int | None, image_margin: int) -> RawData:
+def read_source(
+    data: str, *, label_column: str, image_size: int | None, image_margin: int, target: str = "class"
+) -> RawData:
     """Read a built-in dataset (a name wins over a same-named path: write ./name for the path) or a file."""
+    numeric = target == "numeric"
+    if numeric and (data in DATASETS or not Path(data).suffix.lower() in (".npz", ".csv")):
+        raise DataError(
+            f"{data}: numeric targets (--target numeric) are read from an .npz (array y) or a CSV (label "
+            f"column) only; this source has class labels. Drop --target numeric"
+        )
     if data in DATASETS:
         return DATASETS[data].loader()
     path = Path(data).expanduser()
@@ -43,9 +51,9 @@ def read_source(data: str, *, label_column: str, image_size: int | None, image_m
         return read_image_folder(path, image_size, image_margin)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return read_npz(path)
+        return read_npz(path, numeric=numeric)
     if suffix == ".csv":
-        return read_csv_dataset(path, label_column)
+        return read_csv_dataset(path, label_column, numeric=numeric)
     if is_idx_file(path):
         return read_idx(path)
     if suffix in IMAGE_SUFFIXES:

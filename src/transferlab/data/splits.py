@@ -66,7 +66,13 @@ def split_task(task: Task, *, shots: int | None, seed: int, val_fraction: float 
         shots = parse_shots(shots)
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be between 0 and 1 (exclusive); got {val_fraction}")
-    val_mask = holdout_mask(task.y_pool, task.class_names, val_fraction, purpose="val")
+    if task.is_numeric and shots is not None:
+        raise DataError(
+            f"{task.name}: --shots {shots} draws examples per class, but a numeric target has no classes; "
+            f"use --shots all"
+        )
+    strata, names = (np.zeros(len(task.y_pool), np.int64), ["all"]) if task.is_numeric else (task.y_pool, task.class_names)
+    val_mask = holdout_mask(strata, names, val_fraction, purpose="val")
     val_index = np.flatnonzero(val_mask)
     train_rows = np.flatnonzero(~val_mask)
     if len(val_index) == 0:

@@ -32,7 +32,8 @@ class Task:
 
     The test split is chosen once per dataset, independent of any run seed (or it is the dataset's
     own test split), so every run and every strategy is evaluated on the same held-out examples.
-    Arrays are float32 inputs (N, *input_spec.shape) scaled to [0, 1] for images, int64 labels (N,).
+    Arrays are float32 inputs (N, *input_spec.shape) scaled to [0, 1] for images, and int64 labels
+    (N,) — or float32 targets (N,) when `target == "numeric"` (regression; `class_names` is empty).
     """
 
     name: str
@@ -48,6 +49,17 @@ class Task:
     # different class selections of one dataset can be compared row by row.
     pool_index: np.ndarray | None = None
     test_index: np.ndarray | None = None
+    target: Literal["class", "numeric"] = "class"
+
+    @property
+    def is_numeric(self) -> bool:
+        """True for a numeric (regression) target: no classes, MSE loss, error metrics."""
+        return self.target == "numeric"
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of the head: one per class, or one numeric output."""
+        return 1 if self.is_numeric else len(self.class_names)
 
     @property
     def num_classes(self) -> int:

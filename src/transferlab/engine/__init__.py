@@ -1,6 +1,6 @@
 """The engine: training and evaluation loops, seeding and threads."""
 
-from .evaluate import accuracy, classification_metrics, predict_logits
+from .evaluate import accuracy, classification_metrics, mse, predict_logits, regression_metrics
 from .runtime import DEFAULT_THREADS, resolve_threads, seed_everything
 from .train import RunResult, TrainConfig, fit
 
@@ -11,7 +11,9 @@ __all__ = [
     "accuracy",
     "classification_metrics",
     "fit",
+    "mse",
     "predict_logits",
+    "regression_metrics",
     "resolve_threads",
     "seed_everything",
 ]

@@ -24,6 +24,25 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((predict_logits(model, x).argmax(1) == y).float().mean())
 
 
+def mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    if len(x) == 0:
+        return float("nan")
+    return float(((predict_logits(model, x).squeeze(1) - y) ** 2).mean())
+
+
+def regression_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """MSE, MAE and R² (torchmetrics) of numeric predictions on (x, y)."""
+    from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
+
+    pred = predict_logits(model, x).squeeze(1)  # (N,)
+    return {
+        "mse": float(mean_squared_error(pred, y)),
+        "mae": float(mean_absolute_error(pred, y)),
+        "r2": float(r2_score(pred, y)) if len(y) > 1 else float("nan"),
+        "n": int(len(y)),
+    }
+
+
 def classification_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
     """Accuracy and macro-F1 (torchmetrics) on (x, y)."""
     from torchmetrics.functional.classification import multiclass_f1_score

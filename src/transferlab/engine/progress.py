@@ -40,7 +40,8 @@ def training_progress(description: str, *, enabled: bool) -> Iterator[ProgressHo
             progress.update(steps, completed=step, total=per_epoch)
 
         def on_epoch_end(record: dict[str, float]) -> None:
-            status = f"loss {record['train_loss']:.4f}  val acc {record['val_accuracy']:.4f}"
+            val = f"val acc {record['val_accuracy']:.4f}" if "val_accuracy" in record else f"val mse {record['val_mse']:.4g}"
+            status = f"loss {record['train_loss']:.4f}  {val}"
             progress.update(epochs, completed=record["epoch"], total=record["epochs"], status=status)
 
         yield ProgressHooks(on_step=on_step, on_epoch_end=on_epoch_end)

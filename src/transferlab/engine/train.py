@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.head import TransferModel
 from ..strategies.base import Strategy
-from .evaluate import accuracy
+from .evaluate import accuracy, mse
 from .runtime import resolve_threads, seed_everything, set_threads
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -39,7 +39,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: Literal["none", "cosine", "onecycle"] = "none"
-    loss: Literal["cross-entropy", "mse"] = "cross-entropy"
+    loss: Literal["cross-entropy", "mse"] | None = None  # None: cross-entropy for classes, MSE for numbers
     patience: int | None = None
     min_steps: int = 300
     eval_every: int | None = None
@@ -50,7 +50,7 @@ class TrainConfig:
         checks = [
             (self.optimizer in OPTIMIZERS, f"--optimizer {self.optimizer!r} is not one of {list(OPTIMIZERS)}"),
             (self.schedule in SCHEDULES, f"--schedule {self.schedule!r} is not one of {list(SCHEDULES)}"),
-            (self.loss in LOSSES, f"--loss {self.loss!r} is not one of {list(LOSSES)}"),
+            (self.loss is None or self.loss in LOSSES, f"--loss {self.loss!r} is not one of {list(LOSSES)}"),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be ≥ 1; got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be ≥ 1; got {self.batch_size}"),
             (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number; got {self.lr}"),
@@ -74,16 +74,25 @@ class TrainConfig:
 
 @dataclass
 class RunResult:
-    """What one training produced: the best-on-validation weights are loaded back into the model."""
+    """What one training produced: the best-on-validation weights are loaded back into the model.
+
+    `val_metric` is "accuracy" for classes (higher is better) or "mse" for numeric targets (lower is
+    better); `val_value` is its value at `best_epoch`.
+    """
 
     epochs: int
     best_epoch: int
-    val_accuracy: float
+    val_metric: str
+    val_value: float
     train_seconds: float
     steps: int
     samples_seen: int
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.val_value if self.val_metric == "accuracy" else float("nan")
 
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -106,8 +115,12 @@ def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int):
     return None
 
 
-def _loss_fn(cfg: TrainConfig, num_outputs: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if cfg.loss == "cross-entropy":
+def _loss_fn(cfg: TrainConfig, num_outputs: int, numeric: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if numeric:
+        if cfg.loss == "cross-entropy":
+            raise ConfigError("--loss cross-entropy needs class labels; numeric targets train with --loss mse")
+        return lambda out, y: F.mse_loss(out.squeeze(1), y)  # (B, 1) -> (B,)
+    if cfg.loss in (None, "cross-entropy"):
         return F.cross_entropy
     # MSE (seed §2.1.4) between class probabilities and one-hot targets, as the seed's Keras example would.
     return lambda logits, y: F.mse_loss(logits.softmax(1), F.one_hot(y, num_outputs).to(logits.dtype))
@@ -147,12 +160,15 @@ def fit(
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     opt = _optimizer(cfg, strategy.param_groups(model, cfg.lr))
     sched = _scheduler(cfg, opt, epochs * steps_per_epoch)
-    loss_fn = _loss_fn(cfg, model.head_spec.num_outputs)
+    numeric = y_train.is_floating_point()  # float targets are a regression task
+    loss_fn = _loss_fn(cfg, model.head_spec.num_outputs, numeric)
+    metric_name = "mse" if numeric else "accuracy"
+    sign = -1.0 if numeric else 1.0  # compare scores so that higher is always better
     has_val = len(x_val) > 0
     eval_every = cfg.resolved_eval_every(epochs)
 
     history: list[dict[str, float]] = []
-    best_acc, best_epoch, best_state = -1.0, 0, None
+    best_score, best_value, best_epoch, best_state = -math.inf, float("nan"), 0, None
     train_seconds, steps = 0.0, 0
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
@@ -174,31 +190,32 @@ def fit(
         if epoch % eval_every and epoch != epochs:
             train_seconds += time.perf_counter() - start
             continue
-        val_acc = accuracy(model, x_val, y_val) if has_val else float("nan")
+        val_value = (mse(model, x_val, y_val) if numeric else accuracy(model, x_val, y_val)) if has_val else float("nan")
         train_seconds += time.perf_counter() - start
         record = {
             "epoch": epoch,
             "train_loss": _mean_loss(losses, n, cfg.batch_size),
-            "val_accuracy": val_acc,
+            f"val_{metric_name}": val_value,
             "elapsed_seconds": train_seconds,
         }
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(record | {"epochs": epochs})
-        if has_val and val_acc > best_acc:
-            best_acc, best_epoch = val_acc, epoch
+        if has_val and sign * val_value > best_score:
+            best_score, best_value, best_epoch = sign * val_value, val_value, epoch
             best_state = copy.deepcopy(model.state_dict())
         if cfg.patience is not None and has_val and epoch - best_epoch >= cfg.patience * eval_every:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
-        best_epoch, best_acc = epoch, float("nan")
+        best_epoch = epoch
     model.eval()
     return RunResult(
         epochs=epoch,
         best_epoch=best_epoch,
-        val_accuracy=best_acc,
+        val_metric=metric_name,
+        val_value=best_value,
         train_seconds=train_seconds,
         steps=steps,
         samples_seen=epoch * n,

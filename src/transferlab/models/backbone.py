@@ -76,6 +76,11 @@ class Backbone(nn.Module):
         expected = tuple(self.input_spec.shape)
         if tuple(x.shape[1:]) != expected:
             got = "×".join(str(s) for s in x.shape[1:])
+            if self.input_spec.kind == "vector" and x.dim() == 2:
+                raise ShapeError(
+                    f"{what} has {x.shape[1]} features per example but this backbone expects {expected[0]}; "
+                    "for a CSV, pass --label-column so the label column is not read as a feature"
+                )
             raise ShapeError(
                 f"{what} has examples of shape {got} but this backbone expects "
                 f"{self.input_spec.describe()}s; resize the data (images: --image-size) or use a backbone "

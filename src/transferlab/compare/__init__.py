@@ -1,0 +1,1 @@
+"""Comparisons: grids of runs, statistics, verdicts."""

@@ -143,7 +143,7 @@ def pretrain(
     data: str = "mnist5k",
     *,
     out: str | Path,
-    backbone: str = "cnn",
+    backbone: str | Backbone = "cnn",
     backbone_config: dict[str, Any] | None = None,
     classes: str | list | None = None,
     image_size: int | None = None,
@@ -156,6 +156,9 @@ def pretrain(
 ) -> PretrainResult:
     """Pretrain a backbone on a source task and save it without its output layer (seed §2.2.1).
 
+    `backbone` is a registered name (with `backbone_config`) or a Backbone, e.g. your own
+    `nn.Sequential` wrapped by `wrap_module` (then pass the same module to `finetune`/`load`).
+
     Example:
         >>> r = pretrain("mnist5k", classes="0-4", backbone="cnn", out="models/src",
         ...              train=TrainConfig(epochs=5))  # doctest: +SKIP
@@ -167,9 +170,14 @@ def pretrain(
     )
     split = split_task(task, shots=None, seed=cfg.seed)
     seed_everything(cfg.seed)
-    net = create_backbone(backbone, task.input_spec, **(backbone_config or {}))
+    if isinstance(backbone, Backbone):  # a user's module, wrapped with wrap_module
+        check_input_fits(task, backbone.input_spec, model_name="the given backbone")
+        net = backbone
+    else:
+        net = create_backbone(backbone, task.input_spec, **(backbone_config or {}))
     strategy = create_strategy("full")
-    model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet else f"pretrain {backbone}")
+    name = backbone if isinstance(backbone, str) else "user module"
+    model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet else f"pretrain {name}")
     info = {
         "source_task": _task_record(task, split),
         "label_names": task.class_names,

@@ -300,6 +300,60 @@ def predict(
         typer.echo(f"{r['input']}\t{r['value']:.6g}" if "value" in r else f"{r['input']}\t{r['label']}\t{r['probability']:.4f}")
 
 
+@app.command()
+@_friendly
+def compare(
+    pretrained: Annotated[Optional[str], typer.Argument(help="pretrained model folder or store name")] = None,
+    data: Annotated[Optional[str], typer.Option(help="target dataset: built-in name or path")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="folder for runs.sqlite, results.csv, summary.json, report.html")] = None,
+    strategies: Annotated[Optional[str], typer.Option(help="comma-separated (default: all registered; scratch is always added)")] = None,
+    shots: Annotated[Optional[str], typer.Option(help="label budgets per class, e.g. 1,5,10,all (default 1,5,10,all)")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="seeds per cell (default 3)")] = None,
+    freeze: Annotated[Optional[int], typer.Option(help="partial: blocks frozen")] = None,
+    hidden: Annotated[Optional[str], typer.Option(help="add-layers: new hidden layer sizes")] = None,
+    classes: Classes = None,
+    image_size: ImageSize = None,
+    image_margin: Annotated[Optional[int], typer.Option(help="fit images into (N−2M)² first, pad M each side")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV")] = None,
+    epochs: Epochs = None,
+    lr: Annotated[Optional[float], typer.Option(help="learning rate (default 1e-3)")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with the same settings; flags override it")] = None,
+    jobs: Annotated[Optional[int], typer.Option(help="cells run in parallel processes")] = None,
+    threads: Threads = None,
+    force: Annotated[bool, typer.Option(help="discard the runs in --out and start anew")] = False,
+    save_models: Annotated[bool, typer.Option(help="save the seed-0 model of every cell under OUT/models/")] = False,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds."""
+    from .compare.cli_support import compare_from_cli
+
+    compare_from_cli(
+        config_file=config,
+        flags={"pretrained": pretrained, "data": data, "strategies": strategies, "shots": shots, "seeds": seeds,
+               "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column},
+        strategy_flags={"freeze": freeze, "hidden": _ints(hidden, "--hidden")},
+        train_flags={"epochs": epochs, "lr": lr},
+        out=out, jobs=jobs, threads=threads, force=force, save_models=save_models, json_out=json_out, quiet=quiet,
+    )
+
+
+@app.command()
+@_friendly
+def report(
+    out: Annotated[Path, typer.Argument(help="a compare output folder")],
+    json_out: Json = False,
+) -> None:
+    """Rebuild results.csv, summary.json and report.html of a comparison from its run store."""
+    from .compare import rebuild
+
+    summary = rebuild(out)
+    if json_out:
+        _emit(summary)
+    else:
+        typer.echo(f"rebuilt {out}/report.html, summary.json, results.csv ({len(summary['cells'])} cells)")
+
+
 @models_app.callback(invoke_without_command=True)
 @_friendly
 def models_list(ctx: typer.Context, json_out: Json = False) -> None:
@@ -347,17 +401,18 @@ def models_remove(name: Annotated[str, typer.Argument(help="model name in the st
 @app.command()
 @_friendly
 def demo(
-    out: Annotated[Path, typer.Option(help="folder for the demo's models")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option(help="folder for the demo's models and comparison")] = Path("demo-out"),
     seeds: Annotated[int, typer.Option(help="seeds per cell")] = 3,
+    jobs: Annotated[int, typer.Option(help="cells run in parallel processes")] = 1,
     threads: Threads = None,
     json_out: Json = False,
 ) -> None:
-    """The seed's scenario done right: pretrain cnn on MNIST, transfer to UCI digits with 1, 5, 10 labels/class."""
+    """The seed's scenario done right: pretrain cnn on MNIST, compare transfer to UCI digits vs scratch."""
     from .demo import demo as api_demo
 
-    result = api_demo(out=out, seeds=seeds, threads=threads, quiet=json_out)
+    result = api_demo(out=out, seeds=seeds, jobs=jobs, threads=threads, quiet=json_out)
     if json_out:
-        _emit(result)
+        _emit(result.to_json())
 
 
 def main() -> None:

@@ -1,0 +1,100 @@
+"""One cell of a comparison grid run to completion: the same data for every strategy at a (shots, seed)."""
+
+from __future__ import annotations
+
+import copy
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import LoadedModel
+from ..data.task import Task, TaskSplit
+from ..engine import TrainConfig
+from .config import StrategySpec
+from .flops import flops_per_example, training_flops
+
+
+@dataclass(frozen=True)
+class Cell:
+    spec: StrategySpec
+    shots: int | str
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.spec.label, str(self.shots), self.seed)
+
+    def describe(self) -> str:
+        return f"{self.spec.label} · {self.shots} shots · seed {self.seed}"
+
+
+@dataclass
+class CellRunner:
+    """Runs cells against one loaded task and pretrained model; splits are drawn once per (shots, seed)."""
+
+    task: Task
+    source: LoadedModel
+    train: dict[str, Any]
+    threads: int
+    models_dir: Path | None = None
+    _splits: dict[tuple[str, int], TaskSplit] = field(default_factory=dict)
+
+    def split(self, shots: int | str, seed: int) -> TaskSplit:
+        from ..data import split_task
+
+        key = (str(shots), seed)
+        if key not in self._splits:
+            self._splits[key] = split_task(self.task, shots=None if shots == "all" else int(shots), seed=seed)
+        return self._splits[key]
+
+    def run(self, cell: Cell) -> dict[str, Any]:
+        """Train and evaluate one cell; a failure is recorded as a failed run, not raised."""
+        base = {"strategy": cell.spec.label, "strategy_name": cell.spec.name, "options": cell.spec.options,
+                "shots": cell.shots, "seed": cell.seed, "threads": self.threads}
+        try:
+            return base | self._run(cell)
+        except Exception as err:  # noqa: BLE001 — one bad cell must not lose the others
+            return base | {"status": "failed", "error": f"{type(err).__name__}: {err}",
+                           "traceback": traceback.format_exc(limit=5)}
+
+    def _run(self, cell: Cell) -> dict[str, Any]:
+        from ..api import _task_record, train_run
+        from ..artifacts import save_model_folder
+        from ..strategies import create_strategy
+
+        split = self.split(cell.shots, cell.seed)
+        strategy = create_strategy(cell.spec.name, **cell.spec.options)
+        cfg = TrainConfig(**self.train, seed=cell.seed, threads=self.threads)
+        model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg)
+        forward_total, forward_trainable = flops_per_example(model, self.task.input_spec.shape)
+        if self.models_dir is not None and cell.seed == 0:
+            info = {
+                "source_task": self.source.config.get("source_task"),
+                "target_task": _task_record(self.task, split),
+                "label_names": self.task.class_names,
+                "preprocessing": self.task.preprocessing,
+                "target": self.task.target,
+                "metrics": {"val_accuracy": run.val_accuracy, "test_accuracy": metrics["accuracy"]},
+                "training": {"strategy": strategy.name, "strategy_options": strategy.options(), "train": run.config},
+            }
+            save_model_folder(self.models_dir / f"{cell.spec.label}-{cell.shots}shot", backbone=model.backbone,
+                              head=model.head, head_spec=model.head_spec, info=info, overwrite=True)
+        return {
+            "status": "finished",
+            "test_accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "n_test": metrics["n"],
+            "val_accuracy": run.val_accuracy,
+            "train_seconds": run.train_seconds,
+            "epochs": run.epochs,
+            "best_epoch": run.best_epoch,
+            "steps": run.steps,
+            "samples_seen": run.samples_seen,
+            "n_train": int(len(split.y_train)),
+            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "total_params": sum(p.numel() for p in model.parameters()),
+            "flops_per_example_forward": forward_total,
+            "train_flops": training_flops(forward_total, forward_trainable, run.samples_seen),
+            "history": run.history,
+        }

@@ -1,0 +1,114 @@
+"""`transferlab compare`: merge the YAML config and flags, run with a progress display, print the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .config import CompareConfig, StrategySpec, load_config_file
+from .grid import ComparisonResult, run_comparison
+
+
+def resolve_config(config_file: Path | None, flags: dict[str, Any], strategy_flags: dict[str, Any],
+                   train_flags: dict[str, Any]) -> tuple[CompareConfig, dict[str, Any]]:
+    """YAML settings, overridden by every flag that was given; returns the config and execution settings."""
+    settings = load_config_file(config_file) if config_file else {}
+    execution = {k: settings.pop(k) for k in ("jobs", "threads") if k in settings}
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    train = dict(settings.get("train") or {})
+    train.update({k: v for k, v in train_flags.items() if v is not None})
+    settings["train"] = train
+    for required in ("pretrained", "data"):
+        if not settings.get(required):
+            raise ConfigError(f"compare needs {required.upper() if required == 'pretrained' else '--data'} "
+                              f"(on the command line or in --config)")
+    if isinstance(settings.get("strategies"), str):
+        settings["strategies"] = [s.strip() for s in settings["strategies"].split(",") if s.strip()]
+    given = {k: v for k, v in strategy_flags.items() if v is not None}
+    if given:
+        settings["strategies"] = _apply_strategy_flags(settings.get("strategies"), given)
+    return CompareConfig(**settings), execution
+
+
+def _apply_strategy_flags(strategies: list | None, given: dict[str, Any]) -> list[StrategySpec]:
+    """--freeze / --hidden go to the strategies that take them; an option no listed strategy takes is refused."""
+    from ..strategies import list_strategies, strategy_options
+
+    specs = [s if isinstance(s, StrategySpec) else CompareConfig(pretrained="-", data="-", strategies=[s]).strategies[-1]
+             for s in (strategies if strategies is not None else list_strategies())]
+    for option, value in given.items():
+        takers = [s for s in specs if option in {f.name for f in strategy_options(s.name)}]
+        if not takers:
+            raise ConfigError(f"--{option} applies to no strategy in {[s.label for s in specs]}")
+        for spec in takers:
+            spec.options = {**spec.options, option: value}
+    return [StrategySpec(s.name, s.options, s.label) for s in specs]
+
+
+def print_summary(result: ComparisonResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 110))  # the table needs ~110 columns; narrower wraps every row
+    table = Table(title=f"test accuracy over seeds, ± = 95% CI half-width — {result.out}")
+    for col in ("shots", "strategy", "accuracy", "Δ vs scratch", "verdict", "train s", "speed-up"):
+        table.add_column(col, justify="left" if col in ("strategy", "verdict") else "right")
+
+    def pm(mean: float, low: float | None, high: float | None, sign: str = "") -> str:
+        half = "" if low is None or high is None else f" ± {(high - low) / 2:.3f}"
+        return f"{mean:{sign}.3f}{half}"
+
+    for c in result.summary["cells"]:
+        delta = "—" if c["verdict"] == "baseline" else pm(c["delta_vs_scratch"], c["delta_ci_low"], c["delta_ci_high"], "+")
+        colour = {"helps": "green", "hurts": "red"}.get(c["verdict"], "")
+        speedup = c["time_to_scratch_accuracy_speedup"]
+        table.add_row(str(c["shots"]), c["strategy"], pm(c["mean"], c["ci_low"], c["ci_high"]), delta,
+                      f"[{colour}]{c['verdict']}[/{colour}]" if colour else c["verdict"],
+                      f"{c['train_seconds_mean']:.2f}", "never" if speedup is None else f"{speedup:.1f}×")
+    console.print(table)
+    for c in result.summary["cells"]:
+        if c["verdict"] == "hurts":
+            console.print(f"[bold red]warning:[/bold red] negative transfer — {c['strategy']} at {c['shots']} shots is "
+                          f"{c['delta_vs_scratch']:+.3f} below scratch (95% CI entirely below 0)")
+    for shots, rec in result.summary["recommendation"].items():
+        console.print(f"{shots} shots: best {rec['best']}; cheapest within its CI: {rec['cheapest_within_ci']}")
+    if result.failed:
+        console.print(f"[yellow]{result.failed} run(s) failed; see results.csv and runs.sqlite[/yellow]")
+    console.print(f"report: {result.out / 'report.html'}")
+
+
+def run_with_progress(config: CompareConfig, out: Path, *, quiet: bool, **kwargs: Any) -> ComparisonResult:
+    """run_comparison with a rich display: cells done/total, current cell, elapsed, remaining."""
+    if quiet:
+        return run_comparison(config, out, **kwargs)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("compare", total=None)
+
+        def on_cell(cell, run, done, total):
+            state = "running" if run is None else run["status"]
+            progress.update(task, completed=done, total=total, description=f"{cell.describe()} ({state})")
+
+        return run_comparison(config, out, on_cell=on_cell, **kwargs)
+
+
+def compare_from_cli(*, config_file, flags, strategy_flags, train_flags, out, jobs, threads, force, save_models,
+                     json_out, quiet) -> None:
+    import json
+
+    config, execution = resolve_config(config_file, flags, strategy_flags, train_flags)
+    if out is None:
+        raise ConfigError("compare needs --out DIR (where runs.sqlite and the report go)")
+    jobs = jobs if jobs is not None else int(execution.get("jobs", 1))
+    threads = threads if threads is not None else execution.get("threads")
+    result = run_with_progress(config, out, quiet=quiet or json_out, jobs=jobs, threads=threads, force=force,
+                               save_models=save_models)
+    if json_out:
+        print(json.dumps(result.to_json(), allow_nan=False))
+    else:
+        print_summary(result)

@@ -1,0 +1,132 @@
+"""A comparison's settings: from a YAML file, overridden by command-line flags, saved with the results."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+DEFAULT_SHOTS: list[int | str] = [1, 5, 10, "all"]
+BASELINE = "scratch"
+
+# TrainConfig fields a comparison may set (seed comes from the grid; threads from --jobs/--threads).
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "loss", "patience",
+              "min_steps", "eval_every")
+
+
+@dataclass
+class StrategySpec:
+    """One column of the grid: a registered strategy with its options, shown under `label`."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        from ..strategies import create_strategy
+
+        create_strategy(self.name, **self.options)  # validate name and options now, not mid-grid
+        self.label = self.label or self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": self.options, "label": self.label}
+
+
+@dataclass
+class CompareConfig:
+    """What a comparison runs: every (strategy, shots, seed) cell, on one target task, from one pretrained model.
+
+    Example:
+        >>> CompareConfig(pretrained="models/src", data="digits", image_size=28, image_margin=4,
+        ...               strategies=["scratch", "linear-probe"], shots=[1, 5], seeds=3)  # doctest: +SKIP
+    """
+
+    pretrained: str
+    data: str
+    strategies: list[StrategySpec] | None = None
+    shots: list[int | str] = field(default_factory=lambda: list(DEFAULT_SHOTS))
+    seeds: int = 3
+    classes: str | list | None = None
+    image_size: int | None = None
+    image_margin: int = 0
+    label_column: str = "label"
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from ..strategies import list_strategies
+
+        specs = self.strategies if self.strategies is not None else list_strategies()
+        self.strategies = [_spec(s) for s in specs]
+        if BASELINE not in [s.name for s in self.strategies]:
+            self.strategies.insert(0, StrategySpec(BASELINE))  # scratch is always compared against
+        labels = [s.label for s in self.strategies]
+        dupes = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
+        if dupes:
+            raise ConfigError(f"strategy labels must be unique; {dupes} appear twice. Give each a distinct `label`")
+        self.shots = parse_shots_list(self.shots)
+        if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
+            raise ConfigError(f"--seeds must be a whole number ≥ 1; got {self.seeds!r}")
+        unknown = sorted(set(self.train) - set(TRAIN_KEYS))
+        if unknown:
+            raise ConfigError(f"train settings {unknown} are not allowed in a comparison; allowed: {list(TRAIN_KEYS)}")
+        from ..engine import TrainConfig
+
+        TrainConfig(**self.train)  # validate now
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["strategies"] = [s.to_dict() for s in self.strategies or []]
+        return d
+
+
+def _spec(value: Any) -> StrategySpec:
+    if isinstance(value, StrategySpec):
+        return value
+    if isinstance(value, str):
+        return StrategySpec(value.strip())
+    if isinstance(value, dict):
+        value = dict(value)
+        name = value.pop("name", None)
+        if not name:
+            raise ConfigError(f"a strategy entry needs a name, e.g. {{name: partial, options: {{freeze: 2}}}}; got {value}")
+        label = value.pop("label", "")
+        options = value.pop("options", {}) or {}
+        if value:
+            raise ConfigError(f"strategy entry {name!r} has unknown keys {sorted(value)}; allowed: name, label, options")
+        return StrategySpec(name, dict(options), label)
+    raise ConfigError(f"a strategy is a name or a mapping with name/options/label; got {value!r}")
+
+
+def parse_shots_list(value: Any) -> list[int | str]:
+    """'1,5,all' or [1, 5, 'all'] -> [1, 5, 'all'] (ints ascending, 'all' last, no duplicates)."""
+    from ..data import parse_shots
+
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not items:
+        raise ConfigError("--shots needs at least one label budget, e.g. 1,5,10,all")
+    parsed = {parse_shots(str(v).strip() if isinstance(v, str) else v) for v in items}
+    ints = sorted(p for p in parsed if p is not None)
+    return [*ints, *(["all"] if None in parsed else [])]
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML experiment file into a dict of CompareConfig fields (unknown keys are refused)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings (pretrained, data, strategies, shots, ...)")
+    allowed = {f.name for f in dataclasses.fields(CompareConfig)} | {"jobs", "threads"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {unknown}; allowed: {sorted(allowed)}")
+    return data

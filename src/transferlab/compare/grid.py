@@ -1,0 +1,178 @@
+"""`compare`: run a grid of (strategy, shots, seed) cells, resumably, and summarise it honestly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from .cells import Cell, CellRunner
+from .config import CompareConfig
+from .run_store import RunStore
+
+STORE = "runs.sqlite"
+OUTPUTS = ("config.yaml", "results.csv", "summary.json", "report.html")
+
+
+@dataclass
+class ComparisonResult:
+    """The outcome: where it lives, the summary (cells + recommendation) and the finished runs."""
+
+    out: Path
+    summary: dict[str, Any]
+    runs: list[dict[str, Any]]
+    ran: int
+    skipped: int
+    failed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out": str(self.out), "ran": self.ran, "skipped": self.skipped, "failed": self.failed, **self.summary}
+
+
+def _identity(config: CompareConfig, source_sha: str) -> dict[str, Any]:
+    """What must match for a folder's finished runs to be reused (execution details like jobs excluded)."""
+    return config.to_dict() | {"pretrained_sha256": source_sha}
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _per_job_threads(jobs: int, threads: int | None) -> int:
+    if threads is not None:
+        return threads
+    from ..engine.runtime import resolve_threads
+
+    # Parallel jobs already fill the cores; more threads per job would oversubscribe them.
+    return resolve_threads(None) if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _prepare_folder(out: Path, identity: dict[str, Any], force: bool) -> None:
+    store_path = out / STORE
+    if force and store_path.exists():
+        for name in (STORE, f"{STORE}-wal", f"{STORE}-shm", *OUTPUTS):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "models", ignore_errors=True)
+    if store_path.exists():
+        with RunStore(store_path) as store:
+            stored = store.get_meta("config")
+        if stored is not None and stored != identity:
+            raise ConfigError(
+                f"{out} holds a comparison with a different config ({'; '.join(_changes(stored, identity))}); "
+                "use another --out, or --force to discard its runs and start anew"
+            )
+
+
+_WORKER: CellRunner | None = None  # one per worker process (ProcessPoolExecutor initializer)
+
+
+def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None) -> None:
+    global _WORKER
+    _WORKER = _make_runner(config, threads, models_dir)
+
+
+def _run_in_worker(cell: Cell) -> dict[str, Any]:
+    assert _WORKER is not None
+    return _WORKER.run(cell)
+
+
+def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None) -> CellRunner:
+    from ..api import load
+    from ..data import check_input_fits, load_task
+
+    source = load(config.pretrained)
+    task = load_task(config.data, classes=config.classes, image_size=config.image_size,
+                     image_margin=config.image_margin, label_column=config.label_column)
+    check_input_fits(task, source.input_spec, model_name=config.pretrained)
+    return CellRunner(task=task, source=source, train=dict(config.train), threads=threads, models_dir=models_dir)
+
+
+def run_comparison(
+    config: CompareConfig,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    force: bool = False,
+    save_models: bool = False,
+    on_cell: Callable[[Cell, dict[str, Any] | None, int, int], None] | None = None,
+) -> ComparisonResult:
+    """Run every unfinished cell of `config` into `out` and write the summary, CSV and report.
+
+    Restarted on the same folder it skips finished runs; a different config is refused unless
+    `force`. `on_cell(cell, run_or_None, done, total)` reports progress (None: the cell started).
+
+    Example:
+        >>> cfg = CompareConfig(pretrained="models/src", data="digits", image_size=28, image_margin=4)
+        >>> result = run_comparison(cfg, "cmp", jobs=2)  # doctest: +SKIP
+        >>> result.summary["recommendation"]  # doctest: +SKIP
+    """
+    from ..api import load
+
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be a whole number ≥ 1; got {jobs}")
+    out = Path(out)
+    source = load(config.pretrained)
+    identity = _identity(config, source.config["weights"]["sha256"])
+    _prepare_folder(out, identity, force)
+    per_job = _per_job_threads(jobs, threads)
+    models_dir = out / "models" if save_models else None
+    runner = _make_runner(config, per_job, models_dir)  # validates data and shapes before anything is written
+    if runner.task.is_numeric:
+        raise ConfigError("compare needs class labels (it counts labels per class); --target numeric is not supported")
+    out.mkdir(parents=True, exist_ok=True)
+    from .outputs import write_config
+
+    write_config(out, identity)
+    cells = [Cell(spec, shots, seed) for shots in config.shots for seed in range(config.seeds)
+             for spec in config.strategies or []]
+    with RunStore(out / STORE) as store:
+        store.set_meta("config", identity)
+        done_keys = store.finished()
+        todo = [c for c in cells if c.key not in done_keys]
+        skipped, failed, done = len(cells) - len(todo), 0, len(cells) - len(todo)
+        for run in _execute(todo, runner, config, jobs, per_job, models_dir, on_cell, done, len(cells)):
+            store.record(run)
+            failed += run["status"] != "finished"
+        runs = store.runs()
+    from .outputs import write_outputs
+
+    summary = write_outputs(out, runs, identity)
+    return ComparisonResult(out=out, summary=summary, runs=runs, ran=len(todo), skipped=skipped, failed=failed)
+
+
+def _execute(todo, runner, config, jobs, threads, models_dir, on_cell, done, total):
+    """Yield finished run records as cells complete (serially, or in `jobs` worker processes)."""
+    if jobs == 1 or len(todo) <= 1:
+        for cell in todo:
+            if on_cell:
+                on_cell(cell, None, done, total)
+            run = runner.run(cell)
+            done += 1
+            if on_cell:
+                on_cell(cell, run, done, total)
+            yield run
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited OpenMP/torch thread state
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(config, threads, models_dir)) as pool:
+        pending = {pool.submit(_run_in_worker, cell): cell for cell in todo}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    cell = pending.pop(future)
+                    run = future.result()
+                    done += 1
+                    if on_cell:
+                        on_cell(cell, run, done, total)
+                    yield run
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

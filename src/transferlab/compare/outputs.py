@@ -1,0 +1,83 @@
+"""What a comparison leaves in its folder: config.yaml, results.csv, summary.json, report.html."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .statistics import summarize, to_jsonable
+
+CSV_COLUMNS = ("strategy", "strategy_name", "shots", "seed", "status", "test_accuracy", "macro_f1", "val_accuracy",
+               "train_seconds", "epochs", "best_epoch", "steps", "samples_seen", "n_train", "trainable_params",
+               "total_params", "train_flops", "threads")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically: a temporary file in the same folder, fsynced, then renamed over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_config(out: Path, identity: dict[str, Any]) -> None:
+    import yaml
+
+    _write_text(out / "config.yaml", yaml.safe_dump(identity, sort_keys=False))
+
+
+def versions() -> dict[str, str]:
+    import platform
+
+    import torch
+
+    from .. import __version__
+
+    return {"transferlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    """(Re)write results.csv, summary.json and report.html from the finished runs; return the summary."""
+    from ..report import write_report
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for run in runs:
+        writer.writerow(run)
+    _write_text(out / "results.csv", buf.getvalue())
+    summary = to_jsonable(summarize(runs)) if runs else {"cells": [], "recommendation": {}}
+    _write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    if runs:
+        title = f"transferlab comparison: {config.get('pretrained')} → {config.get('data')}"
+        write_report(out / "report.html", summary, to_jsonable(runs), config=config, versions=versions(), title=title)
+    return summary
+
+
+def rebuild(out: str | Path) -> dict[str, Any]:
+    """`transferlab report DIR`: rebuild results.csv, summary.json and report.html from the run store.
+
+    Example:
+        >>> rebuild("cmp")["recommendation"]  # doctest: +SKIP
+    """
+    from ..errors import ConfigError
+    from .grid import STORE
+    from .run_store import RunStore
+
+    out = Path(out)
+    if not (out / STORE).is_file():
+        raise ConfigError(f"{out} holds no comparison ({STORE} is missing); run `transferlab compare ... --out {out}`")
+    with RunStore(out / STORE) as store:
+        runs, config = store.runs(), store.get_meta("config") or {}
+    return write_outputs(out, runs, config)

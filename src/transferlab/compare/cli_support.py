@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .config import CompareConfig, StrategySpec, load_config_file
+from .config import CompareConfig, StrategySpec, load_config_file, strategy_spec
 from .grid import ComparisonResult, run_comparison
 
 
@@ -35,8 +35,7 @@ def _apply_strategy_flags(strategies: list | None, given: dict[str, Any]) -> lis
     """--freeze / --hidden go to the strategies that take them; an option no listed strategy takes is refused."""
     from ..strategies import list_strategies, strategy_options
 
-    specs = [s if isinstance(s, StrategySpec) else CompareConfig(pretrained="-", data="-", strategies=[s]).strategies[-1]
-             for s in (strategies if strategies is not None else list_strategies())]
+    specs = [strategy_spec(s) for s in (strategies if strategies is not None else list_strategies())]
     for option, value in given.items():
         takers = [s for s in specs if option in {f.name for f in strategy_options(s.name)}]
         if not takers:

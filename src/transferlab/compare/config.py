@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 DEFAULT_SHOTS: list[int | str] = [1, 5, 10, "all"]
 BASELINE = "scratch"
@@ -59,7 +59,7 @@ class CompareConfig:
         from ..strategies import list_strategies
 
         specs = self.strategies if self.strategies is not None else list_strategies()
-        self.strategies = [_spec(s) for s in specs]
+        self.strategies = [strategy_spec(s) for s in specs]
         if BASELINE not in [s.name for s in self.strategies]:
             self.strategies.insert(0, StrategySpec(BASELINE))  # scratch is always compared against
         labels = [s.label for s in self.strategies]
@@ -82,7 +82,8 @@ class CompareConfig:
         return d
 
 
-def _spec(value: Any) -> StrategySpec:
+def strategy_spec(value: Any) -> StrategySpec:
+    """A StrategySpec from a name, a mapping {name, options, label}, or a StrategySpec."""
     if isinstance(value, StrategySpec):
         return value
     if isinstance(value, str):
@@ -107,7 +108,10 @@ def parse_shots_list(value: Any) -> list[int | str]:
     items = value.split(",") if isinstance(value, str) else list(value)
     if not items:
         raise ConfigError("--shots needs at least one label budget, e.g. 1,5,10,all")
-    parsed = {parse_shots(str(v).strip() if isinstance(v, str) else v) for v in items}
+    try:
+        parsed = {parse_shots(str(v).strip() if isinstance(v, str) else v) for v in items}
+    except DataError as err:
+        raise ConfigError(f"--shots {value!r}: {err}") from None
     ints = sorted(p for p in parsed if p is not None)
     return [*ints, *(["all"] if None in parsed else [])]
 

@@ -33,7 +33,7 @@ def _friendly(fn: Callable) -> Callable:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted; nothing was saved for the unfinished step", err=True)
+            typer.echo("interrupted; finished work is saved (compare resumes when the same command runs again)", err=True)
             raise typer.Exit(130) from None
 
     return wrapper

@@ -117,3 +117,33 @@ def test_every_strategy_documents_itself():
         assert cls.summary and cls.__doc__
         for f in strategy_options(name):
             assert f.metadata.get("help"), f"{name}.{f.name} has no help"
+
+
+@pytest.mark.parametrize("strategy_name, options", [("linear-probe", {}), ("partial", {"freeze": 2}),
+                                                    ("add-layers", {"hidden": [16], "freeze_backbone": True})])
+def test_frozen_feature_cache_gives_the_uncached_result(strategy_name, options, tiny_split):
+    pretrained = _pretrained("cnn", tiny_split.task)
+    results = {}
+    for cache in (False, True):
+        strategy = create_strategy(strategy_name, **options)
+        results[cache] = train_run(copy.deepcopy(pretrained), tiny_split, strategy, TrainConfig(seed=3, **CFG), cache=cache)
+    (m0, r0, met0), (m1, r1, met1) = results[False], results[True]
+    assert r0.cached_blocks == 0 and r1.cached_blocks == len(create_strategy(strategy_name, **options).frozen_blocks(m1.backbone))
+    assert met0["accuracy"] == met1["accuracy"]
+    for (k, a), b in zip(m0.state_dict().items(), m1.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+    assert [h["val_accuracy"] for h in r0.history] == [h["val_accuracy"] for h in r1.history]
+
+
+def test_a_shared_cache_is_computed_once_per_prefix(tiny_task):
+    from transferlab.data import split_task
+    from transferlab.engine import FeatureCache
+
+    pretrained = _pretrained("cnn", tiny_task)
+    cache = FeatureCache()
+    for seed in range(3):
+        for name, options in (("linear-probe", {}), ("partial", {"freeze": 2})):
+            split = split_task(tiny_task, shots=5, seed=seed)
+            train_run(copy.deepcopy(pretrained), split, create_strategy(name, **options), TrainConfig(seed=seed, **CFG),
+                      cache=cache, cache_key="tiny-cnn")
+    assert len(cache) == 4  # (pool, test) × (3 blocks, 2 blocks), not 6 runs × 2

@@ -13,10 +13,14 @@ from torch import nn
 from .artifacts import LoadedModel, load_model_folder, resolve_model, save_model_folder
 from .data import check_input_fits, load_task, split_task
 from .data.task import Task, TaskSplit
-from .engine import RunResult, TrainConfig, classification_metrics, fit, regression_metrics, seed_everything
+from .engine import (
+    FeatureCache, RunResult, TrainConfig, cacheable_prefix, classification_metrics, fit, prefix_features,
+    regression_metrics, seed_everything,
+)
 from .engine.progress import training_progress
 from .errors import ArtifactError, ConfigError
 from .models import Backbone, HeadSpec, TransferModel, create_backbone
+from .models.head import FromBlock
 from .strategies import Strategy, create_strategy
 
 
@@ -87,16 +91,27 @@ class EvalResult:
         return _json_keys(self)
 
 
+def _inputs(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _labels(y: np.ndarray) -> torch.Tensor:
+    """Labels as int64, or float32 numeric targets (regression)."""
+    return torch.from_numpy(y.astype(np.float32 if y.dtype.kind == "f" else np.int64))
+
+
 def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs as float32; labels as int64, or float32 numeric targets (regression)."""
-    y = y.astype(np.float32 if y.dtype.kind == "f" else np.int64)
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y)
+    return _inputs(x), _labels(y)
+
+
+def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> dict[str, float]:
+    """Metrics on the fixed test split: classification or regression, by the task."""
+    return regression_metrics(net, x, y) if task.is_numeric else classification_metrics(net, x, y, task.num_classes)
 
 
 def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
-    """Metrics on the fixed test split: the only place a run reads it."""
     x, y = _tensors(task.x_test, task.y_test)
-    return regression_metrics(model, x, y) if task.is_numeric else classification_metrics(model, x, y, task.num_classes)
+    return _metrics(model, x, y, task)
 
 
 def _metric_fields(run: RunResult, metrics: dict[str, float]) -> dict[str, float | None]:
@@ -122,21 +137,46 @@ def _task_record(task: Task, split: TaskSplit) -> dict[str, Any]:
 
 
 def train_run(
-    backbone: Backbone, split: TaskSplit, strategy: Strategy, cfg: TrainConfig, *, progress: str | None = None
+    backbone: Backbone,
+    split: TaskSplit,
+    strategy: Strategy,
+    cfg: TrainConfig,
+    *,
+    progress: str | None = None,
+    cache: FeatureCache | bool = True,
+    cache_key: str = "run",
 ) -> tuple[TransferModel, RunResult, dict[str, float]]:
     """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
 
     The test split is read only here, after training, for the returned metrics; training and
-    early stopping see only the train and validation splits.
+    early stopping see only the train and validation splits. When the strategy freezes a prefix of
+    the backbone, its outputs are computed once (`cache=True`: for this run; a FeatureCache: shared
+    by every run whose prefix weights `cache_key` names) and only the rest trains; `cache=False`
+    runs the whole network every step (the same result, slower).
     """
     seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
     model = TransferModel(backbone, strategy.head_spec(split.task.num_outputs))
     strategy.prepare(model)
-    x_tr, y_tr = _tensors(split.x_train, split.y_train)
-    x_va, y_va = _tensors(split.x_val, split.y_val)
+    k = 0
+    if cache is not False and strategy.caches_frozen_prefix:
+        k = cacheable_prefix(model.backbone, strategy.frozen_blocks(model.backbone))
+    y_tr, y_va, y_te = _labels(split.y_train), _labels(split.y_val), _labels(split.y_test)
+    if k:
+        store = cache if isinstance(cache, FeatureCache) else FeatureCache()
+        task = split.task
+        if split.train_index is not None and split.val_index is not None:
+            pool = store.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool)
+            x_tr, x_va = pool[split.train_index], pool[split.val_index]
+        else:  # a hand-made split: compute its own rows
+            x_tr, x_va = prefix_features(model.backbone, k, split.x_train), prefix_features(model.backbone, k, split.x_val)
+        x_te = store.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
+    else:
+        x_tr, x_va, x_te = _inputs(split.x_train), _inputs(split.x_val), _inputs(split.x_test)
     with training_progress(progress or "", enabled=progress is not None) as hooks:
-        result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step, on_epoch_end=hooks.on_epoch_end)
-    return model, result, _test_metrics(model, split.task)
+        result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
+                     on_epoch_end=hooks.on_epoch_end, start_block=k)
+    net = model if k == 0 else FromBlock(model, k)
+    return model, result, _metrics(net, x_te, y_te, split.task)
 
 
 def pretrain(

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..artifacts import LoadedModel
 from ..data.task import Task, TaskSplit
-from ..engine import TrainConfig
+from ..engine import FeatureCache, TrainConfig
 from .config import StrategySpec
 from .flops import flops_per_example, training_flops
 
@@ -39,6 +39,8 @@ class CellRunner:
     threads: int
     models_dir: Path | None = None
     _splits: dict[tuple[str, int], TaskSplit] = field(default_factory=dict)
+    # Outputs of frozen prefixes of the pretrained backbone, shared by every seed and strategy here.
+    _features: FeatureCache = field(default_factory=FeatureCache)
 
     def split(self, shots: int | str, seed: int) -> TaskSplit:
         from ..data import split_task
@@ -66,7 +68,8 @@ class CellRunner:
         split = self.split(cell.shots, cell.seed)
         strategy = create_strategy(cell.spec.name, **cell.spec.options)
         cfg = TrainConfig(**self.train, seed=cell.seed, threads=self.threads)
-        model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg)
+        model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, cache=self._features,
+                                        cache_key=self.source.config["weights"]["sha256"])
         forward_total, forward_trainable = flops_per_example(model, self.task.input_spec.shape)
         if self.models_dir is not None and cell.seed == 0:
             info = {
@@ -89,6 +92,7 @@ class CellRunner:
             "train_seconds": run.train_seconds,
             "epochs": run.epochs,
             "best_epoch": run.best_epoch,
+            "cached_blocks": run.cached_blocks,
             "steps": run.steps,
             "samples_seen": run.samples_seen,
             "n_train": int(len(split.y_train)),

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..models.head import TransferModel
+from ..models.head import FromBlock, TransferModel
 from ..strategies.base import Strategy
 from .evaluate import accuracy, mse
 from .runtime import resolve_threads, seed_everything, set_threads
@@ -89,6 +89,7 @@ class RunResult:
     samples_seen: int
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    cached_blocks: int = 0  # leading frozen blocks whose outputs were computed once, not per step
 
     @property
     def val_accuracy(self) -> float:
@@ -144,12 +145,14 @@ def fit(
     *,
     on_epoch_end: EpochCallback | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    start_block: int = 0,
 ) -> RunResult:
     """Train `model` with `strategy` on (x_train, y_train); keep the weights of the best validation epoch.
 
     The strategy must already have prepared the model (`strategy.prepare(model)`), under the same
     seed, so that a new head and any re-initialisation are repeatable. `on_step(step, steps_per_epoch)`
-    and `on_epoch_end(record)` feed progress bars; they see no tensors.
+    and `on_epoch_end(record)` feed progress bars; they see no tensors. With `start_block=k`, the
+    inputs are the outputs of the first k (frozen) backbone blocks, and only the rest runs.
     """
     set_threads(cfg.threads)
     order = seed_everything(cfg.seed)
@@ -164,6 +167,7 @@ def fit(
     loss_fn = _loss_fn(cfg, model.head_spec.num_outputs, numeric)
     metric_name = "mse" if numeric else "accuracy"
     sign = -1.0 if numeric else 1.0  # compare scores so that higher is always better
+    net = model if start_block == 0 else FromBlock(model, start_block)
     has_val = len(x_val) > 0
     eval_every = cfg.resolved_eval_every(epochs)
 
@@ -177,7 +181,7 @@ def fit(
         losses: list[torch.Tensor] = []  # summed once per epoch: no per-step tensor arithmetic or host sync
         for i in range(0, n, cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss = loss_fn(net(x_train[idx]), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -190,7 +194,7 @@ def fit(
         if epoch % eval_every and epoch != epochs:
             train_seconds += time.perf_counter() - start
             continue
-        val_value = (mse(model, x_val, y_val) if numeric else accuracy(model, x_val, y_val)) if has_val else float("nan")
+        val_value = (mse(net, x_val, y_val) if numeric else accuracy(net, x_val, y_val)) if has_val else float("nan")
         train_seconds += time.perf_counter() - start
         record = {
             "epoch": epoch,
@@ -221,4 +225,5 @@ def fit(
         samples_seen=epoch * n,
         history=history,
         config=asdict(cfg) | {"epochs": epochs},
+        cached_blocks=start_block,
     )

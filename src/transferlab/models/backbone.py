@@ -53,6 +53,18 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
+    def features_until(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        """Run the first `stop` blocks: the output at the cut where a frozen prefix ends."""
+        for block in list(self.blocks.values())[:stop]:
+            x = block(x)
+        return x
+
+    def features_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Run blocks `start`… on the output of `features_until(·, start)`: (B, …) -> (B, feature_dim)."""
+        for block in list(self.blocks.values())[start:]:
+            x = block(x)
+        return x
+
     @property
     def block_names(self) -> list[str]:
         """Block names, input side first (what `--freeze N` counts over)."""

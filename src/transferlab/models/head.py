@@ -59,3 +59,18 @@ class TransferModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.features(x))  # (B, num_outputs)
+
+
+class FromBlock(nn.Module):
+    """The part of a TransferModel after its first `start` backbone blocks (input: features at that cut).
+
+    Training on cached outputs of a frozen prefix runs this instead of the whole model.
+    """
+
+    def __init__(self, model: TransferModel, start: int) -> None:
+        super().__init__()
+        self.model = model
+        self.start = start
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.model.head(self.model.backbone.features_from(h, self.start))  # (B, num_outputs)

@@ -11,6 +11,10 @@ what differs from the defaults:
 - `train_mode(model)`: put the model in training mode; frozen blocks stay in eval mode so a frozen
   BatchNorm keeps its statistics and a frozen dropout is off.
 
+A strategy whose frozen prefix is *not* a fixed function of the input (say it perturbs frozen
+blocks) sets `caches_frozen_prefix = False`; otherwise the engine computes the outputs of the
+leading frozen blocks once and trains the rest on them.
+
 Then decorate the class with `@register_strategy("name")`. Every registered strategy is run by the
 conformance tests automatically.
 """
@@ -41,6 +45,7 @@ class Strategy:
     summary: ClassVar[str] = ""
     Config: ClassVar[type] = NoOptions
     uses_pretrained_weights: ClassVar[bool] = True
+    caches_frozen_prefix: ClassVar[bool] = True
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()

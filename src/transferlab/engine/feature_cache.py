@@ -1,0 +1,58 @@
+"""The frozen-feature cache: a frozen, deterministic backbone prefix runs once per dataset, not once per step.
+
+When a strategy freezes the first k blocks (in eval mode, so dropout is off and BatchNorm uses its
+running statistics, and transferlab applies no augmentation), their output for an example never
+changes during training. Computing it once for the task's pool and test split, and training the rest
+of the network on those features, gives the same result as the uncached path at a fraction of the
+cost. One cache can be shared by every run in a process whose backbone prefix has the same weights
+(a comparison's seeds and strategies).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..models.backbone import Backbone
+from .evaluate import EVAL_BATCH
+
+
+def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
+    """How many leading blocks are frozen (0: nothing to cache)."""
+    k = 0
+    for name in backbone.block_names:
+        if name not in frozen:
+            break
+        k += 1
+    return k
+
+
+def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Outputs of the first `stop` blocks, in eval mode, in large batches: (N, ...) float32."""
+    xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)) if isinstance(x, np.ndarray) else x
+    was_training = backbone.training
+    backbone.eval()
+    with torch.inference_mode():
+        out = torch.cat([backbone.features_until(xt[i : i + EVAL_BATCH], stop) for i in range(0, len(xt), EVAL_BATCH)])
+    backbone.train(was_training)
+    return out.clone()  # a normal tensor (inference tensors cannot be saved for backward)
+
+
+class FeatureCache:
+    """Prefix outputs keyed by (source, number of blocks, array name), computed on first use.
+
+    `source` names the weights of the prefix (e.g. the pretrained model's sha256): runs share an
+    entry only when their frozen prefix has the same weights.
+    """
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, int, str], torch.Tensor] = {}
+
+    def features(self, source: str, backbone: Backbone, stop: int, name: str, x: np.ndarray) -> torch.Tensor:
+        key = (source, stop, name)
+        if key not in self._store:
+            self._store[key] = prefix_features(backbone, stop, x)
+        return self._store[key]
+
+    def __len__(self) -> int:
+        return len(self._store)

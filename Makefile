@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/seed_mlp.py
 	$(PY) benchmarks/threads.py
+	$(PY) benchmarks/frozen_cache.py
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -267,10 +267,12 @@ def finetune(
     overwrite: bool = False,
     quiet: bool = True,
     module: nn.Sequential | None = None,
+    cache: bool = True,
 ) -> FinetuneResult:
     """Adapt a pretrained model to a target task with a new output layer (seed §2.2.2), by one strategy.
 
     `shots=K` trains on K labelled examples per class (None: all). The test split is never trained on.
+    `cache=False` runs a frozen backbone prefix every step instead of once (same result, slower).
 
     Example:
         >>> r = finetune("models/src", "digits", strategy="partial", strategy_options={"freeze": 2},
@@ -284,7 +286,8 @@ def finetune(
     )
     check_input_fits(task, source.input_spec, model_name=str(pretrained))
     split = split_task(task, shots=shots, seed=cfg.seed)
-    model, run, metrics = train_run(source.backbone, split, strat, cfg, progress=None if quiet else f"{strat.describe()}")
+    model, run, metrics = train_run(source.backbone, split, strat, cfg, progress=None if quiet else strat.describe(),
+                                    cache=cache)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if out is not None:
@@ -303,6 +306,7 @@ def finetune(
                 "train_seconds": run.train_seconds,
                 "epochs_run": run.epochs,
                 "trainable_params": trainable,
+                "cached_blocks": run.cached_blocks,
                 "history": run.history,
             },
         }

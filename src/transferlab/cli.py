@@ -205,6 +205,7 @@ def finetune(
     freeze: Annotated[Optional[int], typer.Option(help="partial: number of blocks frozen, input side first")] = None,
     hidden: Annotated[Optional[str], typer.Option(help="add-layers: new hidden layer sizes, e.g. 128,64")] = None,
     freeze_backbone: Annotated[bool, typer.Option(help="add-layers: keep the backbone frozen")] = False,
+    cache: Annotated[bool, typer.Option(help="compute a frozen backbone prefix once, not every step (same result)")] = True,
     shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all'")] = "all",
     classes: Classes = None,
     image_size: ImageSize = None,
@@ -243,7 +244,7 @@ def finetune(
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
-        train=cfg, overwrite=overwrite, quiet=quiet or json_out,
+        train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache,
     )
     if json_out:
         _emit(result.to_json())

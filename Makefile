@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-keras clean
 
 install: $(STAMP)
 
@@ -27,6 +27,21 @@ bench: $(STAMP)
 	$(PY) benchmarks/seed_mlp.py
 	$(PY) benchmarks/threads.py
 	$(PY) benchmarks/frozen_cache.py
+	$(PY) benchmarks/denormals.py
+	$(PY) benchmarks/compile.py
+	$(PY) benchmarks/flops.py
+	$(PY) benchmarks/compare_grid.py
+	$(PY) benchmarks/keras_seed.py
+
+# The seed's Keras example needs tensorflow-cpu: a separate venv, so the main one stays torch-only.
+KERAS_VENV := .venv-keras
+$(KERAS_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(KERAS_VENV)
+	$(KERAS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e . tensorflow-cpu
+	touch $@
+
+bench-keras: $(KERAS_VENV)/.installed
+	$(KERAS_VENV)/bin/python benchmarks/keras_seed.py
 
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) $(KERAS_VENV) demo-out

@@ -87,3 +87,14 @@ def test_fit_refuses_an_empty_training_split(tiny_task):
     with pytest.raises(ConfigError, match="the training split is empty"):
         fit(model, create_strategy("full"), empty, torch.zeros(0, dtype=torch.long), empty,
             torch.zeros(0, dtype=torch.long), TrainConfig(epochs=1))
+
+
+def test_compile_option_trains(tiny_split):
+    _, run, metrics = train_run(_model(tiny_split.task), tiny_split, create_strategy("full"),
+                                TrainConfig(epochs=8, lr=1e-2, compile=True))
+    assert metrics["accuracy"] >= 0.9 and run.config["compile"] is True
+
+
+def test_validation_time_is_part_of_training_time(tiny_split):
+    _, run, _ = train_run(_model(tiny_split.task), tiny_split, create_strategy("full"), TrainConfig(epochs=3))
+    assert 0 < run.eval_seconds < run.train_seconds

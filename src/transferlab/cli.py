@@ -71,6 +71,7 @@ Patience = Annotated[Optional[int], typer.Option(help="stop after N validation p
 WeightDecay = Annotated[float, typer.Option(help="weight decay")]
 Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give identical weights")]
 Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads (default 1: measured fastest here)")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the trained part (slower for small models on CPU; see benchmarks/compile.py)")]
 Json = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
@@ -158,6 +159,7 @@ def pretrain(
     patience: Patience = None,
     seed: Seed = 0,
     threads: Threads = None,
+    compile_model: Compile = False,
     overwrite: Overwrite = False,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -177,7 +179,7 @@ def pretrain(
         arch["channels"] = _ints(channels, "--channels")
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, loss=loss,
-        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads,
+        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model,
     )
     result = api_pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
@@ -222,6 +224,7 @@ def finetune(
     patience: Patience = None,
     seed: Seed = 0,
     threads: Threads = None,
+    compile_model: Compile = False,
     overwrite: Overwrite = False,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -239,7 +242,7 @@ def finetune(
         options["freeze_backbone"] = True
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, loss=loss,
-        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads,
+        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model,
     )
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,

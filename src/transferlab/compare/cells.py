@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class CellRunner:
         from ..artifacts import save_model_folder
         from ..strategies import create_strategy
 
+        start = time.perf_counter()
         split = self.split(cell.shots, cell.seed)
         strategy = create_strategy(cell.spec.name, **cell.spec.options)
         cfg = TrainConfig(**self.train, seed=cell.seed, threads=self.threads)
@@ -100,5 +102,7 @@ class CellRunner:
             "total_params": sum(p.numel() for p in model.parameters()),
             "flops_per_example_forward": forward_total,
             "train_flops": training_flops(forward_total, forward_trainable, run.samples_seen),
+            "eval_seconds": run.eval_seconds,
+            "cell_seconds": time.perf_counter() - start,  # everything: split, features, training, test, saving
             "history": run.history,
         }

@@ -103,3 +103,16 @@ def test_vector_input_mismatch_names_feature_counts():
     backbone = create_backbone("mlp", (4,), hidden=[8])
     with pytest.raises(ShapeError, match="has 5 features per example but this backbone expects 4; for a CSV, pass --label-column"):
         backbone.check_input(torch.zeros(2, 5), what="new.csv")
+
+
+def test_mlp_and_heads_start_like_keras_dense_layers():
+    torch.manual_seed(0)
+    backbone = create_backbone("mlp", (784,), hidden=[128])
+    layer = backbone.blocks["fc1"][1]
+    bound = (6 / (784 + 128)) ** 0.5  # Glorot-uniform
+    assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+    assert torch.count_nonzero(layer.bias) == 0
+    backbone.reset_parameters()  # scratch re-initialises with the same scheme
+    assert torch.count_nonzero(backbone.blocks["fc1"][1].bias) == 0
+    head = TransferModel(backbone, HeadSpec(num_outputs=10)).head
+    assert torch.count_nonzero(head.out.bias) == 0

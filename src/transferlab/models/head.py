@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .backbone import Backbone
+from .backbone import Backbone, glorot_
 from .mlp import ACTIVATIONS
 
 
@@ -35,7 +35,10 @@ class HeadSpec:
 
 
 def build_head(feature_dim: int, spec: HeadSpec) -> nn.Sequential:
-    """(B, feature_dim) -> (B, num_outputs). Hidden layers are named hidden1.., the output layer `out`."""
+    """(B, feature_dim) -> (B, num_outputs). Hidden layers are named hidden1.., the output layer `out`.
+
+    Linear layers start Glorot-uniform with zero biases, like the seed's Keras Dense layers.
+    """
     layers: dict[str, nn.Module] = {}
     width = feature_dim
     for i, h in enumerate(spec.hidden):
@@ -45,7 +48,9 @@ def build_head(feature_dim: int, spec: HeadSpec) -> nn.Sequential:
         layers[f"hidden{i + 1}"] = nn.Sequential(*block)
         width = h
     layers["out"] = nn.Linear(width, spec.num_outputs)
-    return nn.Sequential(OrderedDict(layers))
+    head = nn.Sequential(OrderedDict(layers))
+    glorot_(head)
+    return head
 
 
 class TransferModel(nn.Module):

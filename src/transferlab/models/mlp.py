@@ -45,4 +45,4 @@ def mlp(cfg: MLPConfig, input_spec: InputSpec) -> Backbone:
             layers.append(nn.Dropout(cfg.dropout))
         blocks[f"fc{i + 1}"] = nn.Sequential(*layers)
         in_features = width
-    return Backbone(blocks, input_spec=input_spec, feature_dim=in_features, spec=None)
+    return Backbone(blocks, input_spec=input_spec, feature_dim=in_features, spec=None, init_scheme="glorot")

@@ -165,7 +165,7 @@ def _number(cell: str, path: Path, line: int, column: str) -> float:
     except ValueError:
         raise DataError(
             f"{path}: line {line}, column '{column}' is {cell!r}, not a number; features must be numeric. "
-            f"Encode or drop that column"
+            f"Encode or drop that column (if it holds text, pass --text-column {column})"
         ) from None
     if not np.isfinite(value) or abs(value) > _FLOAT32_MAX:
         raise DataError(

@@ -14,14 +14,14 @@ from transferlab.errors import DataError
 class RawData:
     """Inputs and labels exactly as a reader found them, plus the dataset's own test split if any.
 
-    Image inputs are (N, C, H, W); `scale` is None until they are scaled to [0, 1] (readers of
+    Image inputs are (N, C, H, W); text inputs are (N,) object arrays of str; `scale` is None until they are scaled to [0, 1] (readers of
     image files scale as they read and say how). `framed` is True when a reader already applied
     image_size/image_margin (image folders must, because their images may differ in size).
     """
 
     x: np.ndarray
     y: np.ndarray  # int64 or str labels, already checked by labels.normalize_labels
-    kind: Literal["image", "vector"]
+    kind: Literal["image", "vector", "text"]
     source: str
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None

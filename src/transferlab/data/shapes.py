@@ -11,6 +11,8 @@ def _dims(spec: InputSpec) -> str:
 
 
 def _phrase(spec: InputSpec) -> str:
+    if spec.kind == "text":
+        return "text"
     if spec.kind == "vector":
         return f"{spec.shape[0]}-feature vector"
     return f"{_dims(spec)} image"
@@ -32,8 +34,10 @@ def check_input_fits(
         spec, name = task_or_spec.input_spec, data_name or task_or_spec.name
     else:
         spec, name = task_or_spec, data_name or "the data"
-    if spec == expected:
+    if spec == expected or spec.kind == expected.kind == "text":
         return
+    if "text" in (spec.kind, expected.kind):
+        _raise_text_mismatch(spec, expected, name, model_name)
     said = f"{name} gives {_phrase(spec)} inputs but the pretrained model '{model_name}' expects {_phrase(expected)}s"
     if spec.kind != expected.kind:
         raise ShapeError(
@@ -58,3 +62,17 @@ def check_input_fits(
             fix = f"resize the images to {eh}×{ew} (height×width) before loading"
         fixes.append(fix)
     raise ShapeError(f"{said}; {' and '.join(fixes)}")
+
+
+def _raise_text_mismatch(spec: InputSpec, expected: InputSpec, name: str, model_name: str) -> None:
+    """Text on a model for images/vectors, or the other way round: no reshaping fixes that."""
+    if spec.kind == "text":
+        raise ShapeError(
+            f"{name} gives text inputs but the pretrained model '{model_name}' expects {_phrase(expected)}s; "
+            f"a model for {expected.kind}s cannot read text. Use a text backbone such as minilm"
+        )
+    raise ShapeError(
+        f"{name} gives {_phrase(spec)} inputs but the pretrained model '{model_name}' takes text; this model "
+        f"takes text, so give a text dataset (.csv with a text column, or .jsonl) or use a backbone made for "
+        f"{spec.kind}s"
+    )

@@ -9,15 +9,16 @@ from transferlab.data.formats import read_csv_dataset, read_npz
 from transferlab.data.idx import find_idx_pair, is_idx_file, read_idx
 from transferlab.data.imagefiles import IMAGE_SUFFIXES, read_image_folder
 from transferlab.data.rawdata import RawData
+from transferlab.data.text import is_text_source, read_text_dataset
 from transferlab.errors import DataError
 
 
 def expected_sources() -> str:
     """What `data` may be, for error messages."""
     return (
-        f"expected a built-in name ({', '.join(DATASETS)}) or a path to .npz/.csv/IDX/image folder "
-        f"(.npz with x, y; .csv with a label column; MNIST *-images-idx3-ubyte[.gz]; "
-        f"a folder with one sub-folder of images per class)"
+        f"expected a built-in name ({', '.join(DATASETS)}) or a path to .npz/.csv/IDX/image folder or "
+        f".jsonl (.npz with x, y; .csv with a label column and numeric features or a text column; .jsonl "
+        f"with text and label keys; MNIST *-images-idx3-ubyte[.gz]; a folder with one sub-folder of images per class)"
     )
 
 
@@ -31,9 +32,38 @@ def dataset_name(data: str) -> str:
 
 
 def read_source(
-    data: str, *, label_column: str, image_size: int | None, image_margin: int, target: str = "class"
+    data: str,
+    *,
+    label_column: str,
+    image_size: int | None,
+    image_margin: int,
+    target: str = "class",
+    text_column: str = "text",
+    test_data: str | None = None,
 ) -> RawData:
-    """Read a built-in dataset (a name wins over a same-named path: write ./name for the path) or a file."""
+    """Read a built-in dataset (a name wins over a same-named path: write ./name for the path) or a file.
+
+    A .jsonl file, or a .csv whose header has `text_column`, is a text dataset; `test_data` (text
+    datasets only) is a second file of the same kind read as the dataset's own test split.
+    """
+    if data not in DATASETS and is_text_source(data, text_column):
+        test_path = None
+        if test_data is not None:
+            test_path = Path(test_data).expanduser()
+            if not test_path.is_file():
+                raise DataError(
+                    f"{test_data!r} (test_data): no such file; expected a .csv with a '{text_column}' column "
+                    f"or a .jsonl file, like {data}"
+                )
+        return read_text_dataset(
+            Path(data).expanduser(), text_column=text_column, label_column=label_column, test_path=test_path
+        )
+    if test_data is not None:
+        raise DataError(
+            f"{data}: test_data (--test-data) is read for text datasets only (a .csv with a '{text_column}' "
+            f"column, or a .jsonl); this source is not one. Drop --test-data (an .npz can hold its own "
+            f"x_test and y_test)"
+        )
     numeric = target == "numeric"
     if numeric and (data in DATASETS or not Path(data).suffix.lower() in (".npz", ".csv")):
         raise DataError(

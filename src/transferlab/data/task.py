@@ -10,9 +10,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What one example looks like: an image (C, H, W) or a feature vector (D,)."""
+    """What one example looks like: an image (C, H, W), a feature vector (D,) or a text (shape ()).
 
-    kind: Literal["image", "vector"]
+    A text example is one Python str; the text backbone tokenizes it.
+    """
+
+    kind: Literal["image", "vector", "text"]
     shape: tuple[int, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -23,6 +26,8 @@ class InputSpec:
         return cls(kind=d["kind"], shape=tuple(int(s) for s in d["shape"]))
 
     def describe(self) -> str:
+        if self.kind == "text":
+            return "text"
         return "×".join(str(s) for s in self.shape) + (" image" if self.kind == "image" else " vector")
 
 
@@ -32,8 +37,8 @@ class Task:
 
     The test split is chosen once per dataset, independent of any run seed (or it is the dataset's
     own test split), so every run and every strategy is evaluated on the same held-out examples.
-    Arrays are float32 inputs (N, *input_spec.shape) scaled to [0, 1] for images, and int64 labels
-    (N,) — or float32 targets (N,) when `target == "numeric"` (regression; `class_names` is empty).
+    Arrays are float32 inputs (N, *input_spec.shape) scaled to [0, 1] for images — or, for text,
+    1-D object arrays (N,) of str — and int64 labels (N,) — or float32 targets (N,) when `target == "numeric"` (regression; `class_names` is empty).
     """
 
     name: str

@@ -72,3 +72,50 @@ def isolated_store(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("store")
     monkeypatch.setenv("TRANSFERLAB_HOME", str(root))
     return root
+
+
+TEXT_TEMPLATES = {
+    "sport": ["the team won the match", "a great goal in the final", "the player scored twice", "fans cheered the striker"],
+    "food": ["the soup was delicious", "we baked fresh bread", "a spicy curry for dinner", "the cake tasted sweet"],
+    "tech": ["the laptop needs an update", "install the new software", "the phone battery died", "a fast processor chip"],
+}
+
+
+def make_text_task(n_per_class: int = 12, n_test_per_class: int = 4, seed: int = 0) -> Task:
+    """Short sentences of three topics (object arrays of str), like a tiny topic-classification set."""
+    rng = np.random.default_rng(seed)
+    names = list(TEXT_TEMPLATES)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        texts, labels = [], []
+        for c, name in enumerate(names):
+            for _ in range(n):
+                base = TEXT_TEMPLATES[name][rng.integers(len(TEXT_TEMPLATES[name]))]
+                texts.append(f"{base} {'today' if rng.random() < 0.5 else 'again'}")
+                labels.append(c)
+        return np.array(texts, dtype=object), np.array(labels, dtype=np.int64)
+
+    x_pool, y_pool = draw(n_per_class)
+    x_test, y_test = draw(n_test_per_class)
+    return Task(name="tiny-text", x_pool=x_pool, y_pool=y_pool, x_test=x_test, y_test=y_test, class_names=names,
+                input_spec=InputSpec("text", ()), source="synthetic",
+                preprocessing={"text_column": "text", "label_column": "label", "classes": None})
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_path(tmp_path_factory):
+    """A 2-layer, 32-wide BERT with MiniLM's tokenizer, saved as a local Hugging Face folder."""
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from transferlab.models.text import minilm_path
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(path)
+    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(path)
+    return path

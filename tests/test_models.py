@@ -6,10 +6,29 @@ from transferlab.errors import ConfigError, ShapeError
 from transferlab.models import HeadSpec, TransferModel, create_backbone, list_backbones, wrap_module
 
 
+def make_backbone(name: str, tiny_bert_path):
+    """Every registered backbone at tiny size for its kind of input."""
+    from transferlab.data.task import InputSpec
+
+    if name == "hf":
+        return create_backbone("hf", InputSpec("text", ()), path=str(tiny_bert_path))
+    if name == "minilm":
+        return create_backbone("minilm", InputSpec("text", ()), max_length=16)
+    return create_backbone(name, (1, 16, 16))
+
+
+def example_batch(backbone):
+    import numpy as np
+
+    if backbone.input_spec.kind == "text":
+        return backbone.prepare_inputs(np.array(["one short text", "and a second, longer text here", "x", "y"], dtype=object))
+    return torch.rand(4, 1, 16, 16)
+
+
 @pytest.mark.parametrize("name", list_backbones())
-def test_every_backbone_has_the_transfer_interface(name):
-    backbone = create_backbone(name, (1, 16, 16))
-    x = torch.rand(4, 1, 16, 16)
+def test_every_backbone_has_the_transfer_interface(name, tiny_bert_path):
+    backbone = make_backbone(name, tiny_bert_path)
+    x = example_batch(backbone)
     feats = backbone.features(x)
     assert feats.shape == (4, backbone.feature_dim)
     assert backbone.block_names and len(backbone.block_names) == len(set(backbone.block_names))
@@ -34,7 +53,7 @@ def test_mlp_activations(activation):
 
 
 def test_unknown_backbone_and_option_are_refused():
-    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet'; registered backbones are \['cnn', 'mlp'\]"):
+    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet'; registered backbones are \['cnn', 'hf', 'minilm', 'mlp'\]"):
         create_backbone("resnet", (1, 8, 8))
     with pytest.raises(ConfigError, match=r"backbone 'mlp' has no option\(s\) \['channels'\]; its options are"):
         create_backbone("mlp", (1, 8, 8), channels=[4])

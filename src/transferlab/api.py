@@ -91,17 +91,9 @@ class EvalResult:
         return _json_keys(self)
 
 
-def _inputs(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-
-
 def _labels(y: np.ndarray) -> torch.Tensor:
     """Labels as int64, or float32 numeric targets (regression)."""
     return torch.from_numpy(y.astype(np.float32 if y.dtype.kind == "f" else np.int64))
-
-
-def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    return _inputs(x), _labels(y)
 
 
 def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> dict[str, float]:
@@ -110,8 +102,7 @@ def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> di
 
 
 def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
-    x, y = _tensors(task.x_test, task.y_test)
-    return _metrics(model, x, y, task)
+    return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task)
 
 
 def _metric_fields(run: RunResult, metrics: dict[str, float]) -> dict[str, float | None]:
@@ -171,7 +162,8 @@ def train_run(
             x_tr, x_va = prefix_features(model.backbone, k, split.x_train), prefix_features(model.backbone, k, split.x_val)
         x_te = store.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
     else:
-        x_tr, x_va, x_te = _inputs(split.x_train), _inputs(split.x_val), _inputs(split.x_test)
+        prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
+        x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
     with training_progress(progress or "", enabled=progress is not None) as hooks:
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
                      on_epoch_end=hooks.on_epoch_end, start_block=k)
@@ -401,7 +393,7 @@ def predict(
     else:
         column = label_column or prep.get("label_column", "label")  # a CSV's label column is not a feature
         (x, names), what = load_inputs(inputs, preprocessing=prep, label_column=column), str(inputs)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    xt = loaded.backbone.prepare_inputs(x)
     loaded.backbone.check_input(xt, what=what)
     outputs = predict_logits(loaded.model, xt)
     if loaded.config.get("target") == "numeric":

@@ -72,7 +72,7 @@ class CellRunner:
         cfg = TrainConfig(**self.train, seed=cell.seed, threads=self.threads)
         model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, cache=self._features,
                                         cache_key=self.source.config["weights"]["sha256"])
-        forward_total, forward_trainable = flops_per_example(model, self.task.input_spec.shape)
+        forward_total, forward_trainable = flops_per_example(model, model.backbone.example_input())
         if self.models_dir is not None and cell.seed == 0:
             info = {
                 "source_task": self.source.config.get("source_task"),

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 
-def flops_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
+def flops_per_example(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
     """(forward FLOPs of the whole model, forward FLOPs of the layers that train) for one example.
 
     Counted by torch's FlopCounterMode (matmuls and convolutions; elementwise ops are not counted).
@@ -17,7 +17,7 @@ def flops_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[i
     model.eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(1, *input_shape))
+        model(example)
     model.train(was_training)
     counts = counter.get_flop_counts()
     prefix = type(model).__name__

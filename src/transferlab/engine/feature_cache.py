@@ -16,6 +16,8 @@ import torch
 from ..models.backbone import Backbone
 from .evaluate import EVAL_BATCH
 
+TEXT_BATCH = 64  # sorted by length: small batches keep padding (and wasted attention) low
+
 
 def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
     """How many leading blocks are frozen (0: nothing to cache)."""
@@ -28,13 +30,23 @@ def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
 
 
 def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Outputs of the first `stop` blocks, in eval mode, in large batches: (N, ...) float32."""
-    xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)) if isinstance(x, np.ndarray) else x
+    """Outputs of the first `stop` blocks, in eval mode, in large batches: (N, ...) float32.
+
+    Inputs with a length (tokenized text) are batched shortest first, so each batch carries little
+    padding; the rows come back in their original order.
+    """
+    xt = backbone.prepare_inputs(x) if isinstance(x, np.ndarray) else x
+    lengths = getattr(backbone, "input_lengths", None)
+    order = torch.argsort(lengths(xt), stable=True) if lengths is not None and len(xt) else None
+    batch = TEXT_BATCH if order is not None else EVAL_BATCH
+    xs = xt[order] if order is not None else xt
     was_training = backbone.training
     backbone.eval()
     with torch.inference_mode():
-        out = torch.cat([backbone.features_until(xt[i : i + EVAL_BATCH], stop) for i in range(0, len(xt), EVAL_BATCH)])
+        out = torch.cat([backbone.features_until(xs[i : i + batch], stop) for i in range(0, len(xs), batch)])
     backbone.train(was_training)
+    if order is not None:
+        out = out[torch.argsort(order)]
     return out.clone()  # a normal tensor (inference tensors cannot be saved for backward)
 
 

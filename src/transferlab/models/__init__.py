@@ -1,6 +1,6 @@
 """Backbones (the transfer interface), their registry, heads."""
 
-from . import cnn, mlp  # noqa: F401  (register the built-in backbones)
+from . import cnn, mlp, text  # noqa: F401  (register the built-in backbones; text imports its libraries lazily)
 from .backbone import Backbone, wrap_module
 from .head import HeadSpec, TransferModel, build_head
 from .registry import backbone_summary, create_backbone, list_backbones, register_backbone

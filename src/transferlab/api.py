@@ -113,9 +113,10 @@ def _metric_fields(run: RunResult, metrics: dict[str, float]) -> dict[str, float
             "test_mse": metrics["mse"], "test_mae": metrics["mae"], "test_r2": metrics["r2"]}
 
 
-def _task_record(task: Task, split: TaskSplit) -> dict[str, Any]:
+def _task_record(task: Task, split: TaskSplit, test_data: str | None = None) -> dict[str, Any]:
     return {
         "data": task.name,
+        "test_data": test_data,
         "source": task.source,
         "label_names": task.class_names,
         "target": task.target,
@@ -182,6 +183,8 @@ def pretrain(
     image_margin: int = 0,
     label_column: str = "label",
     target: str = "class",
+    text_column: str = "text",
+    test_data: str | None = None,
     train: TrainConfig | None = None,
     overwrite: bool = False,
     quiet: bool = True,
@@ -198,7 +201,8 @@ def pretrain(
     """
     cfg = train or TrainConfig(epochs=5)
     task = load_task(
-        data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target
+        data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
+        text_column=text_column, test_data=test_data,
     )
     split = split_task(task, shots=None, seed=cfg.seed)
     seed_everything(cfg.seed)
@@ -211,7 +215,7 @@ def pretrain(
     name = backbone if isinstance(backbone, str) else "user module"
     model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet else f"pretrain {name}")
     info = {
-        "source_task": _task_record(task, split),
+        "source_task": _task_record(task, split, test_data) | {"path": str(data)},
         "label_names": task.class_names,
         "preprocessing": task.preprocessing | {"label_column": label_column},
         "target": task.target,
@@ -255,6 +259,8 @@ def finetune(
     image_margin: int = 0,
     label_column: str = "label",
     target: str = "class",
+    text_column: str = "text",
+    test_data: str | None = None,
     train: TrainConfig | None = None,
     overwrite: bool = False,
     quiet: bool = True,
@@ -274,7 +280,8 @@ def finetune(
     strat = create_strategy(strategy, **(strategy_options or {}))
     source = load(pretrained, module=module)
     task = load_task(
-        data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target
+        data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
+        text_column=text_column, test_data=test_data,
     )
     check_input_fits(task, source.input_spec, model_name=str(pretrained))
     split = split_task(task, shots=shots, seed=cfg.seed)
@@ -285,7 +292,7 @@ def finetune(
     if out is not None:
         info = {
             "source_task": source.config.get("source_task"),
-            "target_task": _task_record(task, split),
+            "target_task": _task_record(task, split, test_data) | {"path": str(data)},
             "label_names": task.class_names,
             "preprocessing": task.preprocessing | {"label_column": label_column},
             "target": task.target,
@@ -333,6 +340,8 @@ def evaluate(
     data: str | None = None,
     *,
     label_column: str | None = None,
+    text_column: str | None = None,
+    test_data: str | None = None,
     module: nn.Sequential | None = None,
 ) -> EvalResult:
     """Accuracy and macro-F1 of a fine-tuned model on the fixed test split of `data`.
@@ -345,7 +354,10 @@ def evaluate(
     """
     loaded = _finetuned(model, module)
     prep = loaded.config.get("preprocessing", {})
-    data = data or (loaded.config.get("target_task") or {}).get("data")
+    target_task = loaded.config.get("target_task") or {}
+    if data is None:  # the model's own target task, with its own test file if it had one
+        data = target_task.get("path") or target_task.get("data")
+        test_data = test_data or target_task.get("test_data")
     if not data:
         raise ConfigError(f"{model} records no target task; pass --data")
     task = load_task(
@@ -355,6 +367,8 @@ def evaluate(
         image_margin=prep.get("image_margin") or 0,
         label_column=label_column or prep.get("label_column", "label"),
         target=loaded.config.get("target", "class"),
+        text_column=text_column or prep.get("text_column") or "text",
+        test_data=test_data,
     )
     check_input_fits(task, loaded.input_spec, model_name=str(model))
     if task.is_numeric:
@@ -393,6 +407,8 @@ def predict(
     else:
         column = label_column or prep.get("label_column", "label")  # a CSV's label column is not a feature
         (x, names), what = load_inputs(inputs, preprocessing=prep, label_column=column), str(inputs)
+    if loaded.input_spec.kind == "text" and isinstance(inputs, np.ndarray):
+        x = inputs.astype(object)
     xt = loaded.backbone.prepare_inputs(x)
     loaded.backbone.check_input(xt, what=what)
     outputs = predict_logits(loaded.model, xt)

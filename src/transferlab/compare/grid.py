@@ -86,7 +86,8 @@ def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None) -
 
     source = load(config.pretrained)
     task = load_task(config.data, classes=config.classes, image_size=config.image_size,
-                     image_margin=config.image_margin, label_column=config.label_column)
+                     image_margin=config.image_margin, label_column=config.label_column,
+                     text_column=config.text_column, test_data=config.test_data)
     check_input_fits(task, source.input_spec, model_name=config.pretrained)
     return CellRunner(task=task, source=source, train=dict(config.train), threads=threads, models_dir=models_dir)
 

@@ -98,3 +98,15 @@ def test_compile_option_trains(tiny_split):
 def test_validation_time_is_part_of_training_time(tiny_split):
     _, run, _ = train_run(_model(tiny_split.task), tiny_split, create_strategy("full"), TrainConfig(epochs=3))
     assert 0 < run.eval_seconds < run.train_seconds
+
+
+def test_backbone_and_head_get_their_own_learning_rates(tiny_task):
+    model = TransferModel(_model(tiny_task), HeadSpec(num_outputs=3))
+    groups = create_strategy("full").param_groups(model, 1e-3, 2e-5)
+    assert [(g["name"], g["lr"]) for g in groups] == [("backbone", 2e-5), ("head", 1e-3)]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    lp = create_strategy("linear-probe")
+    lp.prepare(model)
+    assert [g["name"] for g in lp.param_groups(model, 1e-3, 2e-5)] == ["head"]
+    with pytest.raises(ConfigError, match="--backbone-lr must be a positive number; got 0.0"):
+        TrainConfig(backbone_lr=0.0)

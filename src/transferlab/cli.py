@@ -65,7 +65,8 @@ Out = Annotated[Path, typer.Option(help="folder to save the model in")]
 Overwrite = Annotated[bool, typer.Option(help="replace an existing model folder at --out")]
 Epochs = Annotated[Optional[int], typer.Option(help="epochs (default: enough for ~300 steps, 10–200)")]
 BatchSize = Annotated[int, typer.Option(help="minibatch size")]
-Lr = Annotated[float, typer.Option(help="learning rate")]
+Lr = Annotated[float, typer.Option(help="learning rate (of the head; see --backbone-lr)")]
+BackboneLr = Annotated[Optional[float], typer.Option(help="learning rate of the backbone (default: --lr, ×0.02 for text encoders)")]
 Optimizer = Annotated[str, typer.Option(help="adam | adamw | sgd (momentum 0.9)")]
 Schedule = Annotated[str, typer.Option(help="none | cosine | onecycle")]
 Loss = Annotated[Optional[str], typer.Option(help="cross-entropy | mse (default: cross-entropy for classes, mse for numbers)")]
@@ -156,6 +157,7 @@ def pretrain(
     epochs: Annotated[int, typer.Option(help="epochs")] = 5,
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
+    backbone_lr: BackboneLr = None,
     optimizer: Optimizer = "adam",
     schedule: Schedule = "none",
     loss: Loss = None,
@@ -182,7 +184,7 @@ def pretrain(
     if channels is not None:
         arch["channels"] = _ints(channels, "--channels")
     cfg = _train_config(
-        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, loss=loss,
+        epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model,
     )
     result = api_pretrain(
@@ -224,6 +226,7 @@ def finetune(
     epochs: Epochs = None,
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
+    backbone_lr: BackboneLr = None,
     optimizer: Optimizer = "adam",
     schedule: Schedule = "none",
     loss: Loss = None,
@@ -248,7 +251,7 @@ def finetune(
     if freeze_backbone:
         options["freeze_backbone"] = True
     cfg = _train_config(
-        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, loss=loss,
+        epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model,
     )
     result = api_finetune(

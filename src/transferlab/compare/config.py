@@ -13,7 +13,7 @@ DEFAULT_SHOTS: list[int | str] = [1, 5, 10, "all"]
 BASELINE = "scratch"
 
 # TrainConfig fields a comparison may set (seed comes from the grid; threads from --jobs/--threads).
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "loss", "patience",
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "backbone_lr", "optimizer", "momentum", "weight_decay", "schedule", "loss", "patience",
               "min_steps", "eval_every")
 
 

@@ -35,6 +35,7 @@ class TrainConfig:
     epochs: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
+    backbone_lr: float | None = None  # None: lr × the backbone's lr_scale (1 for mlp/cnn, 0.02 for text encoders)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -55,6 +56,8 @@ class TrainConfig:
             (self.epochs is None or self.epochs >= 1, f"--epochs must be ≥ 1; got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be ≥ 1; got {self.batch_size}"),
             (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number; got {self.lr}"),
+            (self.backbone_lr is None or (self.backbone_lr > 0 and math.isfinite(self.backbone_lr)),
+             f"--backbone-lr must be a positive number; got {self.backbone_lr}"),
             (self.patience is None or self.patience >= 1, f"--patience must be ≥ 1; got {self.patience}"),
             (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be ≥ 1; got {self.eval_every}"),
         ]
@@ -171,7 +174,8 @@ def fit(
         raise ConfigError("the training split is empty; nothing to train on")
     epochs = cfg.resolved_epochs(n)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    opt = _optimizer(cfg, strategy.param_groups(model, cfg.lr))
+    backbone_lr = cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr * model.backbone.lr_scale
+    opt = _optimizer(cfg, strategy.param_groups(model, cfg.lr, backbone_lr))
     sched = _scheduler(cfg, opt, epochs * steps_per_epoch)
     numeric = y_train.is_floating_point()  # float targets are a regression task
     loss_fn = _loss_fn(cfg, model.head_spec.num_outputs, numeric)

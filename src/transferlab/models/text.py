@@ -99,6 +99,7 @@ class TextBackbone(Backbone):
         super().__init__(blocks, input_spec=InputSpec("text", ()), feature_dim=feature_dim, spec=None)
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.lr_scale = 0.02  # --lr 1e-3 for the head → 2e-5 for the encoder
         object.__setattr__(self, "_hf_model", hf_model)  # for its own init scheme; not a second copy of weights
 
     def prepare_inputs(self, x: np.ndarray | list[str]) -> torch.Tensor:

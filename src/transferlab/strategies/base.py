@@ -7,7 +7,8 @@ what differs from the defaults:
 - `head_spec(num_outputs)`: the head put on the backbone (default: one linear output layer);
 - `frozen_blocks(backbone)`: names of backbone blocks that do not train (default: none);
 - `prepare(model)`: anything done once before training (default: freeze `frozen_blocks`);
-- `param_groups(model, lr)`: the optimiser's parameter groups, created up front (default: one group);
+- `param_groups(model, lr, backbone_lr)`: the optimiser's parameter groups, created up front
+  (default: the backbone's trainable parameters at `backbone_lr`, the head's at `lr`);
 - `train_mode(model)`: put the model in training mode; frozen blocks stay in eval mode so a frozen
   BatchNorm keeps its statistics and a frozen dropout is off.
 
@@ -59,9 +60,13 @@ class Strategy:
     def prepare(self, model: TransferModel) -> None:
         freeze(model.backbone, self.frozen_blocks(model.backbone))
 
-    def param_groups(self, model: TransferModel, lr: float) -> list[dict[str, Any]]:
-        params = [p for p in model.parameters() if p.requires_grad]
-        return [{"name": "trainable", "params": params, "lr": lr}]
+    def param_groups(self, model: TransferModel, lr: float, backbone_lr: float | None = None) -> list[dict[str, Any]]:
+        backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+        head = [p for p in model.head.parameters() if p.requires_grad]
+        groups = [{"name": "head", "params": head, "lr": lr}]
+        if backbone:
+            groups.insert(0, {"name": "backbone", "params": backbone, "lr": lr if backbone_lr is None else backbone_lr})
+        return groups
 
     def train_mode(self, model: TransferModel) -> None:
         model.train()

@@ -105,8 +105,8 @@ def test_add_layers_builds_new_hidden_layers(tiny_split):
 
 
 def test_strategy_option_errors():
-    with pytest.raises(ConfigError, match=r"unknown strategy 'lora'; registered strategies are \['scratch'"):
-        create_strategy("lora")
+    with pytest.raises(ConfigError, match=r"unknown strategy 'dora'; registered strategies are \['scratch'"):
+        create_strategy("dora")
     with pytest.raises(ConfigError, match=r"strategy 'linear-probe' does not take option\(s\) \['freeze'\] \('freeze' is an option of \['partial'\]\)"):
         create_strategy("linear-probe", freeze=2)
     with pytest.raises(ConfigError, match="--freeze must be a whole number ≥ 1; got 0"):
@@ -159,3 +159,30 @@ def test_a_shared_cache_is_computed_once_per_prefix(tiny_task):
             train_run(copy.deepcopy(pretrained), split, create_strategy(name, **options), TrainConfig(seed=seed, **CFG),
                       cache=cache, cache_key="tiny-cnn")
     assert len(cache) == 4  # (pool, test) × (3 blocks, 2 blocks), not 6 runs × 2
+
+
+def test_lora_trains_adapters_only_and_merges_into_plain_weights(tiny_split, tmp_path):
+    from transferlab.artifacts import load_model_folder, save_model_folder
+
+    pretrained = _pretrained("mlp", tiny_split.task, hidden=[32, 16], dropout=0.0)
+    strategy = create_strategy("lora", rank=2, alpha=4.0)
+    model, run, metrics = train_run(copy.deepcopy(pretrained), tiny_split, strategy, TrainConfig(**CFG))
+    # adapters: fc1 64→32 and fc2 32→16 at rank 2, plus the 16→3 head
+    assert run.trainable_params == 2 * (64 + 32) + 2 * (32 + 16) + 16 * 3 + 3
+    assert set(model.backbone.state_dict()) == set(pretrained.state_dict())  # merged: no adapter tensors left
+    for key, before in pretrained.state_dict().items():
+        assert not torch.equal(before, model.backbone.state_dict()[key]) or key.endswith("bias"), key
+    save_model_folder(tmp_path / "m", backbone=model.backbone, head=model.head, head_spec=model.head_spec,
+                      info={"label_names": ["a", "b", "c"]})
+    loaded = load_model_folder(tmp_path / "m")
+    x = torch.from_numpy(tiny_split.x_test)
+    model.eval()
+    assert torch.allclose(loaded.model(x), model(x), atol=1e-6)
+
+
+def test_lora_option_errors():
+    with pytest.raises(ConfigError, match="--rank must be a whole number ≥ 1; got 0"):
+        create_strategy("lora", rank=0)
+    strategy = create_strategy("lora", targets=["nope"])
+    with pytest.raises(ConfigError, match=r"--targets \['nope'\] match no Linear/Conv2d layer"):
+        strategy.frozen_blocks(create_backbone("mlp", (4,)))

@@ -168,6 +168,7 @@ def train_run(
     with training_progress(progress or "", enabled=progress is not None) as hooks:
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
                      on_epoch_end=hooks.on_epoch_end, start_block=k)
+    strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again
     net = model if k == 0 else FromBlock(model, k)
     return model, result, _metrics(net, x_te, y_te, split.task)
 
@@ -288,7 +289,7 @@ def finetune(
     model, run, metrics = train_run(source.backbone, split, strat, cfg, progress=None if quiet else strat.describe(),
                                     cache=cache)
     total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = run.trainable_params
     if out is not None:
         info = {
             "source_task": source.config.get("source_task"),

@@ -214,6 +214,10 @@ def finetune(
     freeze: Annotated[Optional[int], typer.Option(help="partial: number of blocks frozen, input side first")] = None,
     hidden: Annotated[Optional[str], typer.Option(help="add-layers: new hidden layer sizes, e.g. 128,64")] = None,
     freeze_backbone: Annotated[bool, typer.Option(help="add-layers: keep the backbone frozen")] = False,
+    rank: Annotated[Optional[int], typer.Option(help="lora: rank of the update")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="lora: scale α (update × α/rank)")] = None,
+    lora_dropout: Annotated[Optional[float], typer.Option(help="lora: dropout on the adapter input")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="lora: comma-separated layer names to adapt")] = None,
     cache: Annotated[bool, typer.Option(help="compute a frozen backbone prefix once, not every step (same result)")] = True,
     shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all'")] = "all",
     classes: Classes = None,
@@ -250,6 +254,10 @@ def finetune(
         options["hidden"] = _ints(hidden, "--hidden")
     if freeze_backbone:
         options["freeze_backbone"] = True
+    for key, value in {"rank": rank, "alpha": alpha, "lora_dropout": lora_dropout,
+                       "targets": targets.split(",") if targets else None}.items():
+        if value is not None:
+            options[key] = value
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model,

@@ -98,7 +98,7 @@ class CellRunner:
             "steps": run.steps,
             "samples_seen": run.samples_seen,
             "n_train": int(len(split.y_train)),
-            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "trainable_params": run.trainable_params,
             "total_params": sum(p.numel() for p in model.parameters()),
             "flops_per_example_forward": forward_total,
             "train_flops": training_flops(forward_total, forward_trainable, run.samples_seen),

@@ -95,6 +95,7 @@ class RunResult:
     config: dict[str, Any] = field(default_factory=dict)
     cached_blocks: int = 0  # leading frozen blocks whose outputs were computed once, not per step
     eval_seconds: float = 0.0  # the part of train_seconds spent in validation passes
+    trainable_params: int = 0  # parameters the optimiser updated (adapters included, before any merge)
 
     @property
     def val_accuracy(self) -> float:
@@ -246,4 +247,5 @@ def fit(
         config=asdict(cfg) | {"epochs": epochs},
         cached_blocks=start_block,
         eval_seconds=eval_seconds,
+        trainable_params=sum(p.numel() for g in opt.param_groups for p in g["params"]),
     )

@@ -9,6 +9,7 @@ what differs from the defaults:
 - `prepare(model)`: anything done once before training (default: freeze `frozen_blocks`);
 - `param_groups(model, lr, backbone_lr)`: the optimiser's parameter groups, created up front
   (default: the backbone's trainable parameters at `backbone_lr`, the head's at `lr`);
+- `finalize(model)`: anything done once after training, before evaluation and saving (default: nothing);
 - `train_mode(model)`: put the model in training mode; frozen blocks stay in eval mode so a frozen
   BatchNorm keeps its statistics and a frozen dropout is off.
 
@@ -72,6 +73,9 @@ class Strategy:
         model.train()
         for name in self.frozen_blocks(model.backbone):
             model.backbone.blocks[name].eval()
+
+    def finalize(self, model: TransferModel) -> None:
+        """Called once after training, before evaluation and saving (e.g. merge adapters). Default: nothing."""
 
     def options(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)

@@ -12,6 +12,7 @@ from transferlab.models import create_backbone, list_backbones
 from transferlab.strategies import create_strategy, list_strategies, strategy_options
 
 CFG = dict(epochs=3, batch_size=16, lr=1e-2)
+TINY = {"setfit": {"iterations": 2}}  # options that keep a strategy's extra work tiny in tests
 
 
 def _pretrained(name: str, task, **config):
@@ -34,10 +35,11 @@ def test_strategy_trains_exactly_what_it_says(backbone_name, strategy_name, tiny
         tiny_split = text_split
     pretrained = _pretrained(backbone_name, tiny_split.task, **text.get(backbone_name, {}))
     before = copy.deepcopy(pretrained.state_dict())
-    strategy = create_strategy(strategy_name)
+    strategy = create_strategy(strategy_name, **TINY.get(strategy_name, {}))
     model, run, metrics = train_run(copy.deepcopy(pretrained), tiny_split, strategy, TrainConfig(**CFG))
 
-    frozen = set(strategy.frozen_blocks(model.backbone))
+    # a first phase (SetFit's contrastive tuning) trains the blocks that are frozen afterwards
+    frozen = set() if strategy.tunes_backbone_before_fit else set(strategy.frozen_blocks(model.backbone))
     after = model.backbone.state_dict()
     for block in model.backbone.block_names:
         keys = [k for k in before if k.startswith(f"blocks.{block}.")]
@@ -47,8 +49,9 @@ def test_strategy_trains_exactly_what_it_says(backbone_name, strategy_name, tiny
         if block in frozen:
             # weights *and* BatchNorm running statistics are untouched
             assert not changed, f"{strategy_name} changed frozen block {block}"
+        if block in strategy.frozen_blocks(model.backbone):
             assert all(not p.requires_grad for p in model.backbone.blocks[block].parameters())
-        else:
+        if block not in frozen:
             assert changed, f"{strategy_name} did not train block {block}"
     assert model.head_spec.num_outputs == tiny_split.task.num_classes
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == len(tiny_split.y_test)
@@ -59,12 +62,14 @@ def test_strategy_trains_exactly_what_it_says(backbone_name, strategy_name, tiny
 def test_same_seed_same_weights(strategy_name, tiny_split):
     pretrained = _pretrained("cnn", tiny_split.task)
     runs = [
-        train_run(copy.deepcopy(pretrained), tiny_split, create_strategy(strategy_name), TrainConfig(seed=7, **CFG))[0]
+        train_run(copy.deepcopy(pretrained), tiny_split, create_strategy(strategy_name, **TINY.get(strategy_name, {})),
+                  TrainConfig(seed=7, **CFG))[0]
         for _ in range(2)
     ]
     for (k, a), b in zip(runs[0].state_dict().items(), runs[1].state_dict().values()):
         assert torch.equal(a, b), k
-    other = train_run(copy.deepcopy(pretrained), tiny_split, create_strategy(strategy_name), TrainConfig(seed=8, **CFG))[0]
+    other = train_run(copy.deepcopy(pretrained), tiny_split, create_strategy(strategy_name, **TINY.get(strategy_name, {})),
+                      TrainConfig(seed=8, **CFG))[0]
     assert not torch.equal(other.head.out.weight, runs[0].head.out.weight)
 
 
@@ -186,3 +191,17 @@ def test_lora_option_errors():
     strategy = create_strategy("lora", targets=["nope"])
     with pytest.raises(ConfigError, match=r"--targets \['nope'\] match no Linear/Conv2d layer"):
         strategy.frozen_blocks(create_backbone("mlp", (4,)))
+
+
+def test_setfit_pairs_are_balanced_and_capped():
+    import numpy as np
+
+    from transferlab.strategies.setfit import contrastive_pairs
+
+    y = np.array([0, 0, 1, 1, 2, 2])
+    pairs = contrastive_pairs(y, iterations=3, max_pairs=1000, rng=np.random.default_rng(0))
+    assert len(pairs) == 3 * 6 * 2 and pairs[:, 2].sum() == 18  # one positive and one negative per example
+    assert all((y[i] == y[j]) == bool(s) for i, j, s in pairs) and all(i != j for i, j, _ in pairs)
+    assert len(contrastive_pairs(y, iterations=3, max_pairs=10, rng=np.random.default_rng(0))) == 10
+    with pytest.raises(ConfigError, match="--max-pairs must be a whole number ≥ 1; got 0"):
+        create_strategy("setfit", max_pairs=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,21 +154,30 @@ def train_run(
     if cache is not False and strategy.caches_frozen_prefix:
         k = cacheable_prefix(model.backbone, strategy.frozen_blocks(model.backbone))
     y_tr, y_va, y_te = _labels(split.y_train), _labels(split.y_val), _labels(split.y_test)
-    if k:
-        store = cache if isinstance(cache, FeatureCache) else FeatureCache()
+    phase_seconds = 0.0
+    if strategy.tunes_backbone_before_fit:
+        start = time.perf_counter()
+        strategy.before_fit(model, model.backbone.prepare_inputs(split.x_train), y_tr, cfg.seed)
+        phase_seconds = time.perf_counter() - start
+    shared = (isinstance(cache, FeatureCache) and not strategy.tunes_backbone_before_fit
+              and split.train_index is not None and split.val_index is not None)
+    if k and shared:  # the whole pool and test split once, for every run with this prefix
         task = split.task
-        if split.train_index is not None and split.val_index is not None:
-            pool = store.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool)
-            x_tr, x_va = pool[split.train_index], pool[split.val_index]
-        else:  # a hand-made split: compute its own rows
-            x_tr, x_va = prefix_features(model.backbone, k, split.x_train), prefix_features(model.backbone, k, split.x_val)
-        x_te = store.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
+        pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool)
+        x_tr, x_va = pool[split.train_index], pool[split.val_index]
+        x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
+    elif k:  # this run's own rows only (its prefix may be tuned, or nothing is shared)
+        x_tr, x_va, x_te = (prefix_features(model.backbone, k, a) for a in (split.x_train, split.x_val, split.x_test))
     else:
         prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
         x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
     with training_progress(progress or "", enabled=progress is not None) as hooks:
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
                      on_epoch_end=hooks.on_epoch_end, start_block=k)
+    if phase_seconds:  # the first phase is training time too (time-to-accuracy stays honest)
+        result.train_seconds += phase_seconds
+        for record in result.history:
+            record["elapsed_seconds"] += phase_seconds
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again
     net = model if k == 0 else FromBlock(model, k)
     return model, result, _metrics(net, x_te, y_te, split.task)

@@ -9,6 +9,8 @@ what differs from the defaults:
 - `prepare(model)`: anything done once before training (default: freeze `frozen_blocks`);
 - `param_groups(model, lr, backbone_lr)`: the optimiser's parameter groups, created up front
   (default: the backbone's trainable parameters at `backbone_lr`, the head's at `lr`);
+- `before_fit(model, x, y, seed)`: an optional first phase on the training inputs (set
+  `tunes_backbone_before_fit = True` when it changes the backbone);
 - `finalize(model)`: anything done once after training, before evaluation and saving (default: nothing);
 - `train_mode(model)`: put the model in training mode; frozen blocks stay in eval mode so a frozen
   BatchNorm keeps its statistics and a frozen dropout is off.
@@ -48,6 +50,11 @@ class Strategy:
     Config: ClassVar[type] = NoOptions
     uses_pretrained_weights: ClassVar[bool] = True
     caches_frozen_prefix: ClassVar[bool] = True
+    # True when `before_fit` changes the backbone (its features are then not shared with other runs)
+    tunes_backbone_before_fit: ClassVar[bool] = False
+
+    def before_fit(self, model: TransferModel, x: Any, y: Any, seed: int) -> None:
+        """An optional first phase on the training split (e.g. SetFit's contrastive tuning). Default: nothing."""
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()

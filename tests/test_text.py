@@ -74,5 +74,7 @@ def test_text_compare_runs_paired_cells(tmp_path, text_files, tiny_bert_path):
     payload = invoke("compare", f"hf:{tiny_bert_path}", "--data", text_files / "train.csv", "--test-data",
                      text_files / "test.csv", "--strategies", "linear-probe,full", "--shots", "2,4", "--seeds", "2",
                      "--epochs", "3", "--out", tmp_path / "c", "--json")
-    assert payload["ran"] == 3 * 2 * 2 and payload["failed"] == 0
-    assert {c["strategy"] for c in payload["cells"]} == {"scratch", "linear-probe", "full"}
+    assert payload["ran"] == 4 * 2 * 2 and payload["failed"] == 0  # 3 strategies + the TF-IDF reference
+    assert {c["strategy"] for c in payload["cells"]} == {"scratch", "linear-probe", "full", "tfidf-logreg"}
+    tfidf = [c for c in payload["cells"] if c["strategy"] == "tfidf-logreg"]
+    assert all(0 <= c["mean"] <= 1 and c["time_to_scratch_accuracy_speedup"] is None for c in tfidf)

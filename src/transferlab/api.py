@@ -18,6 +18,7 @@ from .engine import (
     FeatureCache, RunResult, TrainConfig, cacheable_prefix, classification_metrics, fit, prefix_features,
     regression_metrics, seed_everything,
 )
+from .engine.runtime import set_threads
 from .engine.progress import training_progress
 from .errors import ArtifactError, ConfigError
 from .models import Backbone, HeadSpec, TransferModel, create_backbone
@@ -147,6 +148,7 @@ def train_run(
     by every run whose prefix weights `cache_key` names) and only the rest trains; `cache=False`
     runs the whole network every step (the same result, slower).
     """
+    set_threads(cfg.threads)
     seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
     model = TransferModel(backbone, strategy.head_spec(split.task.num_outputs))
     strategy.prepare(model)
@@ -176,6 +178,7 @@ def train_run(
                      on_epoch_end=hooks.on_epoch_end, start_block=k)
     if phase_seconds:  # the first phase is training time too (time-to-accuracy stays honest)
         result.train_seconds += phase_seconds
+        result.trainable_params += sum(p.numel() for p in model.backbone.parameters())
         for record in result.history:
             record["elapsed_seconds"] += phase_seconds
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again

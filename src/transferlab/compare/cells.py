@@ -18,16 +18,21 @@ from .flops import flops_per_example, training_flops
 
 @dataclass(frozen=True)
 class Cell:
-    spec: StrategySpec
+    spec: StrategySpec | None  # None: the reference baseline named by `reference` (not a strategy)
     shots: int | str
     seed: int
+    reference: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.spec.label if self.spec is not None else str(self.reference)
 
     @property
     def key(self) -> tuple[str, str, int]:
-        return (self.spec.label, str(self.shots), self.seed)
+        return (self.label, str(self.shots), self.seed)
 
     def describe(self) -> str:
-        return f"{self.spec.label} · {self.shots} shots · seed {self.seed}"
+        return f"{self.label} · {self.shots} shots · seed {self.seed}"
 
 
 @dataclass
@@ -53,8 +58,10 @@ class CellRunner:
 
     def run(self, cell: Cell) -> dict[str, Any]:
         """Train and evaluate one cell; a failure is recorded as a failed run, not raised."""
-        base = {"strategy": cell.spec.label, "strategy_name": cell.spec.name, "options": cell.spec.options,
-                "shots": cell.shots, "seed": cell.seed, "threads": self.threads}
+        spec = cell.spec
+        base = {"strategy": cell.label, "strategy_name": spec.name if spec else cell.reference,
+                "options": spec.options if spec else {}, "shots": cell.shots, "seed": cell.seed,
+                "threads": self.threads}
         try:
             return base | self._run(cell)
         except Exception as err:  # noqa: BLE001 — one bad cell must not lose the others
@@ -68,6 +75,10 @@ class CellRunner:
 
         start = time.perf_counter()
         split = self.split(cell.shots, cell.seed)
+        if cell.spec is None:
+            from .reference import tfidf_logreg
+
+            return tfidf_logreg(split, cell.seed) | {"cell_seconds": time.perf_counter() - start}
         strategy = create_strategy(cell.spec.name, **cell.spec.options)
         cfg = TrainConfig(**self.train, seed=cell.seed, threads=self.threads)
         model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, cache=self._features,

@@ -129,8 +129,12 @@ def run_comparison(
     from .outputs import write_config
 
     write_config(out, identity)
-    cells = [Cell(spec, shots, seed) for shots in config.shots for seed in range(config.seeds)
-             for spec in config.strategies or []]
+    from .reference import TFIDF
+
+    references = [TFIDF] if runner.task.input_spec.kind == "text" else []  # a classic line to read against
+    cells = [cell for shots in config.shots for seed in range(config.seeds)
+             for cell in [*(Cell(spec, shots, seed) for spec in config.strategies or []),
+                          *(Cell(None, shots, seed, reference=r) for r in references)]]
     with RunStore(out / STORE) as store:
         store.set_meta("config", identity)
         done_keys = store.finished()

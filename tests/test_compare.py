@@ -146,7 +146,7 @@ def test_yaml_config_and_flags(setup, tmp_path):
     "settings, message",
     [
         ({"bogus": 1}, r"unknown setting\(s\) \['bogus'\]"),
-        ({"strategies": ["lora"]}, "unknown strategy 'lora'"),
+        ({"strategies": ["dora"]}, "unknown strategy 'dora'"),
         ({"strategies": [{"name": "partial", "options": {"freeze": 0}}]}, "--freeze must be a whole number ≥ 1; got 0"),
         ({"strategies": ["full", {"name": "full"}]}, r"strategy labels must be unique; \['full'\] appear twice"),
         ({"seeds": 0}, "--seeds must be a whole number ≥ 1; got 0"),

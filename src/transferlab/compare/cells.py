@@ -80,7 +80,7 @@ class CellRunner:
 
             return tfidf_logreg(split, cell.seed) | {"cell_seconds": time.perf_counter() - start}
         strategy = create_strategy(cell.spec.name, **cell.spec.options)
-        cfg = TrainConfig(**self.train, seed=cell.seed, threads=self.threads)
+        cfg = TrainConfig(**(self.train | cell.spec.train), seed=cell.seed, threads=self.threads)
         model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, cache=self._features,
                                         cache_key=self.source.config["weights"]["sha256"])
         forward_total, forward_trainable = flops_per_example(model, model.backbone.example_input())

@@ -42,7 +42,7 @@ def _apply_strategy_flags(strategies: list | None, given: dict[str, Any]) -> lis
             raise ConfigError(f"--{option} applies to no strategy in {[s.label for s in specs]}")
         for spec in takers:
             spec.options = {**spec.options, option: value}
-    return [StrategySpec(s.name, s.options, s.label) for s in specs]
+    return [StrategySpec(s.name, s.options, s.label, s.train) for s in specs]
 
 
 def print_summary(result: ComparisonResult) -> None:

@@ -24,15 +24,22 @@ class StrategySpec:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    train: dict[str, Any] = field(default_factory=dict)  # overrides of the comparison's train settings
 
     def __post_init__(self) -> None:
+        from ..engine import TrainConfig
         from ..strategies import create_strategy
 
         create_strategy(self.name, **self.options)  # validate name and options now, not mid-grid
         self.label = self.label or self.name
+        unknown = sorted(set(self.train) - set(TRAIN_KEYS))
+        if unknown:
+            raise ConfigError(f"strategy {self.label!r}: train settings {unknown} are not allowed; allowed: {list(TRAIN_KEYS)}")
+        TrainConfig(**self.train)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "options": self.options, "label": self.label}
+        d = {"name": self.name, "options": self.options, "label": self.label}
+        return d | ({"train": self.train} if self.train else {})
 
 
 @dataclass
@@ -97,9 +104,10 @@ def strategy_spec(value: Any) -> StrategySpec:
             raise ConfigError(f"a strategy entry needs a name, e.g. {{name: partial, options: {{freeze: 2}}}}; got {value}")
         label = value.pop("label", "")
         options = value.pop("options", {}) or {}
+        train = value.pop("train", {}) or {}
         if value:
-            raise ConfigError(f"strategy entry {name!r} has unknown keys {sorted(value)}; allowed: name, label, options")
-        return StrategySpec(name, dict(options), label)
+            raise ConfigError(f"strategy entry {name!r} has unknown keys {sorted(value)}; allowed: name, label, options, train")
+        return StrategySpec(name, dict(options), label, dict(train))
     raise ConfigError(f"a strategy is a name or a mapping with name/options/label; got {value!r}")
 
 

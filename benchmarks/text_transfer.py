@@ -1,0 +1,89 @@
+"""Benchmark: transfer from all-MiniLM-L6-v2 on TREC-6 question classification (5,452 train / 500 test).
+
+Runs `transferlab compare` with scratch (same encoder architecture, random init), linear-probe,
+full fine-tuning and SetFit — plus the TF-IDF + logistic-regression reference line compare adds for
+text — at 8, 16 and 64 labels per class, and reports the summary table, the wall time, and the
+embedding throughput of the frozen encoder (sentences/s, length-sorted batches).
+
+    python benchmarks/text_transfer.py [--seeds 3] [--shots 8,16,64] [--out bench-out/trec] [--json]
+
+Needs the text extra and ../shared/data/trec (CSV files with text,label columns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TREC = ROOT.parent / "shared" / "data" / "trec"
+
+STRATEGIES = [
+    {"name": "scratch", "train": {"epochs": 20, "eval_every": 5}},
+    {"name": "linear-probe"},
+    {"name": "full", "train": {"epochs": 20, "eval_every": 5}},
+    {"name": "setfit", "options": {"iterations": 20, "max_pairs": 1280}},
+]
+
+
+def embedding_throughput(texts: np.ndarray) -> float:
+    from transferlab.data.task import InputSpec
+    from transferlab.engine import prefix_features
+    from transferlab.models import create_backbone
+
+    backbone = create_backbone("minilm", InputSpec("text", ()))
+    start = time.perf_counter()
+    prefix_features(backbone, len(backbone.block_names), texts)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--shots", default="8,16,64")
+    parser.add_argument("--out", default=str(ROOT / "bench-out" / "trec"))
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if not (TREC / "train.csv").is_file():
+        print(f"skipped: {TREC} not found")
+        return
+    from transferlab.compare import CompareConfig, run_comparison
+    from transferlab.data import load_task
+
+    torch.set_num_threads(args.threads or 1)
+    task = load_task(str(TREC / "train.csv"), test_data=str(TREC / "test.csv"))
+    throughput = embedding_throughput(task.x_pool)
+    config = CompareConfig(pretrained="minilm", data=str(TREC / "train.csv"), test_data=str(TREC / "test.csv"),
+                           strategies=STRATEGIES, shots=args.shots, seeds=args.seeds)
+    start = time.perf_counter()
+    result = run_comparison(config, args.out, threads=args.threads, force=True)
+    wall = time.perf_counter() - start
+    cells = result.summary["cells"]
+    figures = {"wall_seconds": wall, "embedding_sentences_per_s": throughput, "seeds": args.seeds,
+               "threads": args.threads or 1, "cells": cells, "failed": result.failed}
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"TREC-6, all-MiniLM-L6-v2, {args.seeds} seeds, {args.threads or 1} thread(s); wall {wall / 60:.1f} min; "
+          f"embedding {throughput:.0f} sentences/s\n")
+    print("| labels/class | strategy | test accuracy [95% CI] | sd over seeds | Δ vs scratch [95% CI] | verdict | train s |")
+    print("|---:|---|---:|---:|---:|---|---:|")
+    runs = result.runs
+    for c in cells:
+        accs = [r["test_accuracy"] for r in runs if r["strategy"] == c["strategy"] and str(r["shots"]) == str(c["shots"])]
+        sd = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+        ci = "" if c["ci_low"] is None else f" [{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
+        delta = "—" if c["verdict"] == "baseline" else (
+            f"{c['delta_vs_scratch']:+.3f}" + ("" if c["delta_ci_low"] is None else f" [{c['delta_ci_low']:+.3f}, {c['delta_ci_high']:+.3f}]"))
+        print(f"| {c['shots']} | {c['strategy']} | {c['mean']:.3f}{ci} | {sd:.3f} | {delta} | {c['verdict']} | "
+              f"{c['train_seconds_mean']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -218,6 +218,9 @@ def finetune(
     alpha: Annotated[Optional[float], typer.Option(help="lora: scale α (update × α/rank)")] = None,
     lora_dropout: Annotated[Optional[float], typer.Option(help="lora: dropout on the adapter input")] = None,
     targets: Annotated[Optional[str], typer.Option(help="lora: comma-separated layer names to adapt")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="setfit: positive and negative pairs per example")] = None,
+    max_pairs: Annotated[Optional[int], typer.Option(help="setfit: cap on contrastive pairs")] = None,
+    pair_lr: Annotated[Optional[float], typer.Option(help="setfit: learning rate of the pair phase")] = None,
     cache: Annotated[bool, typer.Option(help="compute a frozen backbone prefix once, not every step (same result)")] = True,
     shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all'")] = "all",
     classes: Classes = None,
@@ -255,7 +258,8 @@ def finetune(
     if freeze_backbone:
         options["freeze_backbone"] = True
     for key, value in {"rank": rank, "alpha": alpha, "lora_dropout": lora_dropout,
-                       "targets": targets.split(",") if targets else None}.items():
+                       "targets": targets.split(",") if targets else None, "iterations": iterations,
+                       "max_pairs": max_pairs, "pair_lr": pair_lr}.items():
         if value is not None:
             options[key] = value
     cfg = _train_config(

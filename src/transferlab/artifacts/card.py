@@ -34,6 +34,8 @@ def model_card(config: dict[str, Any]) -> str:
         f"preprocessing {config.get('preprocessing', {})}",
         f"- Source task: {_task_line(config.get('source_task'))}",
     ]
+    if config.get("origin"):
+        lines.append(f"- Origin: {config['origin']} — weights copied unchanged; loaded by path, offline")
     if kind == "finetuned":
         training = config.get("training", {})
         lines.append(f"- Target task: {_task_line(config.get('target_task'))}")

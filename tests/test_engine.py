@@ -107,6 +107,8 @@ def test_backbone_and_head_get_their_own_learning_rates(tiny_task):
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     lp = create_strategy("linear-probe")
     lp.prepare(model)
-    assert [g["name"] for g in lp.param_groups(model, 1e-3, 2e-5)] == ["head"]
+    groups = lp.param_groups(model, 1e-3, 2e-5)  # created up front: frozen parameters are in a group too
+    assert [g["name"] for g in groups] == ["backbone", "head"]
+    assert not any(p.requires_grad for p in groups[0]["params"]) and all(p.requires_grad for p in groups[1]["params"])
     with pytest.raises(ConfigError, match="--backbone-lr must be a positive number; got 0.0"):
         TrainConfig(backbone_lr=0.0)

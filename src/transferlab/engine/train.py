@@ -10,6 +10,7 @@ from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import ConfigError
 from ..models.head import FromBlock, TransferModel
@@ -47,6 +48,8 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     compile: bool = False  # torch.compile the trained part; off by default (benchmarks/compile.py)
+    restore_best: bool = True  # end with the weights of the best validation pass (False: the last epoch's)
+    bn: Literal["train", "freeze"] = "train"  # freeze: every BatchNorm keeps its statistics and affine parameters
 
     def __post_init__(self) -> None:
         checks = [
@@ -60,6 +63,7 @@ class TrainConfig:
              f"--backbone-lr must be a positive number; got {self.backbone_lr}"),
             (self.patience is None or self.patience >= 1, f"--patience must be ≥ 1; got {self.patience}"),
             (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be ≥ 1; got {self.eval_every}"),
+            (self.bn in ("train", "freeze"), f"--bn {self.bn!r} is not one of ['train', 'freeze']"),
         ]
         for ok, message in checks:
             if not ok:
@@ -141,6 +145,15 @@ def _loss_fn(cfg: TrainConfig, num_outputs: int, numeric: bool) -> Callable[[tor
     return lambda logits, y: F.mse_loss(logits.softmax(1), F.one_hot(y, num_outputs).to(logits.dtype))
 
 
+def _freeze_batchnorm(model: nn.Module) -> None:
+    """--bn freeze: statistics and affine parameters fixed, module in eval mode (after Lightning's BaseFinetuning)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+
 def _mean_loss(losses: list[torch.Tensor], n: int, batch_size: int) -> float:
     """Per-example mean of per-batch mean losses (the last batch may be smaller)."""
     weights = torch.full((len(losses),), float(batch_size))
@@ -176,6 +189,8 @@ def fit(
     epochs = cfg.resolved_epochs(n)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     backbone_lr = cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr * model.backbone.lr_scale
+    regularizer = strategy.regularizer if strategy.has_regularizer else None
+    trained: set[tuple[int, int]] = set()  # (id, size) of every parameter that trained in some epoch
     opt = _optimizer(cfg, strategy.param_groups(model, cfg.lr, backbone_lr))
     sched = _scheduler(cfg, opt, epochs * steps_per_epoch)
     numeric = y_train.is_floating_point()  # float targets are a regression task
@@ -193,12 +208,18 @@ def fit(
     train_seconds, eval_seconds, steps = 0.0, 0.0, 0
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
+        strategy.on_epoch_start(model, epoch, epochs)  # phase schedules (lp-ft, gradual unfreezing)
         strategy.train_mode(model)
+        if cfg.bn == "freeze":
+            _freeze_batchnorm(model)
+        trained.update((id(p), p.numel()) for g in opt.param_groups for p in g["params"] if p.requires_grad)
         perm = torch.randperm(n, generator=order)
         losses: list[torch.Tensor] = []  # summed once per epoch: no per-step tensor arithmetic or host sync
         for i in range(0, n, cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
             loss = loss_fn(net(x_train[idx]), y_train[idx])
+            if regularizer is not None:
+                loss = loss + regularizer(model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -230,7 +251,7 @@ def fit(
             best_state = copy.deepcopy(model.state_dict())
         if cfg.patience is not None and has_val and epoch - best_epoch >= cfg.patience * eval_every:
             break
-    if best_state is not None:
+    if best_state is not None and cfg.restore_best:
         model.load_state_dict(best_state)
     else:
         best_epoch = epoch
@@ -247,5 +268,5 @@ def fit(
         config=asdict(cfg) | {"epochs": epochs},
         cached_blocks=start_block,
         eval_seconds=eval_seconds,
-        trainable_params=sum(p.numel() for g in opt.param_groups for p in g["params"]),
+        trainable_params=sum(size for _, size in trained),
     )

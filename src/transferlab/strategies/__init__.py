@@ -1,7 +1,7 @@
 """Strategies: how a pretrained model is adapted. One registry; the from-scratch baseline is one too."""
 
 from . import seed_strategies  # noqa: F401, I001  (register the built-in strategies: the baseline first)
-from . import lora, setfit  # noqa: F401, E402  (lora imports peft only when used)
+from . import lora, rates, schedules, setfit  # noqa: F401, E402  (lora imports peft only when used)
 from .base import (
     Strategy,
     create_strategy,

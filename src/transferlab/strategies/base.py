@@ -11,6 +11,8 @@ what differs from the defaults:
   (default: the backbone's trainable parameters at `backbone_lr`, the head's at `lr`);
 - `before_fit(model, x, y, seed)`: an optional first phase on the training inputs (set
   `tunes_backbone_before_fit = True` when it changes the backbone);
+- `on_epoch_start(model, epoch, epochs)`: a phase schedule (which blocks train from this epoch on);
+- `regularizer(model)`: a term added to every step's loss (with `has_regularizer = True`);
 - `finalize(model)`: anything done once after training, before evaluation and saving (default: nothing);
 - `train_mode(model)`: put the model in training mode; frozen blocks stay in eval mode so a frozen
   BatchNorm keeps its statistics and a frozen dropout is off.
@@ -69,8 +71,11 @@ class Strategy:
         freeze(model.backbone, self.frozen_blocks(model.backbone))
 
     def param_groups(self, model: TransferModel, lr: float, backbone_lr: float | None = None) -> list[dict[str, Any]]:
-        backbone = [p for p in model.backbone.parameters() if p.requires_grad]
-        head = [p for p in model.head.parameters() if p.requires_grad]
+        """Every parameter is in a group from the start — frozen ones too (they get no gradient, so
+        the optimiser skips them) — so unfreezing mid-run needs no new group and a checkpoint taken
+        mid-schedule has the same optimiser layout as the run it restores."""
+        backbone = list(model.backbone.parameters())
+        head = list(model.head.parameters())
         groups = [{"name": "head", "params": head, "lr": lr}]
         if backbone:
             groups.insert(0, {"name": "backbone", "params": backbone, "lr": lr if backbone_lr is None else backbone_lr})
@@ -80,6 +85,15 @@ class Strategy:
         model.train()
         for name in self.frozen_blocks(model.backbone):
             model.backbone.blocks[name].eval()
+
+    has_regularizer: ClassVar[bool] = False
+
+    def regularizer(self, model: TransferModel) -> Any:
+        """A term added to every step's loss (set `has_regularizer = True`), e.g. L2-SP's distance to the pretrained weights."""
+        raise NotImplementedError
+
+    def on_epoch_start(self, model: TransferModel, epoch: int, epochs: int) -> None:
+        """Called before each epoch (1-based): phase schedules change what trains here. Default: nothing."""
 
     def finalize(self, model: TransferModel) -> None:
         """Called once after training, before evaluation and saving (e.g. merge adapters). Default: nothing."""

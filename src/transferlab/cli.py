@@ -221,6 +221,11 @@ def finetune(
     iterations: Annotated[Optional[int], typer.Option(help="setfit: positive and negative pairs per example")] = None,
     max_pairs: Annotated[Optional[int], typer.Option(help="setfit: cap on contrastive pairs")] = None,
     pair_lr: Annotated[Optional[float], typer.Option(help="setfit: learning rate of the pair phase")] = None,
+    probe_fraction: Annotated[Optional[float], typer.Option(help="lp-ft: share of epochs spent probing first")] = None,
+    every: Annotated[Optional[int], typer.Option(help="gradual-unfreeze: epochs between unfreezing blocks")] = None,
+    lr_decay: Annotated[Optional[float], typer.Option(help="discriminative-lr: rate × decay per block toward the input")] = None,
+    beta: Annotated[Optional[float], typer.Option(help="l2-sp: weight of β/2·‖w‖² on the head (--alpha: on the backbone drift)")] = None,
+    bn: Annotated[str, typer.Option(help="BatchNorm policy: train | freeze (statistics and affine parameters fixed)")] = "train",
     cache: Annotated[bool, typer.Option(help="compute a frozen backbone prefix once, not every step (same result)")] = True,
     shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all'")] = "all",
     classes: Classes = None,
@@ -251,20 +256,16 @@ def finetune(
     from .data import parse_shots
 
     options: dict[str, Any] = {}
-    if freeze is not None:
-        options["freeze"] = freeze
-    if hidden is not None:
-        options["hidden"] = _ints(hidden, "--hidden")
-    if freeze_backbone:
-        options["freeze_backbone"] = True
-    for key, value in {"rank": rank, "alpha": alpha, "lora_dropout": lora_dropout,
-                       "targets": targets.split(",") if targets else None, "iterations": iterations,
-                       "max_pairs": max_pairs, "pair_lr": pair_lr}.items():
-        if value is not None:
-            options[key] = value
+    given = {
+        "freeze": freeze, "hidden": _ints(hidden, "--hidden"), "freeze_backbone": True if freeze_backbone else None,
+        "rank": rank, "alpha": alpha, "lora_dropout": lora_dropout, "targets": targets.split(",") if targets else None,
+        "iterations": iterations, "max_pairs": max_pairs, "pair_lr": pair_lr, "probe_fraction": probe_fraction,
+        "every": every, "lr_decay": lr_decay, "beta": beta,
+    }
+    options.update({k: v for k, v in given.items() if v is not None})  # the strategy refuses options it lacks
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
-        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model,
+        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, bn=bn,
     )
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,

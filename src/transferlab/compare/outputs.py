@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.files import write_text_atomic
 from .statistics import summarize, to_jsonable
 
 CSV_COLUMNS = ("strategy", "strategy_name", "shots", "seed", "status", "test_accuracy", "macro_f1", "val_accuracy",
@@ -17,24 +16,10 @@ CSV_COLUMNS = ("strategy", "strategy_name", "shots", "seed", "status", "test_acc
                "total_params", "train_flops", "threads")
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write atomically: a temporary file in the same folder, fsynced, then renamed over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_config(out: Path, identity: dict[str, Any]) -> None:
     import yaml
 
-    _write_text(out / "config.yaml", yaml.safe_dump(identity, sort_keys=False))
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(identity, sort_keys=False))
 
 
 def versions() -> dict[str, str]:
@@ -56,9 +41,9 @@ def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any])
     writer.writeheader()
     for run in runs:
         writer.writerow(run)
-    _write_text(out / "results.csv", buf.getvalue())
+    write_text_atomic(out / "results.csv", buf.getvalue())
     summary = to_jsonable(summarize(runs)) if runs else {"cells": [], "recommendation": {}}
-    _write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     if runs:
         title = f"transferlab comparison: {config.get('pretrained')} → {config.get('data')}"
         write_report(out / "report.html", summary, to_jsonable(runs), config=config, versions=versions(), title=title)

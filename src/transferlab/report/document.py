@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -119,20 +118,10 @@ def write_report(
     Example:
         >>> write_report("runs/cmp/report.html", summary, runs, config=config, versions=versions)  # doctest: +SKIP
     """
-    path = Path(path)
+    from ..artifacts.files import write_text_atomic
+
     page = render_report(summary, runs, config=config, versions=versions, title=title)  # fail before touching disk
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(page.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(Path(path), page)
 
 
 def _figure(png_base64: str | None, alt: str, caption: str, *, missing: str = "") -> str:

@@ -6,6 +6,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.head import FromBlock, TransferModel
 from ..strategies.base import Strategy
+from .checkpoint import LoopState, load_checkpoint, save_checkpoint
 from .evaluate import accuracy, mse
 from .runtime import resolve_threads, seed_everything, set_threads
 
@@ -155,10 +157,14 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 
 
 def _mean_loss(losses: list[torch.Tensor], n: int, batch_size: int) -> float:
-    """Per-example mean of per-batch mean losses (the last batch may be smaller)."""
-    weights = torch.full((len(losses),), float(batch_size))
-    weights[-1] = n - batch_size * (len(losses) - 1)
-    return float(torch.stack(losses) @ weights) / n
+    """Per-example mean of per-batch mean losses (the last batch may be smaller).
+
+    Summed in Python from one host copy per epoch: a float32 dot product's summation order may
+    depend on memory alignment, and a resumed run must report the very same number.
+    """
+    values = torch.stack(losses).tolist()
+    sizes = [batch_size] * (len(values) - 1) + [n - batch_size * (len(values) - 1)]
+    return sum(v * w for v, w in zip(values, sizes)) / n
 
 
 def fit(
@@ -173,6 +179,9 @@ def fit(
     on_epoch_end: EpochCallback | None = None,
     on_step: Callable[[int, int], None] | None = None,
     start_block: int = 0,
+    checkpoint: Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Train `model` with `strategy` on (x_train, y_train); keep the weights of the best validation epoch.
 
@@ -180,17 +189,23 @@ def fit(
     seed, so that a new head and any re-initialisation are repeatable. `on_step(step, steps_per_epoch)`
     and `on_epoch_end(record)` feed progress bars; they see no tensors. With `start_block=k`, the
     inputs are the outputs of the first k (frozen) backbone blocks, and only the rest runs.
+
+    With `checkpoint` (a file path) the full training state is saved at the end of every epoch and,
+    with `checkpoint_every=N`, every N steps; `resume=True` continues from it, bit-identically to a
+    run that was never interrupted (same seed and threads).
     """
     set_threads(cfg.threads)
     order = seed_everything(cfg.seed)
     n = len(x_train)
     if n == 0:
         raise ConfigError("the training split is empty; nothing to train on")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be a whole number of steps ≥ 1; got {checkpoint_every}")
     epochs = cfg.resolved_epochs(n)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     backbone_lr = cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr * model.backbone.lr_scale
     regularizer = strategy.regularizer if strategy.has_regularizer else None
-    trained: set[tuple[int, int]] = set()  # (id, size) of every parameter that trained in some epoch
+    names = {id(p): name for name, p in model.named_parameters()}
     opt = _optimizer(cfg, strategy.param_groups(model, cfg.lr, backbone_lr))
     sched = _scheduler(cfg, opt, epochs * steps_per_epoch)
     numeric = y_train.is_floating_point()  # float targets are a regression task
@@ -203,20 +218,23 @@ def fit(
     has_val = len(x_val) > 0
     eval_every = cfg.resolved_eval_every(epochs)
 
-    history: list[dict[str, float]] = []
-    best_score, best_value, best_epoch, best_state = -math.inf, float("nan"), 0, None
-    train_seconds, eval_seconds, steps = 0.0, 0.0, 0
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
+    st = LoopState()
+    identity = asdict(cfg) | {"epochs": epochs, "n_train": n, "start_block": start_block, "strategy": strategy.describe()}
+    saved = {"config": identity, "model": model, "optimizer": opt, "scheduler": sched, "order": order}
+    if checkpoint is not None and resume and checkpoint.is_file():
+        load_checkpoint(checkpoint, state=st, **saved)
+    stop = False
+    while st.epoch <= epochs and not stop:
+        epoch, start = st.epoch, time.perf_counter()
         strategy.on_epoch_start(model, epoch, epochs)  # phase schedules (lp-ft, gradual unfreezing)
         strategy.train_mode(model)
         if cfg.bn == "freeze":
             _freeze_batchnorm(model)
-        trained.update((id(p), p.numel()) for g in opt.param_groups for p in g["params"] if p.requires_grad)
-        perm = torch.randperm(n, generator=order)
-        losses: list[torch.Tensor] = []  # summed once per epoch: no per-step tensor arithmetic or host sync
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i : i + cfg.batch_size]
+        if st.position == 0:  # a fresh epoch (a resumed one keeps its order and losses)
+            st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
+            st.perm, st.losses = torch.randperm(n, generator=order), []
+        for i in range(st.position, n, cfg.batch_size):
+            idx = st.perm[i : i + cfg.batch_size]
             loss = loss_fn(net(x_train[idx]), y_train[idx])
             if regularizer is not None:
                 loss = loss + regularizer(model)
@@ -225,34 +243,39 @@ def fit(
             opt.step()
             if sched is not None:
                 sched.step()
-            losses.append(loss.detach())
+            st.losses.append(loss.detach())  # summed once per epoch: no per-step arithmetic or host sync
+            st.position = i + cfg.batch_size
             if on_step is not None:
                 on_step(i // cfg.batch_size + 1, steps_per_epoch)
-        steps += steps_per_epoch
-        if epoch % eval_every and epoch != epochs:
-            train_seconds += time.perf_counter() - start
-            continue
-        eval_start = time.perf_counter()
-        val_value = (mse(net, x_val, y_val) if numeric else accuracy(net, x_val, y_val)) if has_val else float("nan")
-        now = time.perf_counter()
-        eval_seconds += now - eval_start
-        train_seconds += now - start
-        record = {
-            "epoch": epoch,
-            "train_loss": _mean_loss(losses, n, cfg.batch_size),
-            f"val_{metric_name}": val_value,
-            "elapsed_seconds": train_seconds,
-        }
-        history.append(record)
-        if on_epoch_end is not None:
-            on_epoch_end(record | {"epochs": epochs})
-        if has_val and sign * val_value > best_score:
-            best_score, best_value, best_epoch = sign * val_value, val_value, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        if cfg.patience is not None and has_val and epoch - best_epoch >= cfg.patience * eval_every:
-            break
-    if best_state is not None and cfg.restore_best:
-        model.load_state_dict(best_state)
+            if checkpoint_every and checkpoint is not None and st.position < n \
+                    and (st.steps + len(st.losses)) % checkpoint_every == 0:
+                now = time.perf_counter()
+                st.train_seconds, start = st.train_seconds + now - start, now
+                save_checkpoint(checkpoint, state=st, **saved)
+        st.position, st.steps = 0, st.steps + steps_per_epoch
+        validate = epoch % eval_every == 0 or epoch == epochs
+        if validate:
+            eval_start = time.perf_counter()
+            val_value = (mse(net, x_val, y_val) if numeric else accuracy(net, x_val, y_val)) if has_val else float("nan")
+            st.eval_seconds += time.perf_counter() - eval_start
+        st.train_seconds += time.perf_counter() - start  # bookkeeping below (history, best copy, checkpoint) excluded
+        if validate:
+            record = {"epoch": epoch, "train_loss": _mean_loss(st.losses, n, cfg.batch_size),
+                      f"val_{metric_name}": val_value, "elapsed_seconds": st.train_seconds}
+            st.history.append(record)
+            if on_epoch_end is not None:
+                on_epoch_end(record | {"epochs": epochs})
+            if has_val and sign * val_value > st.best_score:
+                st.best_score, st.best_value, st.best_epoch = sign * val_value, val_value, epoch
+                st.best_state = copy.deepcopy(model.state_dict())
+            stop = cfg.patience is not None and has_val and epoch - st.best_epoch >= cfg.patience * eval_every
+        st.epoch += 1
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, state=st, **saved)
+    epoch = st.epoch - 1
+    best_epoch = st.best_epoch
+    if st.best_state is not None and cfg.restore_best:
+        model.load_state_dict(st.best_state)
     else:
         best_epoch = epoch
     model.eval()
@@ -260,13 +283,13 @@ def fit(
         epochs=epoch,
         best_epoch=best_epoch,
         val_metric=metric_name,
-        val_value=best_value,
-        train_seconds=train_seconds,
-        steps=steps,
+        val_value=st.best_value,
+        train_seconds=st.train_seconds,
+        steps=st.steps,
         samples_seen=epoch * n,
-        history=history,
+        history=st.history,
         config=asdict(cfg) | {"epochs": epochs},
         cached_blocks=start_block,
-        eval_seconds=eval_seconds,
-        trainable_params=sum(size for _, size in trained),
+        eval_seconds=st.eval_seconds,
+        trainable_params=sum(p.numel() for name, p in model.named_parameters() if name in st.trained),
     )

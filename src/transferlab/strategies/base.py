@@ -93,7 +93,11 @@ class Strategy:
         raise NotImplementedError
 
     def on_epoch_start(self, model: TransferModel, epoch: int, epochs: int) -> None:
-        """Called before each epoch (1-based): phase schedules change what trains here. Default: nothing."""
+        """Called before each epoch (1-based): phase schedules change what trains here. Default: nothing.
+
+        It must depend on `epoch` only (no hidden state, no random draws): a run resumed mid-epoch
+        calls it again for that epoch to restore the phase.
+        """
 
     def finalize(self, model: TransferModel) -> None:
         """Called once after training, before evaluation and saving (e.g. merge adapters). Default: nothing."""

@@ -1,0 +1,130 @@
+"""Training checkpoints: everything a run needs to continue bit-identically after a kill.
+
+A checkpoint holds the model, optimiser and scheduler state, the loop position (epoch, step, this
+epoch's data order and losses so far), the early-stopping state, the history and timings, and every
+RNG state (torch, numpy, python, and the data-order generator). It is written with `torch.save` to a
+temporary file, fsynced and renamed, and read back with `weights_only=True` (CVE-2025-32434): only
+tensors and plain containers, never code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+CHECKPOINT = "checkpoint.pt"
+# What a checkpoint holds; each component is needed to resume exactly (tests drop each in turn).
+COMPONENTS = ("model", "optimizer", "scheduler", "loop", "early_stopping", "history", "rng_torch", "rng_numpy",
+              "rng_python", "rng_order")
+
+
+@dataclass
+class LoopState:
+    """The training loop's position and bookkeeping (what `fit` carries from step to step)."""
+
+    epoch: int = 1
+    position: int = 0  # index into this epoch's order where the next batch starts
+    steps: int = 0
+    perm: torch.Tensor | None = None
+    losses: list[torch.Tensor] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    trained: set[str] = field(default_factory=set)
+    best_score: float = -float("inf")
+    best_value: float = float("nan")
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+def _numpy_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_numpy_state(s: dict[str, Any]) -> None:
+    np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached"]))
+
+
+def save_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator) -> None:
+    """Write a checkpoint atomically (temporary file in the same folder, fsync, rename)."""
+    parts: dict[str, Any] = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "loop": {"epoch": state.epoch, "position": state.position, "steps": state.steps, "perm": state.perm,
+                 "losses": list(state.losses), "train_seconds": state.train_seconds,
+                 "eval_seconds": state.eval_seconds, "trained": sorted(state.trained)},
+        "early_stopping": {"score": state.best_score, "value": state.best_value, "epoch": state.best_epoch,
+                           "state": state.best_state},
+        "history": state.history,
+        "rng_torch": torch.get_rng_state(),
+        "rng_numpy": _numpy_state(),
+        "rng_python": random.getstate(),
+        "rng_order": order.get_state(),
+    }
+    payload = {"format": "transferlab.checkpoint", "version": 1, "config": config,
+               **{k: v for k, v in parts.items() if k in COMPONENTS}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator) -> None:
+    """Restore everything `save_checkpoint` wrote; refuse a checkpoint of a different configuration."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 — any unreadable file is the same user-facing problem
+        raise ConfigError(f"{path} is not a readable transferlab checkpoint ({type(err).__name__}: {err}); "
+                          "delete it to start the run anew") from None
+    if not isinstance(payload, dict) or payload.get("format") != "transferlab.checkpoint":
+        raise ConfigError(f"{path} is not a transferlab checkpoint; delete it to start the run anew")
+    if payload["config"] != config:
+        changed = sorted(k for k in set(config) | set(payload["config"]) if config.get(k) != payload["config"].get(k))
+        raise ConfigError(f"{path} was written by a run with other settings (changed: {changed}); resume with the "
+                          "same settings, or drop --resume to start anew")
+    if "model" in payload:
+        model.load_state_dict(payload["model"])
+    if "optimizer" in payload:
+        optimizer.load_state_dict(payload["optimizer"])
+    if scheduler is not None and payload.get("scheduler") is not None:
+        scheduler.load_state_dict(payload["scheduler"])
+    if "loop" in payload:
+        loop = payload["loop"]
+        state.epoch, state.position, state.steps = loop["epoch"], loop["position"], loop["steps"]
+        state.perm, state.losses = loop["perm"], list(loop["losses"])
+        state.train_seconds, state.eval_seconds = loop["train_seconds"], loop["eval_seconds"]
+        state.trained = set(loop["trained"])
+    if "early_stopping" in payload:
+        es = payload["early_stopping"]
+        state.best_score, state.best_value, state.best_epoch, state.best_state = es["score"], es["value"], es["epoch"], es["state"]
+    if "history" in payload:
+        state.history = list(payload["history"])
+    if "rng_torch" in payload:
+        torch.set_rng_state(payload["rng_torch"])
+    if "rng_numpy" in payload:
+        _set_numpy_state(payload["rng_numpy"])
+    if "rng_python" in payload:
+        random.setstate(payload["rng_python"])
+    if "rng_order" in payload:
+        order.set_state(payload["rng_order"])

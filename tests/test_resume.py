@@ -99,3 +99,76 @@ def test_a_checkpoint_of_other_settings_is_refused(tiny_split, tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="is not a readable transferlab checkpoint"):
         _run(tiny_split, path, resume=True)
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return [sys.executable, "-m", "transferlab", *map(str, args)]
+
+
+def test_sigkill_at_random_points_then_resume_gives_identical_weights(tmp_path):
+    """The command line: kill a finetune five times at random moments, resume each time, compare."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from safetensors.torch import load_file
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 60)
+    x = rng.uniform(0, 0.3, size=(len(y), 8, 8)).astype(np.float32)
+    for i, c in enumerate(y):
+        x[i, 2 * c : 2 * c + 3] += 0.5
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    env = dict(os.environ, TRANSFERLAB_THREADS="1")
+    subprocess.run(_cli("pretrain", "--data", tmp_path / "d.npz", "--backbone", "mlp", "--hidden", "32", "--epochs", "2",
+                        "--out", tmp_path / "src", "-q"), check=True, env=env, capture_output=True)
+    args = ["finetune", tmp_path / "src", "--data", tmp_path / "d.npz", "--strategy", "full", "--epochs", "40",
+            "--schedule", "cosine", "--batch-size", "8", "--checkpoint-every", "3", "--seed", "5", "-q"]
+    subprocess.run(_cli(*args, "--out", tmp_path / "whole"), check=True, env=env, capture_output=True)
+
+    out = tmp_path / "killed"
+    kills = 0
+    for attempt in range(30):
+        proc = subprocess.Popen(_cli(*args, "--out", out, "--resume"), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        checkpoint = out / "checkpoint.pt"
+        seen = checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0
+        deadline = time.time() + 60
+        while proc.poll() is None and time.time() < deadline:  # wait for progress, then kill at a random moment
+            if checkpoint.exists() and checkpoint.stat().st_mtime_ns != seen:
+                time.sleep(float(rng.uniform(0, 0.05)))
+                break
+            time.sleep(0.005)
+        if proc.poll() is not None:
+            break  # it finished before we killed it
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        if kills == 5:
+            break
+    assert kills == 5, "the run finished too fast to be killed five times; make it longer"
+    done = subprocess.run(_cli(*args, "--out", out, "--resume"), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not (out / "checkpoint.pt").exists()  # finished: the run folder is now a model folder
+    a, b = load_file(str(tmp_path / "whole" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_errors(tmp_path):
+    import subprocess
+
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).random((30, 4)), y=np.repeat(np.arange(3), 10))
+    subprocess.run(_cli("pretrain", "--data", tmp_path / "d.npz", "--backbone", "mlp", "--epochs", "1", "--out",
+                        tmp_path / "m", "-q"), check=True, capture_output=True)
+    done = subprocess.run(_cli("pretrain", "--data", tmp_path / "d.npz", "--backbone", "mlp", "--epochs", "1", "--out",
+                               tmp_path / "m", "--resume"), capture_output=True, text=True)
+    assert done.returncode == 2 and "holds a finished model; there is nothing to resume" in done.stderr
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"x")
+    done = subprocess.run(_cli("pretrain", "--data", tmp_path / "d.npz", "--backbone", "mlp", "--epochs", "1", "--out",
+                               tmp_path / "run"), capture_output=True, text=True)
+    assert done.returncode == 2 and "holds an unfinished run (checkpoint.pt); pass --resume" in done.stderr

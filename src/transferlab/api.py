@@ -139,6 +139,9 @@ def train_run(
     progress: str | None = None,
     cache: FeatureCache | bool = True,
     cache_key: str = "run",
+    checkpoint: Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> tuple[TransferModel, RunResult, dict[str, float]]:
     """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
 
@@ -175,7 +178,8 @@ def train_run(
         x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
     with training_progress(progress or "", enabled=progress is not None) as hooks:
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
-                     on_epoch_end=hooks.on_epoch_end, start_block=k)
+                     on_epoch_end=hooks.on_epoch_end, start_block=k, checkpoint=checkpoint,
+                     checkpoint_every=checkpoint_every, resume=resume)
     if phase_seconds:  # the first phase is training time too (time-to-accuracy stays honest)
         result.train_seconds += phase_seconds
         result.trainable_params += sum(p.numel() for p in model.backbone.parameters())
@@ -184,6 +188,27 @@ def train_run(
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again
     net = model if k == 0 else FromBlock(model, k)
     return model, result, _metrics(net, x_te, y_te, split.task)
+
+
+def _run_folder(out: str | Path | None, *, overwrite: bool, resume: bool) -> Path | None:
+    """Where a run keeps its checkpoint: inside --out, which becomes the model folder when it ends."""
+    from .artifacts.model_folder import CHECKPOINT, CONFIG, check_writable, is_run_folder
+
+    if out is None:
+        if resume:
+            raise ConfigError("--resume continues the run saved in --out; pass --out DIR")
+        return None
+    out = Path(out)
+    if (out / CONFIG).is_file() and resume:
+        raise ArtifactError(f"{out} holds a finished model; there is nothing to resume (drop --resume)")
+    if is_run_folder(out) and not resume:
+        if not overwrite:
+            raise ArtifactError(f"{out} holds an unfinished run ({CHECKPOINT}); pass --resume to continue it, "
+                                "or --overwrite to start anew")
+        (out / CHECKPOINT).unlink()
+    check_writable(out, overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    return out / CHECKPOINT
 
 
 def pretrain(
@@ -202,6 +227,8 @@ def pretrain(
     train: TrainConfig | None = None,
     overwrite: bool = False,
     quiet: bool = True,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
 ) -> PretrainResult:
     """Pretrain a backbone on a source task and save it without its output layer (seed §2.2.1).
 
@@ -227,7 +254,9 @@ def pretrain(
         net = create_backbone(backbone, task.input_spec, **(backbone_config or {}))
     strategy = create_strategy("full")
     name = backbone if isinstance(backbone, str) else "user module"
-    model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet else f"pretrain {name}")
+    checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
+    model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet else f"pretrain {name}",
+                                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     info = {
         "source_task": _task_record(task, split, test_data) | {"path": str(data)},
         "label_names": task.class_names,
@@ -280,6 +309,8 @@ def finetune(
     quiet: bool = True,
     module: nn.Sequential | None = None,
     cache: bool = True,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
 ) -> FinetuneResult:
     """Adapt a pretrained model to a target task with a new output layer (seed §2.2.2), by one strategy.
 
@@ -299,8 +330,10 @@ def finetune(
     )
     check_input_fits(task, source.input_spec, model_name=str(pretrained))
     split = split_task(task, shots=shots, seed=cfg.seed)
+    checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
     model, run, metrics = train_run(source.backbone, split, strat, cfg, progress=None if quiet else strat.describe(),
-                                    cache=cache)
+                                    cache=cache, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                    resume=resume)
     total = sum(p.numel() for p in model.parameters())
     trainable = run.trainable_params
     if out is not None:

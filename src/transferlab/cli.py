@@ -63,6 +63,8 @@ TestData = Annotated[Optional[str], typer.Option(help="a separate test file (tex
 Target = Annotated[str, typer.Option(help="class: labels are classes (cross-entropy); numeric: numbers to regress (MSE)")]
 Out = Annotated[Path, typer.Option(help="folder to save the model in")]
 Overwrite = Annotated[bool, typer.Option(help="replace an existing model folder at --out")]
+Resume = Annotated[bool, typer.Option("--resume", help="continue the run whose checkpoint is in --out")]
+CheckpointEvery = Annotated[Optional[int], typer.Option(help="also checkpoint every N steps (default: each epoch)")]
 Epochs = Annotated[Optional[int], typer.Option(help="epochs (default: enough for ~300 steps, 10–200)")]
 BatchSize = Annotated[int, typer.Option(help="minibatch size")]
 Lr = Annotated[float, typer.Option(help="learning rate (of the head; see --backbone-lr)")]
@@ -167,6 +169,8 @@ def pretrain(
     threads: Threads = None,
     compile_model: Compile = False,
     overwrite: Overwrite = False,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -191,7 +195,7 @@ def pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
         image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data, train=cfg, overwrite=overwrite,
-        quiet=quiet or json_out,
+        quiet=quiet or json_out, resume=resume, checkpoint_every=checkpoint_every,
     )
     if json_out:
         _emit(result.to_json())
@@ -248,6 +252,8 @@ def finetune(
     threads: Threads = None,
     compile_model: Compile = False,
     overwrite: Overwrite = False,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -271,7 +277,8 @@ def finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data,
-        train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache,
+        train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache, resume=resume,
+        checkpoint_every=checkpoint_every,
     )
     if json_out:
         _emit(result.to_json())

@@ -9,6 +9,7 @@ the sha256 of the weights, and the ordered blocks with their tensor names.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ FORMAT = "transferlab.model"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"  # a training checkpoint: the folder holds a run in progress
 
 
 @dataclass
@@ -96,17 +98,48 @@ def save_model_folder(
         "versions": _versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    def write(folder: Path) -> None:
+        save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT})
+        config["weights"] = {"file": WEIGHTS, "sha256": sha256_file(folder / WEIGHTS)}
+        write_bytes_synced(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
+        write_bytes_synced(folder / "README.md", model_card(config).encode())
+
+    if is_run_folder(out):
+        _finish_run_folder(out, write)
+        return out
     with atomic_folder(out, replace=overwrite) as tmp:
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        config["weights"] = {"file": WEIGHTS, "sha256": sha256_file(tmp / WEIGHTS)}
-        write_bytes_synced(tmp / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
-        write_bytes_synced(tmp / "README.md", model_card(config).encode())
+        write(tmp)
     return out
+
+
+def is_run_folder(out: Path) -> bool:
+    """A folder holding an unfinished run: a training checkpoint and no model yet."""
+    return (out / CHECKPOINT).is_file() and not (out / CONFIG).is_file()
+
+
+def _finish_run_folder(out: Path, write) -> None:
+    """Turn a run folder into a model folder without a moment in which neither exists.
+
+    The files are built beside it, then renamed in one by one — config.json last, so the folder is a
+    model only when it is complete — and only then is the checkpoint removed. Killed at any point,
+    the run either resumes from its checkpoint or is finished.
+    """
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        write(tmp)
+        for name in (WEIGHTS, "README.md", CONFIG):
+            os.replace(tmp / name, out / name)
+        (out / CHECKPOINT).unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_writable(out: Path, *, overwrite: bool) -> None:
     """Refuse to clobber: an existing --out needs --overwrite, and only a model folder may be replaced."""
-    if not out.exists():
+    if not out.exists() or is_run_folder(out):
         return
     if not overwrite:
         raise ArtifactError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")

@@ -44,6 +44,7 @@ class CellRunner:
     train: dict[str, Any]
     threads: int
     models_dir: Path | None = None
+    checkpoints_dir: Path | None = None  # unfinished runs resume from here after a kill
     _splits: dict[tuple[str, int], TaskSplit] = field(default_factory=dict)
     # Outputs of frozen prefixes of the pretrained backbone, shared by every seed and strategy here.
     _features: FeatureCache = field(default_factory=FeatureCache)
@@ -81,8 +82,15 @@ class CellRunner:
             return tfidf_logreg(split, cell.seed) | {"cell_seconds": time.perf_counter() - start}
         strategy = create_strategy(cell.spec.name, **cell.spec.options)
         cfg = TrainConfig(**(self.train | cell.spec.train), seed=cell.seed, threads=self.threads)
+        checkpoint = None
+        if self.checkpoints_dir is not None:
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.label)
+            checkpoint = self.checkpoints_dir / f"{safe}-{cell.shots}shot-seed{cell.seed}.pt"
         model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, cache=self._features,
-                                        cache_key=self.source.config["weights"]["sha256"])
+                                        cache_key=self.source.config["weights"]["sha256"], checkpoint=checkpoint,
+                                        resume=True)
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)  # the run is recorded next; its checkpoint has done its job
         forward_total, forward_trainable = flops_per_example(model, model.backbone.example_input())
         if self.models_dir is not None and cell.seed == 0:
             info = {

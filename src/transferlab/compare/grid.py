@@ -57,6 +57,7 @@ def _prepare_folder(out: Path, identity: dict[str, Any], force: bool) -> None:
         for name in (STORE, f"{STORE}-wal", f"{STORE}-shm", *OUTPUTS):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "models", ignore_errors=True)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     if store_path.exists():
         with RunStore(store_path) as store:
             stored = store.get_meta("config")
@@ -70,9 +71,9 @@ def _prepare_folder(out: Path, identity: dict[str, Any], force: bool) -> None:
 _WORKER: CellRunner | None = None  # one per worker process (ProcessPoolExecutor initializer)
 
 
-def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None) -> None:
+def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None, checkpoints_dir: Path | None) -> None:
     global _WORKER
-    _WORKER = _make_runner(config, threads, models_dir)
+    _WORKER = _make_runner(config, threads, models_dir, checkpoints_dir)
 
 
 def _run_in_worker(cell: Cell) -> dict[str, Any]:
@@ -80,7 +81,8 @@ def _run_in_worker(cell: Cell) -> dict[str, Any]:
     return _WORKER.run(cell)
 
 
-def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None) -> CellRunner:
+def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
+                 checkpoints_dir: Path | None = None) -> CellRunner:
     from ..api import load
     from ..data import check_input_fits, load_task
 
@@ -89,7 +91,8 @@ def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None) -
                      image_margin=config.image_margin, label_column=config.label_column,
                      text_column=config.text_column, test_data=config.test_data)
     check_input_fits(task, source.input_spec, model_name=config.pretrained)
-    return CellRunner(task=task, source=source, train=dict(config.train), threads=threads, models_dir=models_dir)
+    return CellRunner(task=task, source=source, train=dict(config.train), threads=threads, models_dir=models_dir,
+                      checkpoints_dir=checkpoints_dir)
 
 
 def run_comparison(
@@ -122,7 +125,8 @@ def run_comparison(
     _prepare_folder(out, identity, force)
     per_job = _per_job_threads(jobs, threads)
     models_dir = out / "models" if save_models else None
-    runner = _make_runner(config, per_job, models_dir)  # validates data and shapes before anything is written
+    checkpoints_dir = out / "checkpoints"
+    runner = _make_runner(config, per_job, models_dir, checkpoints_dir)  # validates data before anything is written
     if runner.task.is_numeric:
         raise ConfigError("compare needs class labels (it counts labels per class); --target numeric is not supported")
     out.mkdir(parents=True, exist_ok=True)
@@ -140,17 +144,19 @@ def run_comparison(
         done_keys = store.finished()
         todo = [c for c in cells if c.key not in done_keys]
         skipped, failed, done = len(cells) - len(todo), 0, len(cells) - len(todo)
-        for run in _execute(todo, runner, config, jobs, per_job, models_dir, on_cell, done, len(cells)):
+        for run in _execute(todo, runner, config, jobs, per_job, models_dir, checkpoints_dir, on_cell, done, len(cells)):
             store.record(run)
             failed += run["status"] != "finished"
         runs = store.runs()
+    if checkpoints_dir.is_dir() and not any(checkpoints_dir.iterdir()):
+        checkpoints_dir.rmdir()  # every run finished: no partial state left to resume
     from .outputs import write_outputs
 
     summary = write_outputs(out, runs, identity)
     return ComparisonResult(out=out, summary=summary, runs=runs, ran=len(todo), skipped=skipped, failed=failed)
 
 
-def _execute(todo, runner, config, jobs, threads, models_dir, on_cell, done, total):
+def _execute(todo, runner, config, jobs, threads, models_dir, checkpoints_dir, on_cell, done, total):
     """Yield finished run records as cells complete (serially, or in `jobs` worker processes)."""
     if jobs == 1 or len(todo) <= 1:
         for cell in todo:
@@ -166,7 +172,7 @@ def _execute(todo, runner, config, jobs, threads, models_dir, on_cell, done, tot
 
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited OpenMP/torch thread state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(config, threads, models_dir)) as pool:
+                             initargs=(config, threads, models_dir, checkpoints_dir)) as pool:
         pending = {pool.submit(_run_in_worker, cell): cell for cell in todo}
         try:
             while pending:

@@ -112,3 +112,19 @@ def test_backbone_and_head_get_their_own_learning_rates(tiny_task):
     assert not any(p.requires_grad for p in groups[0]["params"]) and all(p.requires_grad for p in groups[1]["params"])
     with pytest.raises(ConfigError, match="--backbone-lr must be a positive number; got 0.0"):
         TrainConfig(backbone_lr=0.0)
+
+
+def test_a_non_finite_loss_stops_training_before_the_step(tiny_split, tmp_path):
+    from transferlab.errors import TrainingDiverged
+
+    model = TransferModel(_model(tiny_split.task), HeadSpec(num_outputs=3))
+    strategy = create_strategy("full")
+    strategy.prepare(model)
+    x = torch.from_numpy(tiny_split.x_train).clone()
+    x[5] = float("inf")  # one poisoned example
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TrainingDiverged, match=r"the loss is nan at epoch 1, step \d+ \(training examples .*lower --lr"):
+        fit(model, strategy, x, torch.from_numpy(tiny_split.y_train), torch.from_numpy(tiny_split.x_val),
+            torch.from_numpy(tiny_split.y_val), TrainConfig(epochs=3, batch_size=8), checkpoint=tmp_path / "c.pt")
+    for k, v in model.state_dict().items():
+        assert torch.isfinite(v.float()).all(), k  # no step was taken with the NaN loss

@@ -21,3 +21,7 @@ class ArtifactError(TransferlabError):
 
 class ShapeError(TransferlabError, ValueError):
     """Input data does not fit the shape a backbone expects."""
+
+
+class TrainingDiverged(TransferlabError):
+    """The loss became NaN or infinite; training stopped before the bad step changed any weights."""

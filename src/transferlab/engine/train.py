@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDiverged
 from ..models.head import FromBlock, TransferModel
 from ..strategies.base import Strategy
 from .checkpoint import LoopState, load_checkpoint, save_checkpoint
@@ -238,6 +238,12 @@ def fit(
             loss = loss_fn(net(x_train[idx]), y_train[idx])
             if regularizer is not None:
                 loss = loss + regularizer(model)
+            if not torch.isfinite(loss):  # one host sync per step: never step (or save) on a NaN
+                raise TrainingDiverged(
+                    f"training diverged: the loss is {float(loss.detach())} at epoch {epoch}, step {i // cfg.batch_size + 1} "
+                    f"(training examples {idx[:5].tolist()}{'…' if len(idx) > 5 else ''}); nothing was saved from "
+                    "this step — lower --lr, check the inputs for extreme values, or resume from the last checkpoint"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

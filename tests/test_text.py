@@ -78,3 +78,11 @@ def test_text_compare_runs_paired_cells(tmp_path, text_files, tiny_bert_path):
     assert {c["strategy"] for c in payload["cells"]} == {"scratch", "linear-probe", "full", "tfidf-logreg"}
     tfidf = [c for c in payload["cells"] if c["strategy"] == "tfidf-logreg"]
     assert all(0 <= c["mean"] <= 1 and c["time_to_scratch_accuracy_speedup"] is None for c in tfidf)
+
+
+def test_pretrain_a_local_hf_folder_on_a_text_task(tmp_path, text_files, tiny_bert_path):
+    pre = invoke("pretrain", "--data", text_files / "train.csv", "--backbone", f"hf:{tiny_bert_path}", "--epochs", "1",
+                 "--out", tmp_path / "src", "--json")
+    cfg = json.loads((tmp_path / "src" / "config.json").read_text())
+    assert pre["epochs"] == 1 and cfg["architecture"]["backbone"] == {
+        "name": "hf", "config": {"path": str(tiny_bert_path), "max_length": 128}}

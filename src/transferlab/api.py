@@ -250,6 +250,8 @@ def pretrain(
     if isinstance(backbone, Backbone):  # a user's module, wrapped with wrap_module
         check_input_fits(task, backbone.input_spec, model_name="the given backbone")
         net = backbone
+    elif backbone.startswith("hf:"):  # a local Hugging Face encoder folder
+        net = create_backbone("hf", task.input_spec, **({"path": backbone[3:]} | (backbone_config or {})))
     else:
         net = create_backbone(backbone, task.input_spec, **(backbone_config or {}))
     strategy = create_strategy("full")

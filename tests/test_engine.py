@@ -122,7 +122,6 @@ def test_a_non_finite_loss_stops_training_before_the_step(tiny_split, tmp_path):
     strategy.prepare(model)
     x = torch.from_numpy(tiny_split.x_train).clone()
     x[5] = float("inf")  # one poisoned example
-    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(TrainingDiverged, match=r"the loss is nan at epoch 1, step \d+ \(training examples .*lower --lr"):
         fit(model, strategy, x, torch.from_numpy(tiny_split.y_train), torch.from_numpy(tiny_split.x_val),
             torch.from_numpy(tiny_split.y_val), TrainConfig(epochs=3, batch_size=8), checkpoint=tmp_path / "c.pt")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from transferlab.cli import app
 from transferlab.data import load_task, split_task
-from transferlab.errors import ConfigError, DataError
+from transferlab.errors import DataError
 
 runner = CliRunner()
 

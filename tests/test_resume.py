@@ -102,7 +102,6 @@ def test_a_checkpoint_of_other_settings_is_refused(tiny_split, tmp_path):
 
 
 def _cli(*args):
-    import subprocess
     import sys
 
     return [sys.executable, "-m", "transferlab", *map(str, args)]

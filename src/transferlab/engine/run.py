@@ -1,0 +1,94 @@
+"""One run: a strategy's head on a backbone, trained on a split, scored once on the test split."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.task import Task, TaskSplit
+from ..models import Backbone, TransferModel
+from ..models.head import FromBlock
+from ..strategies.base import Strategy
+from .evaluate import classification_metrics, regression_metrics
+from .feature_cache import FeatureCache, cacheable_prefix, prefix_features
+from .progress import training_progress
+from .runtime import seed_everything, set_threads
+from .train import RunResult, TrainConfig, fit
+
+
+def _labels(y: np.ndarray) -> torch.Tensor:
+    """Labels as int64, or float32 numeric targets (regression)."""
+    return torch.from_numpy(y.astype(np.float32 if y.dtype.kind == "f" else np.int64))
+
+
+def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> dict[str, float]:
+    """Metrics on the fixed test split: classification or regression, by the task."""
+    return regression_metrics(net, x, y) if task.is_numeric else classification_metrics(net, x, y, task.num_classes)
+
+
+def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
+    return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task)
+
+
+def train_run(
+    backbone: Backbone,
+    split: TaskSplit,
+    strategy: Strategy,
+    cfg: TrainConfig,
+    *,
+    progress: str | None = None,
+    cache: FeatureCache | bool = True,
+    cache_key: str = "run",
+    checkpoint: Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+) -> tuple[TransferModel, RunResult, dict[str, float]]:
+    """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
+
+    The test split is read only here, after training, for the returned metrics; training and
+    early stopping see only the train and validation splits. When the strategy freezes a prefix of
+    the backbone, its outputs are computed once (`cache=True`: for this run; a FeatureCache: shared
+    by every run whose prefix weights `cache_key` names) and only the rest trains; `cache=False`
+    runs the whole network every step (the same result, slower).
+    """
+    set_threads(cfg.threads)
+    seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
+    model = TransferModel(backbone, strategy.head_spec(split.task.num_outputs))
+    strategy.prepare(model)
+    k = 0
+    if cache is not False and strategy.caches_frozen_prefix:
+        k = cacheable_prefix(model.backbone, strategy.frozen_blocks(model.backbone))
+    y_tr, y_va, y_te = _labels(split.y_train), _labels(split.y_val), _labels(split.y_test)
+    phase_seconds = 0.0
+    if strategy.tunes_backbone_before_fit:
+        start = time.perf_counter()
+        strategy.before_fit(model, model.backbone.prepare_inputs(split.x_train), y_tr, cfg.seed)
+        phase_seconds = time.perf_counter() - start
+    shared = (isinstance(cache, FeatureCache) and not strategy.tunes_backbone_before_fit
+              and split.train_index is not None and split.val_index is not None)
+    if k and shared:  # the whole pool and test split once, for every run with this prefix
+        task = split.task
+        pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool)
+        x_tr, x_va = pool[split.train_index], pool[split.val_index]
+        x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
+    elif k:  # this run's own rows only (its prefix may be tuned, or nothing is shared)
+        x_tr, x_va, x_te = (prefix_features(model.backbone, k, a) for a in (split.x_train, split.x_val, split.x_test))
+    else:
+        prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
+        x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
+    with training_progress(progress or "", enabled=progress is not None) as hooks:
+        result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
+                     on_epoch_end=hooks.on_epoch_end, start_block=k, checkpoint=checkpoint,
+                     checkpoint_every=checkpoint_every, resume=resume)
+    if phase_seconds:  # the first phase is training time too (time-to-accuracy stays honest)
+        result.train_seconds += phase_seconds
+        result.trainable_params += sum(p.numel() for p in model.backbone.parameters())
+        for record in result.history:
+            record["elapsed_seconds"] += phase_seconds
+    strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again
+    net = model if k == 0 else FromBlock(model, k)
+    return model, result, _metrics(net, x_te, y_te, split.task)

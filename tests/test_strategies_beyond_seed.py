@@ -89,3 +89,41 @@ def test_bn_freeze_keeps_statistics_and_affine_parameters(tiny_split):
     assert not all(torch.equal(v, changed.backbone.state_dict()[k]) for k, v in bn_state.items())
     with pytest.raises(ConfigError, match=r"--bn 'off' is not one of \['train', 'freeze'\]"):
         TrainConfig(bn="off")
+
+
+def test_gradual_unfreeze_per_steps(tiny_task):
+    strategy = create_strategy("gradual-unfreeze", every_steps=4)
+    model = _model(tiny_task, strategy)
+    changed = [step for step in range(14) if strategy.on_step_start(model, step)]
+    assert changed == [4, 8, 12]
+    assert strategy.frozen_blocks(model.backbone) == []
+
+
+@pytest.mark.parametrize("name, options", [("lp-ft", {"probe_fraction": 0.5}), ("gradual-unfreeze", {"every": 2}),
+                                           ("gradual-unfreeze", {"every_steps": 5})])
+def test_a_checkpoint_mid_schedule_resumes_exactly(name, options, tiny_split, tmp_path):
+    from transferlab.engine import fit, seed_everything
+
+    cfg = TrainConfig(epochs=6, batch_size=8, lr=5e-3, seed=1, restore_best=False)
+
+    def run(path=None, stop=None, resume=False):
+        seed_everything(cfg.seed)
+        strategy = create_strategy(name, **options)
+        model = _model(tiny_split.task, strategy)
+        count = {"n": 0}
+
+        def on_step(step, per_epoch):
+            count["n"] += 1
+            if count["n"] == stop:
+                raise KeyboardInterrupt
+
+        tensors = [torch.from_numpy(a) for a in (tiny_split.x_train, tiny_split.y_train, tiny_split.x_val, tiny_split.y_val)]
+        fit(model, strategy, *tensors, cfg, on_step=on_step, checkpoint=path, checkpoint_every=2, resume=resume)
+        return model.state_dict()
+
+    reference = run()
+    path = tmp_path / "c.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(path, stop=23)  # mid-epoch 3: after the probe phase / with some blocks unfrozen
+    resumed = run(path, resume=True)
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)

@@ -227,6 +227,7 @@ def finetune(
     pair_lr: Annotated[Optional[float], typer.Option(help="setfit: learning rate of the pair phase")] = None,
     probe_fraction: Annotated[Optional[float], typer.Option(help="lp-ft: share of epochs spent probing first")] = None,
     every: Annotated[Optional[int], typer.Option(help="gradual-unfreeze: epochs between unfreezing blocks")] = None,
+    every_steps: Annotated[Optional[int], typer.Option(help="gradual-unfreeze: unfreeze per N steps instead")] = None,
     lr_decay: Annotated[Optional[float], typer.Option(help="discriminative-lr: rate × decay per block toward the input")] = None,
     beta: Annotated[Optional[float], typer.Option(help="l2-sp: weight of β/2·‖w‖² on the head (--alpha: on the backbone drift)")] = None,
     bn: Annotated[str, typer.Option(help="BatchNorm policy: train | freeze (statistics and affine parameters fixed)")] = "train",
@@ -266,7 +267,7 @@ def finetune(
         "freeze": freeze, "hidden": _ints(hidden, "--hidden"), "freeze_backbone": True if freeze_backbone else None,
         "rank": rank, "alpha": alpha, "lora_dropout": lora_dropout, "targets": targets.split(",") if targets else None,
         "iterations": iterations, "max_pairs": max_pairs, "pair_lr": pair_lr, "probe_fraction": probe_fraction,
-        "every": every, "lr_decay": lr_decay, "beta": beta,
+        "every": every, "every_steps": every_steps, "lr_decay": lr_decay, "beta": beta,
     }
     options.update({k: v for k, v in given.items() if v is not None})  # the strategy refuses options it lacks
     cfg = _train_config(

@@ -234,6 +234,11 @@ def fit(
             st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
             st.perm, st.losses = torch.randperm(n, generator=order), []
         for i in range(st.position, n, cfg.batch_size):
+            if strategy.has_step_schedule and strategy.on_step_start(model, st.steps + len(st.losses)):
+                strategy.train_mode(model)  # a block was unfrozen mid-epoch: its BatchNorm/dropout now train
+                if cfg.bn == "freeze":
+                    _freeze_batchnorm(model)
+                st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
             idx = st.perm[i : i + cfg.batch_size]
             loss = loss_fn(net(x_train[idx]), y_train[idx])
             if regularizer is not None:

@@ -92,6 +92,16 @@ class Strategy:
         """A term added to every step's loss (set `has_regularizer = True`), e.g. L2-SP's distance to the pretrained weights."""
         raise NotImplementedError
 
+    # True when `on_step_start` changes what trains (checked once per step only then)
+    has_step_schedule: ClassVar[bool] = False
+
+    def on_step_start(self, model: TransferModel, step: int) -> bool:
+        """Before optimiser step `step` (0-based, over the whole run): return True if what trains changed.
+
+        Like `on_epoch_start`, it must depend on `step` only, so a resumed run restores the phase.
+        """
+        return False
+
     def on_epoch_start(self, model: TransferModel, epoch: int, epochs: int) -> None:
         """Called before each epoch (1-based): phase schedules change what trains here. Default: nothing.
 

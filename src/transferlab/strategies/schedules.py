@@ -63,10 +63,13 @@ class LPFT(Strategy):
 @dataclass
 class GradualConfig:
     every: int = field(default=1, metadata={"help": "epochs between unfreezing one more block"})
+    every_steps: int | None = field(default=None, metadata={"help": "unfreeze per N optimiser steps instead"})
 
     def __post_init__(self) -> None:
         if int(self.every) != self.every or self.every < 1:
             raise ConfigError(f"--every must be a whole number ≥ 1; got {self.every}")
+        if self.every_steps is not None and (int(self.every_steps) != self.every_steps or self.every_steps < 1):
+            raise ConfigError(f"--every-steps must be a whole number ≥ 1; got {self.every_steps}")
 
 
 @register_strategy("gradual-unfreeze")
@@ -78,9 +81,22 @@ class GradualUnfreeze(Strategy):
     Source: "Universal Language Model Fine-tuning for Text Classification", arXiv:1801.06146.
     """
 
-    summary = "head first, then one more block every N epochs from the head downwards (--every 1)"
+    summary = "head first, then one more block every N epochs (--every) or N steps (--every-steps), top down"
     Config = GradualConfig
     caches_frozen_prefix = False
+
+    @property
+    def has_step_schedule(self) -> bool:  # type: ignore[override]
+        return self.config.every_steps is not None
+
+    def on_step_start(self, model: TransferModel, step: int) -> bool:
+        names = model.backbone.block_names
+        trainable = min(len(names), step // self.config.every_steps)
+        if trainable == self._trainable:
+            return False
+        self._trainable = trainable
+        _set_trainable(model.backbone, set(names[len(names) - trainable :]))
+        return True
 
     def __init__(self, config: GradualConfig | None = None) -> None:
         super().__init__(config)
@@ -95,6 +111,8 @@ class GradualUnfreeze(Strategy):
         super().prepare(model)
 
     def on_epoch_start(self, model: TransferModel, epoch: int, epochs: int) -> None:
+        if self.config.every_steps is not None:
+            return  # the step schedule decides (on_step_start runs before every step)
         names = model.backbone.block_names
         self._trainable = min(len(names), (epoch - 1) // self.config.every)
         _set_trainable(model.backbone, set(names[len(names) - self._trainable :]))

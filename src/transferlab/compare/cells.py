@@ -16,6 +16,10 @@ from .config import StrategySpec
 from .flops import flops_per_example, training_flops
 
 
+# A grid's runs are often seconds long: checkpoint a cell at most once a minute, so only long runs pay.
+CHECKPOINT_INTERVAL = 60.0
+
+
 @dataclass(frozen=True)
 class Cell:
     spec: StrategySpec | None  # None: the reference baseline named by `reference` (not a strategy)
@@ -88,7 +92,7 @@ class CellRunner:
             checkpoint = self.checkpoints_dir / f"{safe}-{cell.shots}shot-seed{cell.seed}.pt"
         model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, cache=self._features,
                                         cache_key=self.source.config["weights"]["sha256"], checkpoint=checkpoint,
-                                        resume=True)
+                                        resume=True, checkpoint_interval=CHECKPOINT_INTERVAL)
         if checkpoint is not None:
             checkpoint.unlink(missing_ok=True)  # the run is recorded next; its checkpoint has done its job
         forward_total, forward_trainable = flops_per_example(model, model.backbone.example_input())

@@ -46,6 +46,7 @@ def train_run(
     checkpoint: Path | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    checkpoint_interval: float = 0.0,
 ) -> tuple[TransferModel, RunResult, dict[str, float]]:
     """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
 
@@ -83,7 +84,7 @@ def train_run(
     with training_progress(progress or "", enabled=progress is not None) as hooks:
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
                      on_epoch_end=hooks.on_epoch_end, start_block=k, checkpoint=checkpoint,
-                     checkpoint_every=checkpoint_every, resume=resume)
+                     checkpoint_every=checkpoint_every, resume=resume, checkpoint_interval=checkpoint_interval)
     if phase_seconds:  # the first phase is training time too (time-to-accuracy stays honest)
         result.train_seconds += phase_seconds
         result.trainable_params += sum(p.numel() for p in model.backbone.parameters())

@@ -182,6 +182,7 @@ def fit(
     checkpoint: Path | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    checkpoint_interval: float = 0.0,
 ) -> RunResult:
     """Train `model` with `strategy` on (x_train, y_train); keep the weights of the best validation epoch.
 
@@ -192,7 +193,8 @@ def fit(
 
     With `checkpoint` (a file path) the full training state is saved at the end of every epoch and,
     with `checkpoint_every=N`, every N steps; `resume=True` continues from it, bit-identically to a
-    run that was never interrupted (same seed and threads).
+    run that was never interrupted (same seed and threads). `checkpoint_interval` (seconds) skips
+    epoch-end checkpoints written sooner than that after the previous one (short runs in a grid).
     """
     set_threads(cfg.threads)
     order = seed_everything(cfg.seed)
@@ -223,7 +225,7 @@ def fit(
     saved = {"config": identity, "model": model, "optimizer": opt, "scheduler": sched, "order": order}
     if checkpoint is not None and resume and checkpoint.is_file():
         load_checkpoint(checkpoint, state=st, **saved)
-    stop = False
+    stop, last_save = False, time.perf_counter()
     while st.epoch <= epochs and not stop:
         epoch, start = st.epoch, time.perf_counter()
         strategy.on_epoch_start(model, epoch, epochs)  # phase schedules (lp-ft, gradual unfreezing)
@@ -281,8 +283,9 @@ def fit(
                 st.best_state = copy.deepcopy(model.state_dict())
             stop = cfg.patience is not None and has_val and epoch - st.best_epoch >= cfg.patience * eval_every
         st.epoch += 1
-        if checkpoint is not None:
+        if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_interval:
             save_checkpoint(checkpoint, state=st, **saved)
+            last_save = time.perf_counter()
     epoch = st.epoch - 1
     best_epoch = st.best_epoch
     if st.best_state is not None and cfg.restore_best:

@@ -6,9 +6,10 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def sha256_file(path: Path) -> str:
@@ -27,14 +28,14 @@ def write_bytes_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write a file atomically: a temporary file in the same folder, flushed and fsynced, then renamed."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write a file atomically: `write(f)` fills a temporary file in the same folder, fsynced, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -42,6 +43,11 @@ def write_text_atomic(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a UTF-8 text file atomically."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _fsync_dir(path: Path) -> None:

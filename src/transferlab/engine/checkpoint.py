@@ -9,9 +9,7 @@ tensors and plain containers, never code.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..artifacts.files import atomic_write
 from ..errors import ConfigError
 
 CHECKPOINT = "checkpoint.pt"
@@ -76,17 +75,7 @@ def save_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, mod
     }
     payload = {"format": "transferlab.checkpoint", "version": 1, "config": config,
                **{k: v for k, v in parts.items() if k in COMPONENTS}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, model: torch.nn.Module,

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-keras clean
+.PHONY: install demo test bench bench-keras bench-strategies bench-text clean
 
 install: $(STAMP)
 
@@ -32,6 +32,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/flops.py
 	$(PY) benchmarks/compare_grid.py
 	$(PY) benchmarks/keras_seed.py
+
+bench-strategies: $(STAMP)
+	$(PY) benchmarks/strategies.py
+
+bench-text: $(STAMP)
+	$(PY) benchmarks/text_transfer.py
 
 # The seed's Keras example needs tensorflow-cpu: a separate venv, so the main one stays torch-only.
 KERAS_VENV := .venv-keras

@@ -13,7 +13,7 @@ from .artifacts import LoadedModel, load_model_folder, resolve_model, save_model
 from .data import check_input_fits, load_task, split_task
 from .data.task import Task, TaskSplit
 from .engine import RunResult, TrainConfig, seed_everything
-from .engine.run import _labels, _metrics, _test_metrics, train_run  # noqa: F401  (train_run: public here too)
+from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: public here too)
 from .errors import ArtifactError, ConfigError
 from .models import Backbone, create_backbone
 from .strategies import create_strategy

@@ -262,14 +262,13 @@ def finetune(
     from .api import finetune as api_finetune
     from .data import parse_shots
 
-    options: dict[str, Any] = {}
     given = {
         "freeze": freeze, "hidden": _ints(hidden, "--hidden"), "freeze_backbone": True if freeze_backbone else None,
         "rank": rank, "alpha": alpha, "lora_dropout": lora_dropout, "targets": targets.split(",") if targets else None,
         "iterations": iterations, "max_pairs": max_pairs, "pair_lr": pair_lr, "probe_fraction": probe_fraction,
         "every": every, "every_steps": every_steps, "lr_decay": lr_decay, "beta": beta,
     }
-    options.update({k: v for k, v in given.items() if v is not None})  # the strategy refuses options it lacks
+    options = {k: v for k, v in given.items() if v is not None}  # the strategy refuses options it lacks
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, bn=bn,

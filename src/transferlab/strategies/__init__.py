@@ -9,7 +9,6 @@ from .base import (
     register_strategy,
     strategy_class,
     strategy_options,
-    trainable_parameter_count,
 )
 
 __all__ = [
@@ -19,5 +18,4 @@ __all__ = [
     "register_strategy",
     "strategy_class",
     "strategy_options",
-    "trainable_parameter_count",
 ]

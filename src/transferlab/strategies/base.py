@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, ClassVar
 
-from torch import nn
 
 from ..errors import ConfigError
 from ..models.backbone import Backbone
@@ -182,7 +181,3 @@ def create_strategy(name: str, **options: Any) -> Strategy:
             f"strategy {name!r} does not take option(s) {unknown} ({hints}); its options are {allowed_txt}"
         )
     return cls(cls.Config(**options))
-
-
-def trainable_parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

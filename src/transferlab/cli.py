@@ -77,6 +77,7 @@ WeightDecay = Annotated[float, typer.Option(help="weight decay")]
 Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give identical weights")]
 Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads (default 1: measured fastest here)")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the trained part (slower for small models on CPU; see benchmarks/compile.py)")]
+Augment = Annotated[str, typer.Option(help="random image transforms per training batch: none | shift | affine (shift + rotation + scale)")]
 Json = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
@@ -168,6 +169,7 @@ def pretrain(
     seed: Seed = 0,
     threads: Threads = None,
     compile_model: Compile = False,
+    augment: Augment = "none",
     overwrite: Overwrite = False,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
@@ -189,7 +191,7 @@ def pretrain(
         arch["channels"] = _ints(channels, "--channels")
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
-        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model,
+        weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, augment=augment,
     )
     result = api_pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
@@ -252,6 +254,7 @@ def finetune(
     seed: Seed = 0,
     threads: Threads = None,
     compile_model: Compile = False,
+    augment: Augment = "none",
     overwrite: Overwrite = False,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
@@ -272,6 +275,7 @@ def finetune(
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, bn=bn,
+        augment=augment,
     )
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
@@ -356,6 +360,7 @@ def compare(
     test_data: TestData = None,
     epochs: Epochs = None,
     lr: Annotated[Optional[float], typer.Option(help="learning rate (default 1e-3)")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="random image transforms per training batch: none | shift | affine")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with the same settings; flags override it")] = None,
     jobs: Annotated[Optional[int], typer.Option(help="cells run in parallel processes")] = None,
     threads: Threads = None,
@@ -373,7 +378,7 @@ def compare(
                "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column,
                "text_column": text_column, "test_data": test_data},
         strategy_flags={"freeze": freeze, "hidden": _ints(hidden, "--hidden")},
-        train_flags={"epochs": epochs, "lr": lr},
+        train_flags={"epochs": epochs, "lr": lr, "augment": augment},
         out=out, jobs=jobs, threads=threads, force=force, save_models=save_models, json_out=json_out, quiet=quiet,
     )
 

@@ -14,7 +14,8 @@ BASELINE = "scratch"
 
 # TrainConfig fields a comparison may set (seed comes from the grid; threads from --jobs/--threads).
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "backbone_lr", "optimizer", "momentum", "weight_decay", "schedule", "loss", "patience",
-              "min_steps", "eval_every", "bn", "restore_best")
+              "min_steps", "eval_every", "bn", "restore_best",
+              "augment")
 
 
 @dataclass

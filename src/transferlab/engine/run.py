@@ -14,6 +14,7 @@ from ..models import Backbone, TransferModel
 from ..models.head import FromBlock
 from ..strategies.base import Strategy
 from .evaluate import classification_metrics, regression_metrics
+from .augment import check_augment
 from .feature_cache import FeatureCache, cacheable_prefix, prefix_features
 from .progress import training_progress
 from .runtime import seed_everything, set_threads
@@ -56,12 +57,13 @@ def train_run(
     by every run whose prefix weights `cache_key` names) and only the rest trains; `cache=False`
     runs the whole network every step (the same result, slower).
     """
+    check_augment(cfg.augment, backbone.input_spec.kind)  # before any phase trains (setfit's pairs come first)
     set_threads(cfg.threads)
     seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
     model = TransferModel(backbone, strategy.head_spec(split.task.num_outputs))
     strategy.prepare(model)
     k = 0
-    if cache is not False and strategy.caches_frozen_prefix:
+    if cache is not False and strategy.caches_frozen_prefix and cfg.augment == "none":  # augmented images change every step
         k = cacheable_prefix(model.backbone, strategy.frozen_blocks(model.backbone))
     y_tr, y_va, y_te = _labels(split.y_train), _labels(split.y_val), _labels(split.y_test)
     phase_seconds = 0.0

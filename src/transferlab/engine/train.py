@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import ConfigError, TrainingDiverged
 from ..models.head import FromBlock, TransferModel
 from ..strategies.base import Strategy
+from .augment import AUGMENTS, augment_batch, check_augment
 from .checkpoint import LoopState, load_checkpoint, save_checkpoint
 from .evaluate import accuracy, mse
 from .runtime import resolve_threads, seed_everything, set_threads
@@ -52,6 +53,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the trained part; off by default (benchmarks/compile.py)
     restore_best: bool = True  # end with the weights of the best validation pass (False: the last epoch's)
     bn: Literal["train", "freeze"] = "train"  # freeze: every BatchNorm keeps its statistics and affine parameters
+    augment: Literal["none", "shift", "affine"] = "none"  # random per-batch image transforms (engine/augment.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -66,6 +68,7 @@ class TrainConfig:
             (self.patience is None or self.patience >= 1, f"--patience must be ≥ 1; got {self.patience}"),
             (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be ≥ 1; got {self.eval_every}"),
             (self.bn in ("train", "freeze"), f"--bn {self.bn!r} is not one of ['train', 'freeze']"),
+            (self.augment in AUGMENTS, f"--augment {self.augment!r} is not one of {list(AUGMENTS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -201,6 +204,9 @@ def fit(
     n = len(x_train)
     if n == 0:
         raise ConfigError("the training split is empty; nothing to train on")
+    check_augment(cfg.augment, model.backbone.input_spec.kind)
+    if cfg.augment != "none" and start_block:
+        raise ConfigError("--augment transforms the input images, so a frozen prefix can't be cached; run with cache off")
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be a whole number of steps ≥ 1; got {checkpoint_every}")
     epochs = cfg.resolved_epochs(n)
@@ -242,7 +248,8 @@ def fit(
                     _freeze_batchnorm(model)
                 st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
             idx = st.perm[i : i + cfg.batch_size]
-            loss = loss_fn(net(x_train[idx]), y_train[idx])
+            xb = x_train[idx] if cfg.augment == "none" else augment_batch(x_train[idx], cfg.augment, order)
+            loss = loss_fn(net(xb), y_train[idx])
             if regularizer is not None:
                 loss = loss + regularizer(model)
             if not torch.isfinite(loss):  # one host sync per step: never step (or save) on a NaN

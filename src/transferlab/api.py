@@ -14,9 +14,13 @@ from .data import check_input_fits, load_task, split_task
 from .data.task import Task, TaskSplit
 from .engine import RunResult, TrainConfig, seed_everything
 from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: public here too)
+from .engine.distributed import Session, distributed_session
 from .errors import ArtifactError, ConfigError
 from .models import Backbone, create_backbone
 from .strategies import create_strategy
+from .tracking import Tracker, check_tracking, tracking_run
+
+_CHECKPOINT = "checkpoint.pt"  # inside --out while a run is in progress (artifacts.model_folder.CHECKPOINT)
 
 
 # Keys a numeric-target run adds; left out of a classification run's JSON (where they are None).
@@ -109,6 +113,22 @@ def _task_record(task: Task, split: TaskSplit, test_data: str | None = None) -> 
     }
 
 
+def _run_tags(session: Session, cfg: TrainConfig) -> dict[str, Any]:
+    """Where a run trains, for its tracking record: the resolved device and the process count."""
+    from .engine.device import resolve_device
+
+    return {"device": resolve_device(cfg.device).type, "precision": cfg.precision, "processes": session.world}
+
+
+def _log_result(tracker: Tracker, run: RunResult, metrics: dict[str, float], out: str | Path | None) -> None:
+    """A tracked run's final metrics and its model folder (the safetensors folder, no pickles)."""
+    final = {f"test_{k}": v for k, v in metrics.items() if k != "n"}
+    tracker.log_metrics(final | {f"best_val_{run.val_metric}": run.val_value, "train_seconds": run.train_seconds,
+                                 "epochs_run": run.epochs})
+    if out is not None:
+        tracker.log_model_folder(Path(out))
+
+
 def _run_folder(out: str | Path | None, *, overwrite: bool, resume: bool) -> Path | None:
     """Where a run keeps its checkpoint: inside --out, which becomes the model folder when it ends."""
     from .artifacts.model_folder import CHECKPOINT, CONFIG, check_writable, is_run_folder
@@ -147,11 +167,16 @@ def pretrain(
     quiet: bool = True,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    track: str | None = None,
+    tracking_uri: str | None = None,
 ) -> PretrainResult:
     """Pretrain a backbone on a source task and save it without its output layer (seed §2.2.1).
 
     `backbone` is a registered name (with `backbone_config`) or a Backbone, e.g. your own
     `nn.Sequential` wrapped by `wrap_module` (then pass the same module to `finetune`/`load`).
+    `track="mlflow"|"tensorboard"` records params, per-epoch metrics and the model folder
+    (`tracking_uri`: an MLflow URI or a TensorBoard log folder). Started by torchrun in several
+    processes, it trains data-parallel (engine/distributed.py) and only rank 0 writes.
 
     Example:
         >>> r = pretrain("mnist5k", classes="0-4", backbone="cnn", out="models/src",
@@ -159,6 +184,7 @@ def pretrain(
         >>> r.val_accuracy  # doctest: +SKIP
     """
     cfg = train or TrainConfig(epochs=5)
+    check_tracking(track, tracking_uri)
     task = load_task(
         data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data,
@@ -174,18 +200,29 @@ def pretrain(
         net = create_backbone(backbone, task.input_spec, **(backbone_config or {}))
     strategy = create_strategy("full")
     name = backbone if isinstance(backbone, str) else "user module"
-    checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
-    model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet else f"pretrain {name}",
-                                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
-    info = {
-        "source_task": _task_record(task, split, test_data) | {"path": str(data)},
-        "label_names": task.class_names,
-        "preprocessing": task.preprocessing | {"label_column": label_column},
-        "target": task.target,
-        "metrics": {f"source_test_{k}": v for k, v in metrics.items() if k != "n"} | {f"source_val_{run.val_metric}": run.val_value},
-        "training": {"train": run.config, "train_seconds": run.train_seconds, "epochs_run": run.epochs, "history": run.history},
-    }
-    save_model_folder(out, backbone=model.backbone, head=None, head_spec=None, info=info, overwrite=overwrite)
+    params = {"command": "pretrain", "data": str(data), "test_data": test_data, "classes": classes, "image_size": image_size,
+              "image_margin": image_margin, "backbone": name, "backbone_config": backbone_config or {}, "train": asdict(cfg)}
+    with distributed_session(cfg.device) as session, \
+            tracking_run(track, tracking_uri, name=f"pretrain-{Path(out).name}", params=params | _run_tags(session, cfg),
+                         enabled=session.is_main) as tracker:
+        checkpoint = _run_folder(out, overwrite=overwrite, resume=resume) if session.is_main else Path(out) / _CHECKPOINT
+        model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet or not session.is_main else
+                                        f"pretrain {name}", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                        resume=resume, on_epoch_end=tracker.log_epoch)
+        info = {
+            "source_task": _task_record(task, split, test_data) | {"path": str(data)},
+            "label_names": task.class_names,
+            "preprocessing": task.preprocessing | {"label_column": label_column},
+            "target": task.target,
+            "metrics": {f"source_test_{k}": v for k, v in metrics.items() if k != "n"} | {f"source_val_{run.val_metric}": run.val_value},
+            "training": {"train": run.config, "train_seconds": run.train_seconds, "epochs_run": run.epochs, "history": run.history},
+        }
+        if session.is_main:
+            # The output layer is not part of the pretrained model (seed §2.2.1); it is kept beside it as the
+            # source head, for analyses that need source-task predictions (LEEP, forgetting).
+            save_model_folder(out, backbone=model.backbone, head=None, head_spec=None, info=info, overwrite=overwrite,
+                              source_head=model.head, source_head_spec=model.head_spec)
+        _log_result(tracker, run, metrics, out if session.is_main else None)
     fields = _metric_fields(run, metrics)
     return PretrainResult(
         out=str(out),
@@ -231,11 +268,14 @@ def finetune(
     cache: bool = True,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    track: str | None = None,
+    tracking_uri: str | None = None,
 ) -> FinetuneResult:
     """Adapt a pretrained model to a target task with a new output layer (seed §2.2.2), by one strategy.
 
     `shots=K` trains on K labelled examples per class (None: all). The test split is never trained on.
     `cache=False` runs a frozen backbone prefix every step instead of once (same result, slower).
+    `track`, `tracking_uri` and data-parallel runs under torchrun work as in `pretrain`.
 
     Example:
         >>> r = finetune("models/src", "digits", strategy="partial", strategy_options={"freeze": 2},
@@ -243,40 +283,54 @@ def finetune(
     """
     cfg = train or TrainConfig()
     strat = create_strategy(strategy, **(strategy_options or {}))
-    source = load(pretrained, module=module)
-    task = load_task(
-        data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
-        text_column=text_column, test_data=test_data,
-    )
-    check_input_fits(task, source.input_spec, model_name=str(pretrained))
-    split = split_task(task, shots=shots, seed=cfg.seed)
-    checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
-    model, run, metrics = train_run(source.backbone, split, strat, cfg, progress=None if quiet else strat.describe(),
-                                    cache=cache, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                                    resume=resume)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = run.trainable_params
-    if out is not None:
-        info = {
-            "source_task": source.config.get("source_task"),
-            "target_task": _task_record(task, split, test_data) | {"path": str(data)},
-            "label_names": task.class_names,
-            "preprocessing": task.preprocessing | {"label_column": label_column},
-            "target": task.target,
-            "pretrained_from": {"path": str(source.path), "sha256": source.config["weights"]["sha256"]},
-            "metrics": {f"test_{k}": v for k, v in metrics.items() if k != "n"} | {f"val_{run.val_metric}": run.val_value},
-            "training": {
-                "strategy": strat.name,
-                "strategy_options": strat.options(),
-                "train": run.config,
-                "train_seconds": run.train_seconds,
-                "epochs_run": run.epochs,
-                "trainable_params": trainable,
-                "cached_blocks": run.cached_blocks,
-                "history": run.history,
-            },
-        }
-        save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
+    check_tracking(track, tracking_uri)
+    params = {"command": "finetune", "pretrained": str(pretrained), "data": str(data), "test_data": test_data,
+              "strategy": strategy, "strategy_options": strategy_options or {}, "shots": shots if shots is not None else "all",
+              "classes": classes, "image_size": image_size, "image_margin": image_margin, "train": asdict(cfg)}
+    run_name = f"finetune-{strat.name}-{Path(out).name if out is not None else Path(str(data)).stem}"
+    with distributed_session(cfg.device) as session, \
+            tracking_run(track, tracking_uri, name=run_name, params=params | _run_tags(session, cfg),
+                         enabled=session.is_main) as tracker:
+        with session.main_first():  # a packaged encoder is written into the store once, by rank 0
+            source = load(pretrained, module=module)
+        task = load_task(
+            data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
+            text_column=text_column, test_data=test_data,
+        )
+        check_input_fits(task, source.input_spec, model_name=str(pretrained))
+        split = split_task(task, shots=shots, seed=cfg.seed)
+        if session.is_main:
+            checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
+        else:
+            checkpoint = Path(out) / _CHECKPOINT if out is not None else None
+        model, run, metrics = train_run(source.backbone, split, strat, cfg,
+                                        progress=None if quiet or not session.is_main else strat.describe(),
+                                        cache=cache, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                        resume=resume, on_epoch_end=tracker.log_epoch)
+        total = sum(p.numel() for p in model.parameters())
+        trainable = run.trainable_params
+        if out is not None and session.is_main:
+            info = {
+                "source_task": source.config.get("source_task"),
+                "target_task": _task_record(task, split, test_data) | {"path": str(data)},
+                "label_names": task.class_names,
+                "preprocessing": task.preprocessing | {"label_column": label_column},
+                "target": task.target,
+                "pretrained_from": {"path": str(source.path), "sha256": source.config["weights"]["sha256"]},
+                "metrics": {f"test_{k}": v for k, v in metrics.items() if k != "n"} | {f"val_{run.val_metric}": run.val_value},
+                "training": {
+                    "strategy": strat.name,
+                    "strategy_options": strat.options(),
+                    "train": run.config,
+                    "train_seconds": run.train_seconds,
+                    "epochs_run": run.epochs,
+                    "trainable_params": trainable,
+                    "cached_blocks": run.cached_blocks,
+                    "history": run.history,
+                },
+            }
+            save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
+        _log_result(tracker, run, metrics, out if session.is_main else None)
     return FinetuneResult(
         out=str(out) if out is not None else None,
         strategy=strat.name,
@@ -356,17 +410,25 @@ def predict(
     *,
     label_column: str | None = None,
     module: nn.Sequential | None = None,
+    batch_size: int = 256,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = True,
 ) -> list[dict[str, Any]]:
     """Class names and probabilities (or numeric values) for new inputs: an image file or folder, an .npz
-    with `x`, a CSV (its label column, if present, is ignored), or an array.
+    with `x`, a CSV of features or of texts (its label column, if present, is ignored), a .txt/.jsonl of
+    texts, or an array. Inputs run in batches of `batch_size` (a progress bar unless `quiet`); with
+    `out` the rows are also written to a .csv, .jsonl or .json file.
 
     Example:
         >>> predict("models/tgt", "my_digits/")[0]  # doctest: +SKIP
         {'input': 'a.png', 'label': '7', 'probability': 0.98, 'probabilities': {...}}
+        >>> predict("models/tgt", "my_digits/", out="predictions.csv")  # doctest: +SKIP
     """
     from .data import load_inputs, preprocess_inputs
-    from .engine import predict_logits
+    from .prediction import check_output_path, predict_rows, write_predictions
 
+    out_path = check_output_path(out, overwrite=overwrite)
     loaded = _finetuned(model, module)
     prep = loaded.config.get("preprocessing", {})
     if isinstance(inputs, np.ndarray):
@@ -376,17 +438,7 @@ def predict(
         (x, names), what = load_inputs(inputs, preprocessing=prep, label_column=column), str(inputs)
     if loaded.input_spec.kind == "text" and isinstance(inputs, np.ndarray):
         x = inputs.astype(object)
-    xt = loaded.backbone.prepare_inputs(x)
-    loaded.backbone.check_input(xt, what=what)
-    outputs = predict_logits(loaded.model, xt)
-    if loaded.config.get("target") == "numeric":
-        return [{"input": name, "value": v} for name, v in zip(names, outputs.squeeze(1).tolist())]
-    probs = outputs.softmax(1)
-    labels = loaded.label_names
-    rows = []
-    for name, p in zip(names, probs.tolist()):
-        best = int(np.argmax(p))
-        rows.append(
-            {"input": name, "label": labels[best], "probability": p[best], "probabilities": dict(zip(labels, p))}
-        )
+    rows = predict_rows(loaded, x, names, what=what, batch_size=batch_size, progress=not quiet)
+    if out_path is not None:
+        write_predictions(rows, out_path)
     return rows

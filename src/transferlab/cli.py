@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -67,8 +68,8 @@ Resume = Annotated[bool, typer.Option("--resume", help="continue the run whose c
 CheckpointEvery = Annotated[Optional[int], typer.Option(help="also checkpoint every N steps (default: each epoch)")]
 Epochs = Annotated[Optional[int], typer.Option(help="epochs (default: enough for ~300 steps, 10–200)")]
 BatchSize = Annotated[int, typer.Option(help="minibatch size")]
-Lr = Annotated[float, typer.Option(help="learning rate (of the head; see --backbone-lr)")]
-BackboneLr = Annotated[Optional[float], typer.Option(help="learning rate of the backbone (default: --lr, ×0.02 for text encoders)")]
+Lr = Annotated[Optional[float], typer.Option(help="learning rate of the head (default 1e-3; 1e-2 for text encoders)")]
+BackboneLr = Annotated[Optional[float], typer.Option(help="learning rate of the backbone (default: --lr; 2e-5 for text encoders)")]
 Optimizer = Annotated[str, typer.Option(help="adam | adamw | sgd (momentum 0.9)")]
 Schedule = Annotated[str, typer.Option(help="none | cosine | onecycle")]
 Loss = Annotated[Optional[str], typer.Option(help="cross-entropy | mse (default: cross-entropy for classes, mse for numbers)")]
@@ -78,8 +79,65 @@ Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give iden
 Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads (default 1: measured fastest here)")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the trained part (slower for small models on CPU; see benchmarks/compile.py)")]
 Augment = Annotated[str, typer.Option(help="random image transforms per training batch: none | shift | affine (shift + rotation + scale)")]
+Device = Annotated[str, typer.Option(help="auto (cuda if a GPU is visible, else mps, else cpu) | cpu | cuda | mps")]
+Precision = Annotated[str, typer.Option(help="fp32 | bf16 (autocast of the forward pass; CUDA only)")]
+Nproc = Annotated[int, typer.Option(help="train data-parallel in N processes on this machine (torchrun; gloo on CPU, nccl on CUDA)")]
+Track = Annotated[Optional[str], typer.Option(help="record params, per-epoch metrics and the model folder: mlflow | tensorboard")]
+TrackingUri = Annotated[Optional[str], typer.Option(help="mlflow: tracking URI (default sqlite:///./mlruns/mlflow.db); tensorboard: log folder (default runs)")]
 Json = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+def is_main_process() -> bool:
+    from .engine.distributed import is_main_process as main
+
+    return main()
+
+
+def _command_line(ctx: typer.Context) -> list[str]:
+    """The command and the options given on the command line, rebuilt from the parsed parameters."""
+    argv = [ctx.info_name or ""]
+    for param in ctx.command.params:
+        if param.name == "nproc":  # the workers know from torchrun; torchrun's own parser would take it as --nproc-per-node
+            continue
+        value = ctx.params.get(param.name)
+        if param.param_type_name == "argument":
+            argv.append(str(value))
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name == "DEFAULT" or value is None:
+            continue
+        if getattr(param, "is_flag", False):
+            if value:
+                argv.append(param.opts[0])
+            elif param.secondary_opts:
+                argv.append(param.secondary_opts[0])
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
+
+
+def _launched_in_processes(ctx: typer.Context, nproc: int) -> bool:
+    """`--nproc N` (N > 1) outside torchrun: start this command in N processes with torchrun and wait.
+
+    Inside a torchrun worker, check that N matches the processes torchrun started.
+    """
+    from .engine.distributed import env_world, launch
+    from .errors import ConfigError
+
+    world = env_world()[2]
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be a whole number ≥ 1; got {nproc}")
+    if "WORLD_SIZE" in os.environ:
+        if nproc not in (1, world):
+            raise ConfigError(f"--nproc {nproc} but torchrun started {world} processes; drop --nproc under torchrun")
+        return False
+    if nproc == 1:
+        return False
+    code = launch(nproc, _command_line(ctx))
+    if code != 0:
+        raise typer.Exit(code)
+    return True
 
 
 def _train_config(**kwargs: Any):
@@ -159,7 +217,7 @@ def pretrain(
     target: Target = "class",
     epochs: Annotated[int, typer.Option(help="epochs")] = 5,
     batch_size: BatchSize = 32,
-    lr: Lr = 1e-3,
+    lr: Lr = None,
     backbone_lr: BackboneLr = None,
     optimizer: Optimizer = "adam",
     schedule: Schedule = "none",
@@ -170,14 +228,23 @@ def pretrain(
     threads: Threads = None,
     compile_model: Compile = False,
     augment: Augment = "none",
+    device: Device = "auto",
+    precision: Precision = "fp32",
+    nproc: Nproc = 1,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
     overwrite: Overwrite = False,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
     json_out: Json = False,
     quiet: Quiet = False,
+    ctx: typer.Context = None,  # type: ignore[assignment]
 ) -> None:
     """Pretrain a backbone on a source task; save it without its output layer."""
     from .api import pretrain as api_pretrain
+
+    if _launched_in_processes(ctx, nproc):
+        return
 
     arch: dict[str, Any] = {}
     if hidden is not None:
@@ -192,13 +259,16 @@ def pretrain(
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, augment=augment,
+        device=device, precision=precision,
     )
     result = api_pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
         image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data, train=cfg, overwrite=overwrite,
-        quiet=quiet or json_out, resume=resume, checkpoint_every=checkpoint_every,
+        quiet=quiet or json_out, resume=resume, checkpoint_every=checkpoint_every, track=track, tracking_uri=tracking_uri,
     )
+    if not is_main_process():  # the other processes of a data-parallel run print nothing
+        return
     if json_out:
         _emit(result.to_json())
     else:
@@ -244,7 +314,7 @@ def finetune(
     target: Target = "class",
     epochs: Epochs = None,
     batch_size: BatchSize = 32,
-    lr: Lr = 1e-3,
+    lr: Lr = None,
     backbone_lr: BackboneLr = None,
     optimizer: Optimizer = "adam",
     schedule: Schedule = "none",
@@ -255,15 +325,24 @@ def finetune(
     threads: Threads = None,
     compile_model: Compile = False,
     augment: Augment = "none",
+    device: Device = "auto",
+    precision: Precision = "fp32",
+    nproc: Nproc = 1,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
     overwrite: Overwrite = False,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
     json_out: Json = False,
     quiet: Quiet = False,
+    ctx: typer.Context = None,  # type: ignore[assignment]
 ) -> None:
     """Fine-tune a pretrained model on a target task with a new output layer, by one strategy."""
     from .api import finetune as api_finetune
     from .data import parse_shots
+
+    if _launched_in_processes(ctx, nproc):
+        return
 
     given = {
         "freeze": freeze, "hidden": _ints(hidden, "--hidden"), "freeze_backbone": True if freeze_backbone else None,
@@ -275,15 +354,17 @@ def finetune(
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, bn=bn,
-        augment=augment,
+        augment=augment, device=device, precision=precision,
     )
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data,
         train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache, resume=resume,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, track=track, tracking_uri=tracking_uri,
     )
+    if not is_main_process():
+        return
     if json_out:
         _emit(result.to_json())
     else:
@@ -326,19 +407,51 @@ def evaluate(
 @_friendly
 def predict(
     model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
-    inputs: Annotated[str, typer.Argument(help="an image, a folder of images, an .npz with x, or a CSV")],
+    inputs: Annotated[str, typer.Argument(help="an image, a folder of images, an .npz with x, a CSV, or texts (.txt, .jsonl, CSV)")],
     label_column: Annotated[Optional[str], typer.Option(help="a CSV column to ignore (default: the model's label column)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="also write the predictions to FILE: .csv, .jsonl or .json")] = None,
+    batch_size: Annotated[int, typer.Option(help="inputs per batch")] = 256,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
     json_out: Json = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Predict class names and probabilities (or numeric values) for new inputs."""
+    """Predict class names and probabilities (or numeric values) for new inputs, in batches."""
     from .api import predict as api_predict
 
-    rows = api_predict(model, inputs, label_column=label_column)
+    rows = api_predict(model, inputs, label_column=label_column, batch_size=batch_size, out=out, overwrite=overwrite,
+                       quiet=quiet or json_out)
     if json_out:
         _emit({"predictions": rows})
         return
+    if out is not None:
+        typer.echo(f"wrote {len(rows)} predictions to {out}")
+        return
     for r in rows:
         typer.echo(f"{r['input']}\t{r['value']:.6g}" if "value" in r else f"{r['input']}\t{r['label']}\t{r['probability']:.4f}")
+
+
+@app.command()
+@_friendly
+def export(
+    model: Annotated[str, typer.Argument(help="model folder or store name (fine-tuned: logits; pretrained: features)")],
+    out: Annotated[Path, typer.Option(help="file to write, e.g. model.onnx")],
+    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's, 18 or newer)")] = None,
+    check: Annotated[bool, typer.Option(help="run the file in onnxruntime on 100 inputs; refuse it past 1e-4 difference")] = True,
+    overwrite: Overwrite = False,
+    json_out: Json = False,
+) -> None:
+    """Export a model as a standard file (ONNX, dynamic batch axis), checked against PyTorch."""
+    from .export import export as api_export
+
+    result = api_export(model, out, format=format, opset=opset, check=check, overwrite=overwrite)
+    if json_out:
+        _emit(result.to_json())
+        return
+    shape = "×".join(str(s) for s in result.input_shape)
+    parity = (f"; max |ONNX − PyTorch| {result.parity_max_abs_diff:.3g} on {result.parity_inputs} inputs"
+              if result.parity_max_abs_diff is not None else "")
+    typer.echo(f"exported {model} → {out}: input x ({shape}, {result.input_dtype}), output {result.output_name}{parity}")
 
 
 @app.command()
@@ -359,7 +472,7 @@ def compare(
     text_column: Annotated[Optional[str], typer.Option(help="text column of a CSV/JSONL (default text)")] = None,
     test_data: TestData = None,
     epochs: Epochs = None,
-    lr: Annotated[Optional[float], typer.Option(help="learning rate (default 1e-3)")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="learning rate of the head (default 1e-3; 1e-2 for text encoders)")] = None,
     augment: Annotated[Optional[str], typer.Option(help="random image transforms per training batch: none | shift | affine")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with the same settings; flags override it")] = None,
     jobs: Annotated[Optional[int], typer.Option(help="cells run in parallel processes")] = None,

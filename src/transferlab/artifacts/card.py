@@ -43,6 +43,9 @@ def model_card(config: dict[str, Any]) -> str:
     lines += [
         f"- Blocks (input side first): {', '.join(b['name'] for b in config['blocks'])}",
         f"- Weights: `model.safetensors`, sha256 `{config['weights']['sha256']}`",
+        *([f"- Source head (the pretraining output layer, kept for LEEP and forgetting; not part of the backbone): "
+           f"`{config['source_head']['file']}`, sha256 `{config['source_head']['sha256']}`"]
+          if config.get("source_head") else []),
         f"- Made with transferlab {config['versions']['transferlab']}, torch {config['versions']['torch']}",
         "",
         "## Metrics",

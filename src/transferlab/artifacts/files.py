@@ -1,10 +1,19 @@
-"""Atomic writes: a file or a folder appears complete under its final name, or not at all."""
+"""Atomic writes: a file or a folder appears complete under its final name, or not at all.
+
+Every file is written to a temporary name in its own folder, flushed and fsynced, then renamed over
+the final name; a folder is built in a temporary folder beside its destination and swapped in. A
+process killed at any moment leaves the previous version loadable. Temporary names carry the
+writer's pid, so the next write to the same destination removes what a dead writer left behind.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,17 +37,55 @@ def write_bytes_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a file another library wrote (safetensors, shutil.copy2) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale(dest: Path) -> None:
+    """Remove temporary siblings of `dest` left by writers that were killed (their pid is gone)."""
+    pattern = re.compile(rf"^\.{re.escape(dest.name)}\.(?:tmp-|old-|)(\d+)[.-]")
+    try:
+        siblings = list(dest.parent.iterdir())
+    except OSError:
+        return
+    for item in siblings:
+        match = pattern.match(item.name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Write a file atomically: `write(f)` fills a temporary file in the same folder, fsynced, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -58,22 +105,56 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE).
+
+    Returns False where the C library, kernel or filesystem has no such call; the caller then falls
+    back to two renames.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a C library without renameat2 (glibc < 2.28)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 @contextmanager
 def atomic_folder(dest: Path, *, replace: bool) -> Iterator[Path]:
-    """Yield a temporary folder beside `dest`; on success rename it to `dest` (replacing it if `replace`).
+    """Yield a temporary folder beside `dest`; on success move it to `dest` (replacing it if `replace`).
 
-    If the body raises, the temporary folder is removed and `dest` is untouched. When replacing, the
-    old folder is moved aside first and deleted only after the new one is in place.
+    If the body raises, the temporary folder is removed and `dest` is untouched. An existing `dest`
+    is swapped with the new folder in one atomic rename (Linux), so a reader finds the old folder or
+    the new one, never neither; where the system cannot swap, the old folder is moved aside first and
+    deleted only after the new one is in place.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    remove_stale(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     try:
         yield tmp
         _fsync_dir(tmp)
+        if replace and dest.is_dir() and not dest.is_symlink() and _exchange(tmp, dest):
+            _fsync_dir(dest.parent)
+            shutil.rmtree(tmp, ignore_errors=True)  # it holds the old folder now
+            return
         old = None
         if dest.exists() and replace:
-            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+            old = dest.parent / f".{dest.name}.old-{os.getpid()}-"
             os.replace(dest, old)
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)

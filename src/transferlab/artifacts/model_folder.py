@@ -24,7 +24,8 @@ from ..errors import ArtifactError, ConfigError
 from ..models.backbone import Backbone
 from ..models.head import HeadSpec, TransferModel
 from .card import model_card
-from .files import atomic_folder, sha256_file, write_bytes_synced
+from .files import atomic_folder, fsync_file, remove_stale, sha256_file, write_bytes_synced
+from .source_head import load_source_head, write_source_head
 
 FORMAT = "transferlab.model"
 FORMAT_VERSION = 1
@@ -41,6 +42,8 @@ class LoadedModel:
     config: dict[str, Any]
     backbone: Backbone
     model: TransferModel | None
+    # The output layer used at pretraining (pretrained folders saved with one): LEEP and forgetting need it.
+    source_head: nn.Sequential | None = None
 
     @property
     def kind(self) -> Literal["pretrained", "finetuned"]:
@@ -69,11 +72,15 @@ def save_model_folder(
     head_spec: HeadSpec | None,
     info: dict[str, Any],
     overwrite: bool = False,
+    source_head: nn.Module | None = None,
+    source_head_spec: HeadSpec | None = None,
 ) -> Path:
     """Write a model folder atomically. `head=None` writes a pretrained folder (backbone only).
 
     `info` holds the task/metrics/training records (keys `source_task`, `target_task`,
     `label_names`, `preprocessing`, `metrics`, `training`, ...), copied into config.json.
+    `source_head` (with its spec) is the pretraining output layer, saved beside a pretrained folder's
+    weights as `source_head.safetensors` (see artifacts/source_head.py).
     """
     from safetensors.torch import save_file
 
@@ -100,7 +107,10 @@ def save_model_folder(
     }
     def write(folder: Path) -> None:
         save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT})
+        fsync_file(folder / WEIGHTS)
         config["weights"] = {"file": WEIGHTS, "sha256": sha256_file(folder / WEIGHTS)}
+        if source_head is not None and source_head_spec is not None:
+            config["source_head"] = write_source_head(folder, source_head, source_head_spec)
         write_bytes_synced(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
         write_bytes_synced(folder / "README.md", model_card(config).encode())
 
@@ -127,12 +137,14 @@ def _finish_run_folder(out: Path, write) -> None:
     import shutil
     import tempfile
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale(out)  # what a writer killed in here before left beside the folder
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         write(tmp)
-        for name in (WEIGHTS, "README.md", CONFIG):
+        for name in (*sorted(p.name for p in tmp.iterdir() if p.name != CONFIG), CONFIG):
             os.replace(tmp / name, out / name)
         (out / CHECKPOINT).unlink()
+        remove_stale(out / CHECKPOINT)  # temporary checkpoint files of killed writers
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -160,7 +172,58 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ArtifactError(f"{cfg_path} is not valid JSON ({err}); the folder is damaged") from err
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ArtifactError(f"{cfg_path} is not a transferlab model config (no \"format\": \"{FORMAT}\")")
+    _check_config(config, cfg_path)
     return config
+
+
+_SHAPE_RANKS = {"image": 3, "vector": 1, "text": 0}
+
+
+def _check_config(config: dict[str, Any], cfg_path: Path) -> None:
+    """Refuse a config.json without what loading relies on, naming the key (a damaged or hand-made file)."""
+
+    def bad(key: str, got: Any, allowed: str) -> ArtifactError:
+        shown = repr(got) if len(repr(got)) <= 200 else repr(got)[:200] + "…"
+        return ArtifactError(f"{cfg_path}: {key} is {shown}; expected {allowed}. The folder is damaged or was not "
+                             "written by transferlab — restore it from the original")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    kind = config.get("kind")
+    if kind not in ("pretrained", "finetuned"):
+        raise bad('"kind"', kind, '"pretrained" or "finetuned"')
+    arch = config.get("architecture")
+    if not isinstance(arch, dict):
+        raise bad('"architecture"', arch, "a mapping with backbone, head and feature_dim")
+    backbone = arch.get("backbone", "(missing)")
+    if backbone is not None and not (isinstance(backbone, dict) and isinstance(backbone.get("name"), str)
+                                     and isinstance(backbone.get("config"), dict)):
+        raise bad('"architecture.backbone"', backbone, 'null (a wrapped user module) or {"name": ..., "config": {...}}')
+    if not (is_int(arch.get("feature_dim")) and arch["feature_dim"] >= 1):
+        raise bad('"architecture.feature_dim"', arch.get("feature_dim"), "a whole number ≥ 1")
+    head = arch.get("head")
+    if kind == "finetuned" and not isinstance(head, dict):
+        raise bad('"architecture.head"', head, "a mapping (a fine-tuned model has a head)")
+    spec = config.get("input_spec")
+    shape = spec.get("shape") if isinstance(spec, dict) else None
+    if not (isinstance(spec, dict) and spec.get("kind") in _SHAPE_RANKS and isinstance(shape, list)
+            and len(shape) == _SHAPE_RANKS[spec["kind"]] and all(is_int(d) and d >= 1 for d in shape)):
+        raise bad('"input_spec"', spec, '{"kind": "image", "shape": [C, H, W]}, {"kind": "vector", "shape": [D]} '
+                  'or {"kind": "text", "shape": []}')
+    weights = config.get("weights")
+    if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS and isinstance(weights.get("sha256"), str)):
+        raise bad('"weights"', weights, f'{{"file": "{WEIGHTS}", "sha256": "..."}} (weights are safetensors, '
+                  "never a pickle)")
+    labels = config.get("label_names", [])
+    if not (isinstance(labels, list) and all(isinstance(n, str) for n in labels)):
+        raise bad('"label_names"', labels, "a list of class names (strings)")
+    if kind == "finetuned" and config.get("target", "class") != "numeric" and labels != [] \
+            and len(labels) != head.get("num_outputs"):
+        raise bad('"label_names"', labels, f"one name per output of the head ({head.get('num_outputs')!r})")
+    for key in ("preprocessing", "source_task", "target_task", "metrics", "training", "source_head"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            raise bad(f'"{key}"', config[key], "a mapping or null")
 
 
 def load_model_folder(path: str | Path, *, module: nn.Sequential | None = None) -> LoadedModel:
@@ -173,10 +236,10 @@ def load_model_folder(path: str | Path, *, module: nn.Sequential | None = None) 
 
     path = Path(path)
     config = read_config(path)
-    weights = path / config.get("weights", {}).get("file", WEIGHTS)
+    weights = path / WEIGHTS  # the only name read_config accepts: never a pickle such as model.pt
     if not weights.is_file():
         raise ArtifactError(f"{path} is incomplete: {weights.name} is missing")
-    expected = config.get("weights", {}).get("sha256")
+    expected = config["weights"]["sha256"]
     actual = sha256_file(weights)
     if expected != actual:
         raise ArtifactError(
@@ -187,21 +250,27 @@ def load_model_folder(path: str | Path, *, module: nn.Sequential | None = None) 
         tensors = load_file(str(weights))
     except SafetensorError as err:
         raise ArtifactError(f"{weights} is not a readable safetensors file: {err}") from err
-    backbone = _build_backbone(config, module)
     backbone_state = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    backbone = _build_backbone(config, module, backbone_state, weights)
     _load_strict(backbone, backbone_state, weights, "backbone")
     model = None
     if config["kind"] == "finetuned":
-        head_spec = HeadSpec(**config["architecture"]["head"])
-        model = TransferModel(backbone, head_spec)
         head_state = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
+        head_spec = _head_spec(config, head_state, weights)
+        model = TransferModel(backbone, head_spec)
         _load_strict(model.head, head_state, weights, "head")
         model.eval()
     backbone.eval()
-    return LoadedModel(path=path, config=config, backbone=backbone, model=model)
+    return LoadedModel(path=path, config=config, backbone=backbone, model=model,
+                       source_head=load_source_head(path, config))
 
 
-def _build_backbone(config: dict[str, Any], module: nn.Sequential | None) -> Backbone:
+# Backbones built from a Hugging Face folder named in their config, not from sizes in config.json.
+_FOLDER_BACKBONES = ("minilm", "hf")
+
+
+def _build_backbone(config: dict[str, Any], module: nn.Sequential | None, state: dict[str, torch.Tensor],
+                    weights: Path) -> Backbone:
     from ..models import create_backbone, wrap_module
 
     spec = config["architecture"]["backbone"]
@@ -213,7 +282,47 @@ def _build_backbone(config: dict[str, Any], module: nn.Sequential | None) -> Bac
                 "pass the same module: load(path, module=MyNet())"
             )
         return wrap_module(module, input_shape=input_spec.shape)
-    return create_backbone(spec["name"], input_spec, **spec["config"])
+
+    def build() -> Backbone:
+        return create_backbone(spec["name"], input_spec, **spec["config"])
+
+    if spec["name"] not in _FOLDER_BACKBONES:
+        _check_shapes(build, state, weights, "backbone", spec)  # sizes from config.json are checked unallocated
+    return build()
+
+
+def _head_spec(config: dict[str, Any], state: dict[str, torch.Tensor], weights: Path) -> HeadSpec:
+    from ..models.head import build_head
+
+    record = config["architecture"]["head"]
+    try:
+        spec = HeadSpec(**record)
+    except (TypeError, ValueError) as err:
+        raise ArtifactError(f"{weights.parent / CONFIG}: architecture.head {record} is not a valid head ({err}); "
+                            "the folder is damaged — restore it from the original") from None
+    _check_shapes(lambda: build_head(config["architecture"]["feature_dim"], spec), state, weights, "head", record)
+    return spec
+
+
+def _check_shapes(build, state: dict[str, torch.Tensor], weights: Path, part: str, spec: Any) -> None:
+    """Build the architecture on the meta device (no memory) and compare its tensor shapes with the file's.
+
+    A config.json whose sizes were edited (a hidden layer of 10⁹ units) is refused before anything is allocated.
+    """
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as err:
+        raise ArtifactError(f"{weights.parent / CONFIG}: the {part} {spec} cannot be built ({type(err).__name__}: "
+                            f"{err}); the folder is damaged — restore it from the original") from None
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        differ = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+        raise ArtifactError(
+            f"{weights} does not match its config.json architecture ({part}): missing tensors "
+            f"{sorted(expected.keys() - found.keys())[:5]}, unexpected tensors {sorted(found.keys() - expected.keys())[:5]}"
+            + (f", shapes differ for {[(k, found[k], expected[k]) for k in differ[:3]]} (file, config)" if differ else "")
+        )
 
 
 def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], weights: Path, part: str) -> None:

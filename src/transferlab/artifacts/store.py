@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArtifactError
-from .files import atomic_folder
+from .files import atomic_folder, fsync_file
 from .model_folder import CONFIG, load_model_folder, read_config
 
 
@@ -69,6 +69,12 @@ def resolve_model(ref: str | Path) -> Path:
         return in_store
     if str(ref) in PACKAGED or str(ref).startswith("hf:"):
         return materialize(str(ref))
+    if path.is_file():
+        raise ArtifactError(
+            f"{path} is a file, not a transferlab model folder; models are folders with {CONFIG} and "
+            "model.safetensors, and transferlab never unpickles .pt/.pth/.bin files (loading them can run code). "
+            "Pass a model folder written by `transferlab pretrain/finetune --out`"
+        )
     if path.exists():
         raise ArtifactError(f"{path} is not a transferlab model folder: {CONFIG} is missing")
     names = [m["name"] for m in list_models() if not m.get("packaged")] + list(PACKAGED)
@@ -125,8 +131,9 @@ def add_model(path: str | Path, name: str | None = None, *, overwrite: bool = Fa
         raise ArtifactError(f"the store already has a model {name!r}; pass --overwrite or --name ANOTHER")
     with atomic_folder(dest, replace=overwrite) as tmp:
         for item in src.iterdir():
-            if item.is_file():
+            if item.is_file() and not item.name.startswith("."):  # not a killed writer's temporary file
                 shutil.copy2(item, tmp / item.name)
+                fsync_file(tmp / item.name)
     return dest
 
 

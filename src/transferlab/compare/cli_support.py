@@ -15,6 +15,9 @@ def resolve_config(config_file: Path | None, flags: dict[str, Any], strategy_fla
     """YAML settings, overridden by every flag that was given; returns the config and execution settings."""
     settings = load_config_file(config_file) if config_file else {}
     execution = {k: settings.pop(k) for k in ("jobs", "threads") if k in settings}
+    for key, value in execution.items():
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1) and not (key == "threads" and value is None):
+            raise ConfigError(f"{config_file}: {key} must be a whole number ≥ 1; got {value!r}")
     settings.update({k: v for k, v in flags.items() if v is not None})
     train = dict(settings.get("train") or {})
     train.update({k: v for k, v in train_flags.items() if v is not None})

@@ -31,11 +31,16 @@ class StrategySpec:
         from ..engine import TrainConfig
         from ..strategies import create_strategy
 
+        if not isinstance(self.name, str) or not isinstance(self.options, dict) or not isinstance(self.label, str) \
+                or not isinstance(self.train, dict):
+            raise ConfigError(f"a strategy entry has a name (text), options and train (mappings) and a label (text); got "
+                              f"name={self.name!r}, options={self.options!r}, label={self.label!r}, train={self.train!r}")
         create_strategy(self.name, **self.options)  # validate name and options now, not mid-grid
         self.label = self.label or self.name
         unknown = sorted(set(self.train) - set(TRAIN_KEYS))
         if unknown:
             raise ConfigError(f"strategy {self.label!r}: train settings {unknown} are not allowed; allowed: {list(TRAIN_KEYS)}")
+        check_train_types(self.train, f"strategy {self.label!r}: train")
         TrainConfig(**self.train)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,7 +73,10 @@ class CompareConfig:
     def __post_init__(self) -> None:
         from ..strategies import list_strategies
 
+        self._check_types()
         specs = self.strategies if self.strategies is not None else list_strategies()
+        if not isinstance(specs, (list, tuple)):
+            raise ConfigError(f"strategies must be a list (or a comma-separated text); got {specs!r}")
         self.strategies = [strategy_spec(s) for s in specs]
         if BASELINE not in [s.name for s in self.strategies]:
             self.strategies.insert(0, StrategySpec(BASELINE))  # scratch is always compared against
@@ -84,7 +92,26 @@ class CompareConfig:
             raise ConfigError(f"train settings {unknown} are not allowed in a comparison; allowed: {list(TRAIN_KEYS)}")
         from ..engine import TrainConfig
 
+        check_train_types(self.train, "train")
         TrainConfig(**self.train)  # validate now
+
+    def _check_types(self) -> None:
+        """Settings from a YAML file can be any type (YAML reads 2020-01-01 as a date): refuse the wrong ones."""
+        for name in ("pretrained", "data", "test_data"):
+            if isinstance(getattr(self, name), Path):
+                setattr(self, name, str(getattr(self, name)))
+        expected = {"pretrained": (str,), "data": (str,), "label_column": (str,), "text_column": (str,),
+                    "test_data": (str, type(None)), "classes": (str, list, type(None)), "image_size": (int, type(None)),
+                    "image_margin": (int,), "train": (dict,)}
+        for name, types in expected.items():
+            value = getattr(self, name)
+            if not isinstance(value, types) or isinstance(value, bool):
+                allowed = " or ".join("null" if t is type(None) else {"str": "text", "dict": "a mapping"}.get(
+                    t.__name__, t.__name__) for t in types)
+                raise ConfigError(f"{name} must be {allowed}; got {value!r} ({type(value).__name__})")
+        if isinstance(self.classes, list) and not all(isinstance(c, (str, int)) and not isinstance(c, bool)
+                                                      for c in self.classes):
+            raise ConfigError(f"classes must list class names or numbers; got {self.classes!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -107,15 +134,70 @@ def strategy_spec(value: Any) -> StrategySpec:
         options = value.pop("options", {}) or {}
         train = value.pop("train", {}) or {}
         if value:
-            raise ConfigError(f"strategy entry {name!r} has unknown keys {sorted(value)}; allowed: name, label, options, train")
+            raise ConfigError(f"strategy entry {name!r} has unknown keys {sorted(map(str, value))}; allowed: name, label, "
+                              "options, train")
+        for what, mapping in (("options", options), ("train", train)):
+            if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
+                raise ConfigError(f"strategy entry {name!r}: {what} must be a mapping of setting names to values; "
+                                  f"got {mapping!r}")
         return StrategySpec(name, dict(options), label, dict(train))
     raise ConfigError(f"a strategy is a name or a mapping with name/options/label; got {value!r}")
+
+
+def check_train_types(train: dict[str, Any], where: str) -> None:
+    """Refuse train settings of the wrong type (a YAML `lr: fast`), naming the setting and its type."""
+    import typing
+
+    from ..engine import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for key, value in train.items():
+        if key in hints and not _fits(value, hints[key]):
+            raise ConfigError(f"{where} setting {key!r} is {value!r} ({type(value).__name__}); it must be "
+                              f"{_describe(hints[key])}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return isinstance(value, str) and value in args
+    if args and origin is not None and origin not in (list, dict, tuple):  # a Union / Optional
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return f"one of {list(args)}"
+    if args and origin is not None:
+        return " or ".join(_describe(a) for a in args)
+    return {type(None): "null", bool: "true or false", int: "a whole number", float: "a number",
+            str: "text"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def parse_shots_list(value: Any) -> list[int | str]:
     """'1,5,all' or [1, 5, 'all'] -> [1, 5, 'all'] (ints ascending, 'all' last, no duplicates)."""
     from ..data import parse_shots
 
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (str, list, tuple)):
+        raise ConfigError(f"--shots takes label budgets like 1,5,10,all (or a list); got {value!r}")
     items = value.split(",") if isinstance(value, str) else list(value)
     if not items:
         raise ConfigError("--shots needs at least one label budget, e.g. 1,5,10,all")
@@ -135,9 +217,13 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); save the config as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a comparison config") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings (pretrained, data, strategies, shots, ...)")
     allowed = {f.name for f in dataclasses.fields(CompareConfig)} | {"jobs", "threads"}

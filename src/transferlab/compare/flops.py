@@ -13,6 +13,9 @@ def flops_per_example(model: nn.Module, example: torch.Tensor) -> tuple[int, int
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    from ..engine.device import module_device
+
+    example = example.to(module_device(model))  # a run may have trained the model on a GPU
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)

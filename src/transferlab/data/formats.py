@@ -87,6 +87,9 @@ def read_npz(path: Path, *, numeric: bool = False) -> RawData:
     read = []
     for x_name, y_name in pairs:
         x, y = arrays[x_name], arrays[y_name]
+        for array, array_name in ((x, x_name), (y, y_name)):
+            if array.ndim == 0:
+                raise DataError(f"{source}: '{array_name}' is a single value (shape ()); expected one row per example")
         check_same_length(source, x, y, x_name, y_name)
         check_not_empty(source, x, x_name)
         kind, x = input_kind(x, source, x_name)
@@ -132,6 +135,8 @@ def read_csv(
                 lines.append(reader.line_num)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file ({exc}); save the CSV as UTF-8") from exc
+    except csv.Error as exc:  # a NUL byte, a field over the csv module's size limit, a broken quote
+        raise DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}); check that line") from None
     if label_column in header:
         label_at = header.index(label_column)
     elif required:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,7 @@ def read_idx_array(path: Path) -> np.ndarray:
     """Read one IDX file into a numpy array of its stored type and shape."""
     try:
         raw = gzip.open(path).read() if path.name.endswith(".gz") else path.read_bytes()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc}); the file may be truncated or not gzip") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES or raw[3] == 0:
         raise DataError(
@@ -63,7 +65,9 @@ def read_idx_array(path: Path) -> np.ndarray:
     header = 4 + 4 * ndim
     shape = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a header's 2**64 elements must not wrap to 0
+    if math.prod(shape) == 0:
+        raise DataError(f"{path}: IDX header says shape {shape}, which holds no data; the file is empty or corrupt")
     if len(raw) - header != expected:
         raise DataError(
             f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the file has "

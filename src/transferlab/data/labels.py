@@ -63,8 +63,13 @@ def _as_number(value: str) -> float | None:
         return None
 
 
+# Class numbers beyond 2**53 are not exact in float64 (two labels could become one); none is that large.
+_MAX_LABEL = 2.0**53
+
+
 def _whole_numbers(y: np.ndarray, shown: list, source: str, locate: Callable[[int], str]) -> np.ndarray:
-    bad = ~np.isfinite(y) | (y < 0) | (y != np.round(y))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(y) | (y < 0) | (y != np.round(y)) | (y > _MAX_LABEL)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(

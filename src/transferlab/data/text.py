@@ -179,6 +179,12 @@ def _jsonl_records(path: Path, text_column: str, label_column: str | None) -> Re
                 f"{path}: line {line} is not valid JSON ({exc.msg} at column {exc.colno}); each line must be "
                 f"one JSON object, e.g. {_JSONL_EXAMPLE}"
             ) from None
+        except (RecursionError, ValueError) as exc:  # nesting too deep, a number of more than 4300 digits
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(":")[0]
+            raise DataError(
+                f"{path}: line {line} cannot be read as JSON ({reason}); each line must be one flat JSON object, "
+                f"e.g. {_JSONL_EXAMPLE}"
+            ) from None
         if not isinstance(record, dict):
             raise DataError(
                 f"{path}: line {line} is a JSON {_json_type(record)}, not an object; each line must be one "

@@ -9,6 +9,7 @@ tensors and plain containers, never code.
 
 from __future__ import annotations
 
+import pickle
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,13 +82,37 @@ def save_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, mod
 def load_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator) -> None:
     """Restore everything `save_checkpoint` wrote; refuse a checkpoint of a different configuration."""
+    # weights_only=True is explicit, so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot turn the unpickler back on
+    # (torch ≥ 2.6 lets that variable override only calls that leave weights_only unset; a test checks it).
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 — any unreadable file is the same user-facing problem
-        raise ConfigError(f"{path} is not a readable transferlab checkpoint ({type(err).__name__}: {err}); "
+    except pickle.UnpicklingError as err:  # torch's text suggests weights_only=False: never repeat that advice
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        refused = next((line for line in lines if "GLOBAL" in line), None)
+        if refused is not None:
+            raise ConfigError(f"{path} holds Python objects no transferlab checkpoint contains ({refused}); it was "
+                              "not loaded, since unpickling it could run code — delete it to start the run anew") from None
+        detail = next((line for line in lines if not line.startswith(("Weights only", "Please file", "Check the"))), "")
+        raise ConfigError(f"{path} is not a readable transferlab checkpoint (UnpicklingError: {detail}); "
                           "delete it to start the run anew") from None
-    if not isinstance(payload, dict) or payload.get("format") != "transferlab.checkpoint":
+    except Exception as err:  # noqa: BLE001 — any unreadable file is the same user-facing problem
+        reason = (str(err).splitlines() or [""])[0]
+        raise ConfigError(f"{path} is not a readable transferlab checkpoint ({type(err).__name__}: {reason}); "
+                          "delete it to start the run anew") from None
+    if not isinstance(payload, dict) or payload.get("format") != "transferlab.checkpoint" \
+            or not isinstance(payload.get("config"), dict):
         raise ConfigError(f"{path} is not a transferlab checkpoint; delete it to start the run anew")
+    try:
+        _restore(payload, path, config, state, model, optimizer, scheduler, order)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{path} is a damaged transferlab checkpoint ({type(err).__name__}: "
+                          f"{(str(err).splitlines() or [''])[0]}); delete it to start the run anew") from None
+
+
+def _restore(payload: dict[str, Any], path: Path, config: dict[str, Any], state: LoopState, model: torch.nn.Module,
+             optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator) -> None:
     if payload["config"] != config:
         changed = sorted(k for k in set(config) | set(payload["config"]) if config.get(k) != payload["config"].get(k))
         raise ConfigError(f"{path} was written by a run with other settings (changed: {changed}); resume with the "

@@ -45,3 +45,19 @@ def training_progress(description: str, *, enabled: bool) -> Iterator[ProgressHo
             progress.update(epochs, completed=record["epoch"], total=record["epochs"], status=status)
 
         yield ProgressHooks(on_step=on_step, on_epoch_end=on_epoch_end)
+
+
+@contextmanager
+def batch_progress(description: str, *, total: int, enabled: bool) -> Iterator[Any]:
+    """Yield `advance(n)`, which moves a bar of `total` items by n (a no-op when disabled)."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=True)
+    with progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

@@ -18,7 +18,7 @@ from .augment import check_augment
 from .feature_cache import FeatureCache, cacheable_prefix, prefix_features
 from .progress import training_progress
 from .runtime import seed_everything, set_threads
-from .train import RunResult, TrainConfig, fit
+from .train import EpochCallback, RunResult, TrainConfig, fit
 
 
 def _labels(y: np.ndarray) -> torch.Tensor:
@@ -48,6 +48,7 @@ def train_run(
     checkpoint_every: int | None = None,
     resume: bool = False,
     checkpoint_interval: float = 0.0,
+    on_epoch_end: EpochCallback | None = None,
 ) -> tuple[TransferModel, RunResult, dict[str, float]]:
     """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
 
@@ -55,7 +56,8 @@ def train_run(
     early stopping see only the train and validation splits. When the strategy freezes a prefix of
     the backbone, its outputs are computed once (`cache=True`: for this run; a FeatureCache: shared
     by every run whose prefix weights `cache_key` names) and only the rest trains; `cache=False`
-    runs the whole network every step (the same result, slower).
+    runs the whole network every step (the same result, slower). `on_epoch_end(record)` sees every
+    validation pass (a tracker's per-epoch metrics), beside the progress bar.
     """
     check_augment(cfg.augment, backbone.input_spec.kind)  # before any phase trains (setfit's pairs come first)
     set_threads(cfg.threads)
@@ -84,8 +86,10 @@ def train_run(
         prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
         x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
     with training_progress(progress or "", enabled=progress is not None) as hooks:
+        callbacks = [c for c in (hooks.on_epoch_end, on_epoch_end) if c is not None]
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
-                     on_epoch_end=hooks.on_epoch_end, start_block=k, checkpoint=checkpoint,
+                     on_epoch_end=(lambda record: [c(record) for c in callbacks]) if callbacks else None,
+                     start_block=k, checkpoint=checkpoint,
                      checkpoint_every=checkpoint_every, resume=resume, checkpoint_interval=checkpoint_interval)
     if phase_seconds:  # the first phase is training time too (time-to-accuracy stays honest)
         result.train_seconds += phase_seconds

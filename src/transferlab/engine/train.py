@@ -18,6 +18,8 @@ from ..models.head import FromBlock, TransferModel
 from ..strategies.base import Strategy
 from .augment import AUGMENTS, augment_batch, check_augment
 from .checkpoint import LoopState, load_checkpoint, save_checkpoint
+from .device import DEVICES, PRECISIONS, autocast, check_precision, resolve_device, to_device
+from .distributed import DataParallel
 from .evaluate import accuracy, mse
 from .runtime import resolve_threads, seed_everything, set_threads
 
@@ -38,8 +40,8 @@ class TrainConfig:
 
     epochs: int | None = None
     batch_size: int = 32
-    lr: float = 1e-3
-    backbone_lr: float | None = None  # None: lr × the backbone's lr_scale (1 for mlp/cnn, 0.02 for text encoders)
+    lr: float | None = None  # the head's; None: the backbone's default (1e-3; 1e-2 for text encoders)
+    backbone_lr: float | None = None  # None: the backbone's default (--lr for mlp/cnn; 2e-5 for text encoders)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -54,6 +56,8 @@ class TrainConfig:
     restore_best: bool = True  # end with the weights of the best validation pass (False: the last epoch's)
     bn: Literal["train", "freeze"] = "train"  # freeze: every BatchNorm keeps its statistics and affine parameters
     augment: Literal["none", "shift", "affine"] = "none"  # random per-batch image transforms (engine/augment.py)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda if a GPU is visible, else mps, else cpu
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of the forward pass, CUDA only
 
     def __post_init__(self) -> None:
         checks = [
@@ -62,18 +66,29 @@ class TrainConfig:
             (self.loss is None or self.loss in LOSSES, f"--loss {self.loss!r} is not one of {list(LOSSES)}"),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be ≥ 1; got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be ≥ 1; got {self.batch_size}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number; got {self.lr}"),
+            (self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), f"--lr must be a positive number; got {self.lr}"),
             (self.backbone_lr is None or (self.backbone_lr > 0 and math.isfinite(self.backbone_lr)),
              f"--backbone-lr must be a positive number; got {self.backbone_lr}"),
             (self.patience is None or self.patience >= 1, f"--patience must be ≥ 1; got {self.patience}"),
             (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be ≥ 1; got {self.eval_every}"),
             (self.bn in ("train", "freeze"), f"--bn {self.bn!r} is not one of ['train', 'freeze']"),
             (self.augment in AUGMENTS, f"--augment {self.augment!r} is not one of {list(AUGMENTS)}"),
+            (self.device in DEVICES, f"--device {self.device!r} is not one of {list(DEVICES)}"),
+            (self.precision in PRECISIONS, f"--precision {self.precision!r} is not one of {list(PRECISIONS)}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        resolve_device(self.device)  # --device cuda on a machine without a GPU fails here, before any data loads
+        check_precision(self.precision, self.device)
         self.threads = resolve_threads(self.threads)
+
+    def learning_rates(self, backbone: Any) -> tuple[float, float]:
+        """(head, backbone) learning rates: the given ones, else the backbone's defaults."""
+        head = self.lr if self.lr is not None else backbone.default_lr
+        if self.backbone_lr is not None:
+            return head, self.backbone_lr
+        return head, backbone.default_backbone_lr if backbone.default_backbone_lr is not None else head
 
     def resolved_epochs(self, n_train: int) -> int:
         if self.epochs is not None:
@@ -125,9 +140,9 @@ def _optimizer(cfg: TrainConfig, groups: list[dict[str, Any]]) -> torch.optim.Op
     else:
         cls, kwargs = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW), {}
     try:
-        return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True, **kwargs)
+        return cls(groups, weight_decay=cfg.weight_decay, fused=True, **kwargs)
     except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
-        return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True, **kwargs)
+        return cls(groups, weight_decay=cfg.weight_decay, foreach=True, **kwargs)
 
 
 def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int):
@@ -198,6 +213,10 @@ def fit(
     with `checkpoint_every=N`, every N steps; `resume=True` continues from it, bit-identically to a
     run that was never interrupted (same seed and threads). `checkpoint_interval` (seconds) skips
     epoch-end checkpoints written sooner than that after the previous one (short runs in a grid).
+
+    The run trains on `cfg.device` (data copied there once). Inside a torch.distributed process
+    group of several processes it trains data-parallel (engine/distributed.py): each process takes
+    its share of every global batch, and only rank 0 writes checkpoints.
     """
     set_threads(cfg.threads)
     order = seed_everything(cfg.seed)
@@ -211,10 +230,15 @@ def fit(
         raise ConfigError(f"--checkpoint-every must be a whole number of steps ≥ 1; got {checkpoint_every}")
     epochs = cfg.resolved_epochs(n)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    backbone_lr = cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr * model.backbone.lr_scale
+    head_lr, backbone_lr = cfg.learning_rates(model.backbone)
+    device = resolve_device(cfg.device)
+    ddp = DataParallel.current(cfg.batch_size, device)  # None in a single process
+    writes = ddp is None or ddp.rank == 0  # only rank 0 writes checkpoints
+    model.to(device)
+    x_train, y_train, x_val = (to_device(t, device) for t in (x_train, y_train, x_val))
     regularizer = strategy.regularizer if strategy.has_regularizer else None
     names = {id(p): name for name, p in model.named_parameters()}
-    opt = _optimizer(cfg, strategy.param_groups(model, cfg.lr, backbone_lr))
+    opt = _optimizer(cfg, strategy.param_groups(model, head_lr, backbone_lr))
     sched = _scheduler(cfg, opt, epochs * steps_per_epoch)
     numeric = y_train.is_floating_point()  # float targets are a regression task
     loss_fn = _loss_fn(cfg, model.head_spec.num_outputs, numeric)
@@ -241,20 +265,27 @@ def fit(
         if st.position == 0:  # a fresh epoch (a resumed one keeps its order and losses)
             st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
             st.perm, st.losses = torch.randperm(n, generator=order), []
+        perm = st.perm.to(device)  # the order is drawn on the CPU (same on every device); batches gather on the device
+        if ddp is not None:
+            ddp.wrap(net)
         for i in range(st.position, n, cfg.batch_size):
             if strategy.has_step_schedule and strategy.on_step_start(model, st.steps + len(st.losses)):
                 strategy.train_mode(model)  # a block was unfrozen mid-epoch: its BatchNorm/dropout now train
                 if cfg.bn == "freeze":
                     _freeze_batchnorm(model)
                 st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
-            idx = st.perm[i : i + cfg.batch_size]
+                if ddp is not None:
+                    ddp.wrap(net)
+            idx = perm[i : i + cfg.batch_size]
             xb = x_train[idx] if cfg.augment == "none" else augment_batch(x_train[idx], cfg.augment, order)
-            loss = loss_fn(net(xb), y_train[idx])
+            with autocast(device, cfg.precision):
+                loss = loss_fn(net(xb), y_train[idx]) if ddp is None else ddp.loss(loss_fn, xb, y_train[idx])
             if regularizer is not None:
                 loss = loss + regularizer(model)
-            if not torch.isfinite(loss):  # one host sync per step: never step (or save) on a NaN
+            logged = loss.detach() if ddp is None else ddp.global_loss(loss)  # the global batch's loss
+            if not torch.isfinite(logged):  # one host sync per step: never step (or save) on a NaN
                 raise TrainingDiverged(
-                    f"training diverged: the loss is {float(loss.detach())} at epoch {epoch}, step {i // cfg.batch_size + 1} "
+                    f"training diverged: the loss is {float(logged)} at epoch {epoch}, step {i // cfg.batch_size + 1} "
                     f"(training examples {idx[:5].tolist()}{'…' if len(idx) > 5 else ''}); nothing was saved from "
                     "this step — lower --lr, check the inputs for extreme values, or resume from the last checkpoint"
                 )
@@ -263,11 +294,11 @@ def fit(
             opt.step()
             if sched is not None:
                 sched.step()
-            st.losses.append(loss.detach())  # summed once per epoch: no per-step arithmetic or host sync
+            st.losses.append(logged)  # summed once per epoch: no per-step arithmetic or host sync
             st.position = i + cfg.batch_size
             if on_step is not None:
                 on_step(i // cfg.batch_size + 1, steps_per_epoch)
-            if checkpoint_every and checkpoint is not None and st.position < n \
+            if checkpoint_every and checkpoint is not None and writes and st.position < n \
                     and (st.steps + len(st.losses)) % checkpoint_every == 0:
                 now = time.perf_counter()
                 st.train_seconds, start = st.train_seconds + now - start, now
@@ -275,6 +306,8 @@ def fit(
         st.position, st.steps = 0, st.steps + steps_per_epoch
         validate = epoch % eval_every == 0 or epoch == epochs
         if validate:
+            if ddp is not None:
+                ddp.sync_buffers(model)  # BatchNorm statistics of rank 0 everywhere: every process scores the same model
             eval_start = time.perf_counter()
             val_value = (mse(net, x_val, y_val) if numeric else accuracy(net, x_val, y_val)) if has_val else float("nan")
             st.eval_seconds += time.perf_counter() - eval_start
@@ -290,7 +323,7 @@ def fit(
                 st.best_state = copy.deepcopy(model.state_dict())
             stop = cfg.patience is not None and has_val and epoch - st.best_epoch >= cfg.patience * eval_every
         st.epoch += 1
-        if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_interval:
+        if checkpoint is not None and writes and time.perf_counter() - last_save >= checkpoint_interval:
             save_checkpoint(checkpoint, state=st, **saved)
             last_save = time.perf_counter()
     epoch = st.epoch - 1
@@ -300,6 +333,8 @@ def fit(
     else:
         best_epoch = epoch
     model.eval()
+    if ddp is not None:
+        ddp.check_replicas(model)
     return RunResult(
         epochs=epoch,
         best_epoch=best_epoch,
@@ -309,7 +344,7 @@ def fit(
         steps=st.steps,
         samples_seen=epoch * n,
         history=st.history,
-        config=asdict(cfg) | {"epochs": epochs},
+        config=asdict(cfg) | {"epochs": epochs, "lr": head_lr, "backbone_lr": backbone_lr, "device": device.type, "processes": 1 if ddp is None else ddp.world},
         cached_blocks=start_block,
         eval_seconds=st.eval_seconds,
         trainable_params=sum(p.numel() for name, p in model.named_parameters() if name in st.trained),

@@ -47,9 +47,10 @@ class Backbone(nn.Module):
         self.feature_dim = int(feature_dim)
         self.spec = spec
         self.init_scheme = init_scheme
-        # Fine-tuning learning rate of the backbone relative to the head's (--lr); pretrained
-        # transformers need ~50× smaller steps than a fresh head (BERT fine-tuning uses 2e-5 to 5e-5).
-        self.lr_scale = 1.0
+        # Learning rates when --lr (the head's) and --backbone-lr are not given; None: the backbone
+        # trains at the head's rate. Text encoders override both (models/text.py).
+        self.default_lr = 1e-3
+        self.default_backbone_lr: float | None = None
         if init_scheme == "glorot":
             glorot_(self)
 

@@ -75,6 +75,8 @@ class L2SP(Strategy):
 
     def regularizer(self, model: TransferModel) -> torch.Tensor:
         backbone = list(model.backbone.parameters())
+        if self._start and self._start[0].device != backbone[0].device:  # the run moved the model to its device
+            self._start = [w.to(backbone[0].device) for w in self._start]
         drift = torch._foreach_sub([p for p in backbone], self._start)
         spread = sum(d.pow(2).sum() for d in drift)
         head = sum(p.pow(2).sum() for n, p in model.head.named_parameters() if n.endswith("weight"))

@@ -1,0 +1,287 @@
+"""`transferlab rank`: score pretrained models (or the blocks of one) for a target task before fine-tuning.
+
+Each model's features of the target's labelled examples get LogME, LEEP (when the model has a source
+head), H-score and a k-fold linear-probe accuracy (see transferability.py and probe.py). Models come
+back best first by LogME, each with the seconds its scoring took. With `layers=True` one model's
+every block is scored, suggesting where to cut: freezing the blocks up to the best-scoring one.
+Given comparison folders of the same target, each score's Kendall τ against the accuracy that
+fine-tuning actually reached is reported (validation.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from torch import nn
+
+from ..errors import ConfigError
+from .probe import probe_accuracy
+from .representations import block_outputs, source_probabilities
+from .runtime import analysis_threads
+from .target import TargetSpec, load_model, source_head
+from .transferability import hscore, leep, logme
+from .validation import Correlation, Validation, kendall, read_comparisons
+
+SCORES = ("logme", "leep", "hscore", "probe_accuracy")
+
+
+@dataclass
+class Scores:
+    """The four scores of one representation (N, dim) and the seconds they took."""
+
+    logme: float
+    leep: float | None
+    hscore: float
+    probe_accuracy: float | None
+    dim: int
+    seconds: float
+
+
+def score_representation(features: np.ndarray, labels: np.ndarray, *, source_probs: np.ndarray | None = None,
+                         folds: int = 5, seed: int = 0) -> Scores:
+    """LogME, LEEP (given source-head probabilities), H-score and k-fold probe accuracy of one representation."""
+    start = time.perf_counter()
+    return Scores(
+        logme=logme(features, labels),
+        leep=None if source_probs is None else leep(source_probs, labels),
+        hscore=hscore(features, labels),
+        probe_accuracy=probe_accuracy(features, labels, folds=folds, seed=seed),
+        dim=int(features.shape[1]),
+        seconds=time.perf_counter() - start,
+    )
+
+
+@dataclass
+class ModelScore:
+    """One ranked model: its scores on the target's labelled examples and the seconds scoring it took."""
+
+    model: str
+    logme: float
+    leep: float | None
+    hscore: float
+    probe_accuracy: float | None
+    seconds: float
+    feature_dim: int
+    sha256: str = ""  # of the model's weights: matches it to comparison folders
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "logme": self.logme, "leep": self.leep, "hscore": self.hscore,
+                "probe_accuracy": self.probe_accuracy, "seconds": self.seconds, "feature_dim": self.feature_dim}
+
+
+@dataclass
+class LayerScore:
+    """One block's output scored; cutting here means freezing `freeze` blocks (input side first)."""
+
+    block: str
+    freeze: int
+    logme: float
+    leep: float | None
+    hscore: float
+    probe_accuracy: float | None
+    seconds: float
+    dim: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"block": self.block, "freeze": self.freeze, "logme": self.logme, "leep": self.leep,
+                "hscore": self.hscore, "probe_accuracy": self.probe_accuracy, "seconds": self.seconds, "dim": self.dim}
+
+
+@dataclass
+class RankResult:
+    """What `rank` found. `to_json()` is the CLI's --json object."""
+
+    data: str
+    shots: int | str
+    n_examples: int
+    models: list[ModelScore] = field(default_factory=list)
+    model: str | None = None  # layers mode: the one model whose blocks were scored
+    model_sha256: str = ""
+    layers: list[LayerScore] | None = None
+    feature_seconds: float | None = None  # layers mode: one pass through every block
+    validation: Validation | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best_layer(self) -> LayerScore | None:
+        return None if not self.layers else max(self.layers, key=lambda l: _order(l.logme))
+
+    @property
+    def suggestion(self) -> str | None:
+        """Layers mode: the strategy that cuts at the best block ('linear-probe' when it is the last)."""
+        best = self.best_layer
+        if best is None or self.layers is None:
+            return None
+        return "linear-probe" if best.freeze == len(self.layers) else f"partial --freeze {best.freeze}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"data": self.data, "shots": self.shots, "n_examples": self.n_examples}
+        if self.layers is None:
+            out["models"] = [m.to_json() for m in self.models]
+        else:
+            best = self.best_layer
+            out |= {"model": self.model, "layers": [l.to_json() for l in self.layers],
+                    "best_block": best.block if best else None, "suggested_freeze": best.freeze if best else None,
+                    "suggestion": self.suggestion, "feature_seconds": self.feature_seconds}
+        out["validation"] = self.validation.to_json() if self.validation is not None else None
+        out["notes"] = self.notes
+        return _finite(out)
+
+
+def _order(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else -math.inf
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities as None, so the JSON is standard."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def rank(
+    models: Sequence[str | Path],
+    data: str,
+    *,
+    shots: int | None = None,
+    layers: bool = False,
+    compare: Sequence[str | Path] = (),
+    seed: int = 0,
+    folds: int = 5,
+    classes: str | list | None = None,
+    image_size: int | None = None,
+    image_margin: int = 0,
+    label_column: str = "label",
+    text_column: str = "text",
+    test_data: str | None = None,
+    module: nn.Sequential | None = None,
+    threads: int | None = None,
+) -> RankResult:
+    """Rank pretrained models for a target task from their features, without fine-tuning any of them.
+
+    Scores use only the training split's labelled examples (K per class with `shots`, drawn with
+    `seed` exactly as `finetune` draws them); validation and test splits are never read. `compare`
+    names comparison folders of the same target whose fine-tuned accuracies validate the scores.
+
+    Example:
+        >>> r = rank(["models/cnn", "models/mlp"], "digits", shots=10, image_size=28, image_margin=4)  # doctest: +SKIP
+        >>> [m.model for m in r.models]  # best first by LogME  # doctest: +SKIP
+        >>> rank(["models/cnn"], "digits", layers=True, image_size=28, image_margin=4).suggestion  # doctest: +SKIP
+        'partial --freeze 2'
+    """
+    models = [str(m) for m in models]
+    if not models:
+        raise ConfigError("rank needs at least one pretrained model (a folder path or a store name)")
+    if layers and len(models) != 1:
+        raise ConfigError(f"--layers scores the blocks of one model; got {len(models)} models ({', '.join(models)}). "
+                          "Pass one model, or drop --layers to rank several")
+    if len(set(models)) != len(models):
+        dupes = sorted({m for m in models if models.count(m) > 1})
+        raise ConfigError(f"each model is ranked once; {dupes} appear more than once")
+    target = TargetSpec(data, classes, image_size, image_margin, label_column, text_column, test_data)
+    task, split = target.labelled(shots, seed)
+    result = RankResult(data=str(data), shots=shots if shots is not None else "all", n_examples=len(split.y_train))
+    with analysis_threads(threads):
+        if layers:
+            _rank_layers(models[0], task, split, result, folds=folds, seed=seed, module=module)
+        else:
+            for ref in models:
+                result.models.append(_score_model(ref, task, split, result.notes, folds=folds, seed=seed, module=module))
+            result.models.sort(key=lambda m: _order(m.logme), reverse=True)
+    if compare:
+        result.validation = _validate(result, [str(c) for c in compare], target)
+    return result
+
+
+def _score_model(ref: str, task, split, notes: list[str], *, folds: int, seed: int, module) -> ModelScore:
+    start = time.perf_counter()
+    loaded = load_model(ref, task, module=module)
+    feats = block_outputs(loaded.backbone, split.x_train, blocks=[loaded.backbone.block_names[-1]])
+    final = feats[loaded.backbone.block_names[-1]]
+    head, why_not = source_head(loaded)
+    if why_not:
+        notes.append(f"{ref}: LEEP skipped — {why_not}")
+    probs = source_probabilities(head, final) if head is not None else None
+    scores = score_representation(final, split.y_train, source_probs=probs, folds=folds, seed=seed)
+    return ModelScore(model=ref, logme=scores.logme, leep=scores.leep, hscore=scores.hscore,
+                      probe_accuracy=scores.probe_accuracy, seconds=time.perf_counter() - start, feature_dim=scores.dim,
+                      sha256=loaded.config["weights"]["sha256"])
+
+
+def _rank_layers(ref: str, task, split, result: RankResult, *, folds: int, seed: int, module) -> None:
+    start = time.perf_counter()
+    loaded = load_model(ref, task, module=module)
+    outputs = block_outputs(loaded.backbone, split.x_train)
+    result.feature_seconds = time.perf_counter() - start
+    head, why_not = source_head(loaded)
+    if why_not:
+        result.notes.append(f"{ref}: LEEP skipped — {why_not}")
+    names = loaded.backbone.block_names
+    result.model, result.model_sha256, result.layers = ref, loaded.config["weights"]["sha256"], []
+    for i, name in enumerate(names):
+        probs = source_probabilities(head, outputs[name]) if head is not None and i == len(names) - 1 else None
+        s = score_representation(outputs[name], split.y_train, source_probs=probs, folds=folds, seed=seed)
+        result.layers.append(LayerScore(block=name, freeze=i + 1, logme=s.logme, leep=s.leep, hscore=s.hscore,
+                                        probe_accuracy=s.probe_accuracy, seconds=s.seconds, dim=s.dim))
+    if head is not None:
+        result.notes.append("LEEP reads the source head, which sits on the last block only")
+
+
+def _validate(result: RankResult, folders: list[str], target: TargetSpec) -> Validation:
+    notes: list[str] = []
+    records = read_comparisons(folders, target=target.identity(), shots=str(result.shots), notes=notes)
+    by_sha = {m.sha256: m.model for m in result.models} if result.layers is None else {result.model_sha256: result.model}
+    for record in records:
+        if record.pretrained_sha256 not in by_sha:
+            notes.append(f"{record.folder}: skipped, its pretrained model (sha256 {record.pretrained_sha256[:12]}…) "
+                         "is not among the ranked models")
+    records = [r for r in records if r.pretrained_sha256 in by_sha]
+    if result.layers is not None:
+        return _validate_layers(result, records, notes)
+    accuracies = []
+    for model in result.models:
+        mine = [r for r in records if by_sha[r.pretrained_sha256] == model.model]
+        best = max(((r, r.best_transfer()) for r in mine if r.best_transfer()), key=lambda t: t[1][1], default=None)
+        if best is None:
+            continue
+        record, (strategy, accuracy) = best
+        seconds = sum(r.train_seconds() for r in mine)
+        accuracies.append({"model": model.model, "accuracy": accuracy, "strategy": strategy, "compare": record.folder,
+                           "finetune_seconds": seconds,
+                           "speedup": seconds / model.seconds if model.seconds > 0 else None})
+    by_model = {a["model"]: a["accuracy"] for a in accuracies}
+    scored = [m for m in result.models if m.model in by_model]
+    if len(scored) < 3:
+        notes.append(f"τ over {len(scored)} model(s) with comparison results says little; rank and compare ≥ 3 models")
+    correlations = {score: kendall([getattr(m, score) for m in scored], [by_model[m.model] for m in scored])
+                    for score in SCORES}
+    return Validation(correlations, accuracies, notes)
+
+
+def _validate_layers(result: RankResult, records, notes: list[str]) -> Validation:
+    assert result.layers is not None
+    blocks = len(result.layers)
+    per_freeze: dict[int, list[float]] = {}
+    for record in records:
+        for k, acc in record.freeze_accuracies(blocks).items():
+            per_freeze.setdefault(k, []).append(acc)
+    accuracies = [{"block": result.layers[k - 1].block, "freeze": k, "accuracy": float(np.mean(v))}
+                  for k, v in sorted(per_freeze.items())]
+    if len(accuracies) < 3:
+        notes.append(f"τ over {len(accuracies)} cut(s) with comparison results says little; compare partial "
+                     "--freeze k for several k (and linear-probe)")
+    layer_at = {a["freeze"]: result.layers[a["freeze"] - 1] for a in accuracies}
+    correlations: dict[str, Correlation] = {
+        score: kendall([getattr(layer_at[a["freeze"]], score) for a in accuracies], [a["accuracy"] for a in accuracies])
+        for score in SCORES
+    }
+    return Validation(correlations, accuracies, notes)

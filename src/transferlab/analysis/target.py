@@ -1,0 +1,71 @@
+"""The target task an analysis reads, and the pretrained models it reads it with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..artifacts import LoadedModel, load_model_folder, resolve_model
+from ..data import check_input_fits, load_task, split_task
+from ..data.task import Task, TaskSplit
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A target dataset and how to read it (the same options as `finetune` and `compare`)."""
+
+    data: str
+    classes: str | list | None = None
+    image_size: int | None = None
+    image_margin: int = 0
+    label_column: str = "label"
+    text_column: str = "text"
+    test_data: str | None = None
+
+    def load(self) -> Task:
+        task = load_task(self.data, classes=self.classes, image_size=self.image_size, image_margin=self.image_margin,
+                         label_column=self.label_column, text_column=self.text_column, test_data=self.test_data)
+        if task.is_numeric:
+            raise ConfigError(f"{self.data}: scoring transfer needs class labels; a numeric target has none")
+        return task
+
+    def labelled(self, shots: int | None, seed: int) -> tuple[Task, TaskSplit]:
+        """The task and its training split: K labelled examples per class (all with shots=None); never the test split."""
+        task = self.load()
+        return task, split_task(task, shots=shots, seed=seed)
+
+    def identity(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_model(ref: str | Path, task: Task, *, module: nn.Sequential | None = None) -> LoadedModel:
+    """A model folder (path or store name) whose input fits the task, checksums verified."""
+    loaded = load_model_folder(resolve_model(ref), module=module)
+    check_input_fits(task, loaded.input_spec, model_name=str(ref))
+    return loaded
+
+
+def source_head(loaded: LoadedModel) -> tuple[nn.Module | None, str | None]:
+    """The head that predicts a source task from this model's features, or None and why there is none.
+
+    A pretrained folder keeps its pretraining output layer (source_head.safetensors); a fine-tuned
+    folder's own head predicts its target task, which is the source task for the next transfer.
+    """
+    name = loaded.path.name
+    if loaded.model is not None:
+        head, target = loaded.model.head, loaded.config.get("target", "class")
+    else:
+        head, target = loaded.source_head, (loaded.config.get("source_task") or {}).get("target", "class")
+        if head is None:
+            if loaded.config.get("origin"):
+                return None, (f"{name} is a packaged encoder with no classification head of its own (it was not "
+                              "pretrained on labelled classes here), so LEEP does not apply")
+            return None, (f"{name} has no source head (the folder was saved before transferlab kept the pretraining "
+                          f"output layer); re-pretrain it to get LEEP and forgetting")
+    if target == "numeric":
+        return None, f"{name} was trained on a numeric target; LEEP needs source classes"
+    return head, None

@@ -1,0 +1,93 @@
+"""Prediction in batches (with a progress bar) and prediction files (CSV, JSON Lines, JSON)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifacts import LoadedModel
+from .errors import ConfigError
+
+PREDICT_BATCH = 256
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".json")
+
+
+def check_output_path(out: str | Path | None, *, overwrite: bool) -> Path | None:
+    """Validate `--out` before any work: a known suffix, not a folder, not clobbered without --overwrite."""
+    if out is None:
+        return None
+    out = Path(out)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError(f"--out {str(out)!r} has suffix {out.suffix or '(none)'!r}; predictions are written as "
+                          f"{', '.join(OUTPUT_SUFFIXES)} — name the file e.g. predictions.csv")
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a folder; pass a file path such as predictions.csv")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"--out {str(out)!r} already exists; pass --overwrite to replace it, or choose another file")
+    return out
+
+
+def predict_rows(
+    loaded: LoadedModel, x: np.ndarray, names: list[str], *, what: str, batch_size: int = PREDICT_BATCH,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """One row per input: `{"input", "label", "probability", "probabilities"}`, or `{"input", "value"}`.
+
+    Inputs are prepared (text: tokenized) and run one batch at a time, so memory stays bounded and
+    text batches are padded only to their own longest text.
+    """
+    from .engine.evaluate import predict_logits
+    from .engine.progress import batch_progress
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be a whole number ≥ 1; got {batch_size}")
+    numeric = loaded.config.get("target") == "numeric"
+    labels = loaded.label_names
+    rows: list[dict[str, Any]] = []
+    with batch_progress("predict", total=len(x), enabled=progress) as advance:
+        for start in range(0, len(x), batch_size):
+            xt = loaded.backbone.prepare_inputs(x[start : start + batch_size])
+            loaded.backbone.check_input(xt, what=what)
+            out = predict_logits(loaded.model, xt, batch_size=batch_size)  # (b, outputs)
+            batch_names = names[start : start + batch_size]
+            if numeric:
+                rows += [{"input": n, "value": v} for n, v in zip(batch_names, out.squeeze(1).tolist())]
+            else:
+                probs = out.softmax(1)
+                best = probs.argmax(1).tolist()
+                for n, p, b in zip(batch_names, probs.tolist(), best):
+                    rows.append({"input": n, "label": labels[b], "probability": p[b], "probabilities": dict(zip(labels, p))})
+            advance(len(batch_names))
+    return rows
+
+
+def write_predictions(rows: list[dict[str, Any]], out: Path) -> Path:
+    """Write rows as CSV (input, label, probability, then one `p_<class>` column per class; or input,
+    value), JSON Lines (one row per line) or JSON (`{"predictions": [...]}`), by the file's suffix."""
+    from .artifacts.files import atomic_write
+
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        if rows and "value" in rows[0]:
+            writer.writerow(["input", "value"])
+            writer.writerows([r["input"], repr(r["value"])] for r in rows)
+        else:
+            classes = list(rows[0]["probabilities"]) if rows else []
+            writer.writerow(["input", "label", "probability", *(f"p_{c}" for c in classes)])
+            writer.writerows([r["input"], r["label"], repr(r["probability"]), *(repr(r["probabilities"][c]) for c in classes)]
+                             for r in rows)
+        data = buffer.getvalue()
+    elif suffix == ".jsonl":
+        data = "".join(json.dumps(r) + "\n" for r in rows)
+    else:
+        data = json.dumps({"predictions": rows}) + "\n"
+    atomic_write(out, lambda f: f.write(data.encode()))
+    return out
+

@@ -8,7 +8,7 @@ import torch
 from transferlab.api import train_run
 from transferlab.engine import TrainConfig
 from transferlab.errors import ConfigError
-from transferlab.models import create_backbone, list_backbones
+from transferlab.models import TransferModel, create_backbone, list_backbones
 from transferlab.strategies import create_strategy, list_strategies, strategy_options
 
 CFG = dict(epochs=3, batch_size=16, lr=1e-2, restore_best=False)  # check what trained, not which epoch won
@@ -185,7 +185,20 @@ def test_lora_trains_adapters_only_and_merges_into_plain_weights(tiny_split, tmp
     assert torch.allclose(loaded.model(x), model(x), atol=1e-6)
 
 
+def test_lora_adapters_train_at_their_own_rate(tiny_task):
+    pretrained = _pretrained("mlp", tiny_task, hidden=[32, 16], dropout=0.0)
+    strategy = create_strategy("lora", rank=2, adapter_lr=3e-4)
+    model = TransferModel(copy.deepcopy(pretrained), strategy.head_spec(3))
+    strategy.prepare(model)
+    groups = {g["name"]: g for g in strategy.param_groups(model, 1e-2, 2e-5)}
+    assert groups["adapters"]["lr"] == 3e-4 and groups["head"]["lr"] == 1e-2 and groups["backbone"]["lr"] == 2e-5
+    assert all(p.requires_grad for p in groups["adapters"]["params"]) and len(groups["adapters"]["params"]) == 4
+    assert not any(p.requires_grad for p in groups["backbone"]["params"])  # pretrained weights stay fixed
+
+
 def test_lora_option_errors():
+    with pytest.raises(ConfigError, match="--adapter-lr must be a positive number; got 0"):
+        create_strategy("lora", adapter_lr=0)
     with pytest.raises(ConfigError, match="--rank must be a whole number ≥ 1; got 0"):
         create_strategy("lora", rank=0)
     strategy = create_strategy("lora", targets=["nope"])

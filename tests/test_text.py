@@ -86,3 +86,30 @@ def test_pretrain_a_local_hf_folder_on_a_text_task(tmp_path, text_files, tiny_be
     cfg = json.loads((tmp_path / "src" / "config.json").read_text())
     assert pre["epochs"] == 1 and cfg["architecture"]["backbone"] == {
         "name": "hf", "config": {"path": str(tiny_bert_path), "max_length": 128}}
+
+
+@pytest.mark.parametrize("via", ["create_backbone", "load"])
+def test_scratch_redraws_every_encoder_tensor(tiny_bert_path, via):
+    """The text baseline starts from random weights however the encoder was obtained (transformers ≥ 5
+    marks loaded tensors as initialised, and its own init functions then leave them alone)."""
+    import torch
+
+    from transferlab.api import load
+    from transferlab.data.task import InputSpec
+    from transferlab.models import HeadSpec, TransferModel, create_backbone
+    from transferlab.strategies import create_strategy
+
+    if via == "load":
+        backbone = load(f"hf:{tiny_bert_path}").backbone
+    else:
+        backbone = create_backbone("hf", InputSpec("text", ()), path=str(tiny_bert_path))
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    torch.manual_seed(0)
+    create_strategy("scratch").prepare(TransferModel(backbone, HeadSpec(3)))
+    after = backbone.state_dict()
+    unchanged = [k for k, v in after.items() if torch.equal(v, before[k]) and v.std() > 0]
+    assert unchanged == []
+    torch.manual_seed(0)
+    again = {k: v.clone() for k, v in after.items()}
+    create_strategy("scratch").prepare(TransferModel(backbone, HeadSpec(3)))
+    assert all(torch.equal(again[k], v) for k, v in backbone.state_dict().items())  # same seed, same draw

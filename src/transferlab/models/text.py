@@ -138,8 +138,14 @@ class TextBackbone(Backbone):
             raise ConfigError(f"{what} is not tokenized text; pass strings (the backbone tokenizes them)")
 
     def reset_parameters(self) -> None:
-        """Random initialisation with the encoder's own scheme (the from-scratch baseline for text)."""
-        self._hf_model.apply(self._hf_model._init_weights)
+        """Random initialisation with the encoder's own scheme (the from-scratch baseline for text).
+
+        A fresh model of the same class and config is built (its weights drawn from torch's seeded RNG)
+        and copied in. Re-running `_init_weights` in place is not enough: transformers ≥ 5 marks loaded
+        tensors as initialised and its init functions then skip them, leaving the pretrained weights.
+        """
+        fresh = type(self._hf_model)(self._hf_model.config)
+        self._hf_model.load_state_dict(fresh.state_dict())
 
 
 @dataclass

@@ -8,6 +8,10 @@ W (peft's `merge`) and the adapter layers are removed, so saved folders hold **m
 the backbone's usual tensor names: they load, evaluate and export like any fine-tuned model, and no
 adapter or base reference is needed.
 
+The adapters train at their own rate, `adapter_lr` (default 1e-3): B starts at zero, so the update
+needs larger steps than full fine-tuning of a transformer (2e-5) — the LoRA paper and peft's examples
+use 1e-4 to 1e-3 for encoders of this size.
+
 Targets: the attention projections (query, key, value) of text encoders; every Linear and Conv2d layer
 of other backbones — or the layer names given in `targets`. Blocks without a targeted layer stay frozen
 (and their outputs are cached when they lead the backbone).
@@ -16,6 +20,7 @@ of other backbones — or the layer names given in `targets`. Blocks without a t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -36,7 +41,11 @@ class LoRAConfig:
         default=None, metadata={"help": "layer names to adapt (default: attention q/k/v for text, else all Linear/Conv2d)"}
     )
 
+    adapter_lr: float = field(default=1e-3, metadata={"help": "learning rate of the adapters (the head keeps --lr)"})
+
     def __post_init__(self) -> None:
+        if not self.adapter_lr > 0:
+            raise ConfigError(f"--adapter-lr must be a positive number; got {self.adapter_lr}")
         if int(self.rank) != self.rank or self.rank < 1:
             raise ConfigError(f"--rank must be a whole number ≥ 1; got {self.rank}")
         if self.alpha <= 0:
@@ -93,6 +102,16 @@ class LoRA(Strategy):
                             target_modules=targets)
         inject_adapter_in_model(config, backbone)
         self._frozen = frozen
+
+    def param_groups(self, model: TransferModel, lr: float, backbone_lr: float | None = None) -> list[dict[str, Any]]:
+        """Adapters at `adapter_lr`, the head at `lr`; the frozen pretrained weights sit in a group of their own."""
+        adapters = [p for n, p in model.backbone.named_parameters() if "lora_" in n]
+        ids = {id(p) for p in adapters}
+        rest = [p for p in model.backbone.parameters() if id(p) not in ids]
+        groups = [{"name": "backbone", "params": rest, "lr": lr if backbone_lr is None else backbone_lr},
+                  {"name": "adapters", "params": adapters, "lr": self.config.adapter_lr},
+                  {"name": "head", "params": list(model.head.parameters()), "lr": lr}]
+        return [g for g in groups if g["params"]]
 
     def finalize(self, model: TransferModel) -> None:
         """Merge ΔW into W and put the plain layers back: the model is an ordinary backbone again."""

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-keras bench-strategies bench-text clean
+.PHONY: install demo test bench bench-keras bench-strategies bench-text gpu-check clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/flops.py
 	$(PY) benchmarks/compare_grid.py
 	$(PY) benchmarks/keras_seed.py
+
+# On a machine with an NVIDIA GPU: the end-to-end path on CUDA vs the CPU (exits 3 without a GPU).
+gpu-check: $(STAMP)
+	PYTHON=$(PY) bash benchmarks/gpu_check.sh
 
 bench-strategies: $(STAMP)
 	$(PY) benchmarks/strategies.py

@@ -1,6 +1,6 @@
 """Benchmark: every registered strategy on two transfer pairs, as evidence for choosing one.
 
-Pairs (a cnn pretrained on MNIST-5k, 20 epochs with `--augment affine`; every run of the comparison,
+Pairs (a cnn pretrained on MNIST-5k, 40 epochs with `--augment affine`; every run of the comparison,
 scratch included, also trains with `--augment affine` — `--augment none` reproduces the plain recipe):
 - mnist5k → digits (UCI 8×8, framed 28×28: the demo pair);
 - mnist5k → USPS (../shared/data/usps/usps.npz, 16×16 framed 28×28; 7,291 train / 2,007 test).
@@ -9,7 +9,7 @@ the winner per budget, and whether LP-FT ≥ max(linear-probe, full) holds (the 
 under domain shift, Kumar et al. 2022).
 
     python benchmarks/strategies.py [--seeds 3] [--shots 1,5,10,50] [--pairs digits,usps]
-                                    [--pretrain-epochs 20] [--augment affine] [--json]
+                                    [--pretrain-epochs 40] [--augment affine] [--json]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shots", default="1,5,10,50")
     parser.add_argument("--pairs", default="digits,usps")
-    parser.add_argument("--pretrain-epochs", type=int, default=20)
+    parser.add_argument("--pretrain-epochs", type=int, default=40)
     parser.add_argument("--augment", default="affine", choices=["none", "shift", "affine"])
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "strategies"))
     parser.add_argument("--json", action="store_true")

@@ -104,6 +104,26 @@ def test_cli_nproc_2_matches_one_process_on_digits(tmp_path):
     assert not (tmp_path / "ddp" / "checkpoint.pt").exists()
 
 
+def test_launch_returns_the_exit_status_of_the_failed_process(monkeypatch):
+    """A user error in a process (status 2) is the launcher's status; torchrun's own report stays quiet."""
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from transferlab.engine.distributed import launch
+
+    calls = []
+
+    def failing(args):
+        calls.append((args.nproc_per_node, args.module, args.training_script, args.training_script_args))
+        raise ChildFailedError("transferlab", {0: ProcessFailure(0, 123, 2, "<N/A>")})
+
+    monkeypatch.setattr(torchrun, "run", failing)
+    assert launch(2, ["pretrain", "--out", "m"]) == 2
+    assert calls == [("2", True, "transferlab", ["pretrain", "--out", "m"])]
+    monkeypatch.setattr(torchrun, "run", lambda args: None)
+    assert launch(2, ["pretrain"]) == 0
+
+
 def test_nproc_rebuilds_the_command_for_torchrun(tmp_path, monkeypatch):
     """The launcher passes the options given on the command line (not --nproc) to each process."""
     import transferlab.engine.distributed as distributed
@@ -113,10 +133,10 @@ def test_nproc_rebuilds_the_command_for_torchrun(tmp_path, monkeypatch):
     for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(var, raising=False)
     res = runner.invoke(app, ["finetune", "models/src", "--data", "digits", "--shots", "5", "--no-cache", "--nproc", "3",
-                              "--lr", "0.01", "--json"])
+                              "--batch-size", "48", "--lr", "0.01", "--json"])
     assert res.exit_code == 0, res.output
-    assert seen == [(3, ["finetune", "models/src", "--data", "digits", "--no-cache", "--shots", "5", "--lr", "0.01",
-                         "--json"])]
+    assert seen == [(3, ["finetune", "models/src", "--data", "digits", "--no-cache", "--shots", "5", "--batch-size", "48",
+                         "--lr", "0.01", "--json"])]
 
 
 def test_nproc_errors(monkeypatch):
@@ -124,6 +144,8 @@ def test_nproc_errors(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     res = runner.invoke(app, ["pretrain", "--data", "digits", "--nproc", "0"])
     assert res.exit_code == 2 and "--nproc must be a whole number ≥ 1; got 0" in res.stderr
+    res = runner.invoke(app, ["pretrain", "--data", "digits", "--nproc", "2", "--batch-size", "33"])  # before launching
+    assert res.exit_code == 2 and "--batch-size 33 must be divisible by the number of processes (2)" in res.stderr
     monkeypatch.setenv("WORLD_SIZE", "4")
     res = runner.invoke(app, ["pretrain", "--data", "digits", "--nproc", "2"])
     assert res.exit_code == 2 and "--nproc 2 but torchrun started 4 processes; drop --nproc under torchrun" in res.stderr

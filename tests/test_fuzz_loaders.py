@@ -26,7 +26,7 @@ from hypothesis.extra import numpy as hnp
 from transferlab.errors import TransferlabError
 
 # deadline: an example slower than this is a hang (loaders of these tiny files take milliseconds)
-FUZZ = settings(max_examples=120, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture,
+FUZZ = settings(max_examples=120, deadline=5000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])
 FUZZ_SLOW = settings(FUZZ, max_examples=60)
 
@@ -221,6 +221,8 @@ YAML_VALUES = (JSON | st.dates() | st.sampled_from(["scratch", "partial", "all",
 @example({"pretrained": "m", "data": "d", "shots": 5}, True)  # a bare number of shots
 @example({"pretrained": "m", "data": "d", "train": {"epochs": "5"}}, True)
 @example({"pretrained": "m", "data": "d", "seeds": 2, "jobs": "two"}, True)
+@example({"pretrained": "m", "train": 1}, True)  # train settings that are not a mapping
+@example({"pretrained": "m", "data": "d", "strategies": [{"name": "full", "options": [1]}]}, True)
 def test_compare_config_structured(settings_, with_required):
     import yaml
 
@@ -317,8 +319,10 @@ def test_model_config_structured(model_folder, data, value, delete):
     ("architecture", "head", "num_outputs", 10**9),
     ("weights", "file", "model.pt"),
     ("label_names", ["a", "b"]),  # fewer names than outputs
+    ("label_names", []),
     ("input_spec", "shape", [10**9]),
     ("architecture", "head", "hidden", ["x"]),
+    ("input_spec", "kind", []),  # an unhashable kind
 ])
 def test_model_config_examples(model_folder, change):
     """Edits the fuzzing found, each refused before any weights are allocated."""

@@ -42,6 +42,9 @@ _LAZY = {
     "split_task": "transferlab.data",
     "list_datasets": "transferlab.data",
     "list_models": "transferlab.artifacts",
+    "rank": "transferlab.analysis",
+    "advise": "transferlab.analysis",
+    "explain": "transferlab.analysis",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -14,6 +14,7 @@ from .data import check_input_fits, load_task, split_task
 from .data.task import Task, TaskSplit
 from .engine import RunResult, TrainConfig, seed_everything
 from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: public here too)
+from .engine.runtime import run_environment
 from .engine.distributed import Session, distributed_session
 from .errors import ArtifactError, ConfigError
 from .models import Backbone, create_backbone
@@ -43,6 +44,9 @@ class PretrainResult:
     epochs: int
     val_mse: float | None = None  # numeric targets only
     test_mse: float | None = None
+    seed: int | None = None
+    threads: int | None = None
+    environment: dict[str, Any] = field(default_factory=dict)  # torch, python, platform, cpu (run_environment)
     history: list[dict[str, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -69,6 +73,8 @@ class FinetuneResult:
     test_mse: float | None = None
     test_mae: float | None = None
     test_r2: float | None = None
+    threads: int | None = None
+    environment: dict[str, Any] = field(default_factory=dict)  # torch, python, platform, cpu (run_environment)
     history: list[dict[str, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -215,7 +221,8 @@ def pretrain(
             "preprocessing": task.preprocessing | {"label_column": label_column},
             "target": task.target,
             "metrics": {f"source_test_{k}": v for k, v in metrics.items() if k != "n"} | {f"source_val_{run.val_metric}": run.val_value},
-            "training": {"train": run.config, "train_seconds": run.train_seconds, "epochs_run": run.epochs, "history": run.history},
+            "training": {"train": run.config, "train_seconds": run.train_seconds, "epochs_run": run.epochs, "history": run.history,
+                         "environment": run_environment(cfg.threads)},
         }
         if session.is_main:
             # The output layer is not part of the pretrained model (seed §2.2.1); it is kept beside it as the
@@ -232,6 +239,9 @@ def pretrain(
         test_mse=fields.get("test_mse"),
         train_seconds=run.train_seconds,
         epochs=run.epochs,
+        seed=cfg.seed,
+        threads=cfg.threads,
+        environment=run_environment(cfg.threads),
         history=run.history,
     )
 
@@ -327,6 +337,7 @@ def finetune(
                     "trainable_params": trainable,
                     "cached_blocks": run.cached_blocks,
                     "history": run.history,
+                    "environment": run_environment(cfg.threads),
                 },
             }
             save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
@@ -342,6 +353,8 @@ def finetune(
         trainable_params=trainable,
         total_params=total,
         samples_seen=run.samples_seen,
+        threads=cfg.threads,
+        environment=run_environment(cfg.threads),
         history=run.history,
     )
 

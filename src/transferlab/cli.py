@@ -31,7 +31,8 @@ def _friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except TransferlabError as err:
-            typer.echo(f"error: {err}", err=True)
+            rank = os.environ.get("RANK", "0")  # a process of a data-parallel run other than rank 0 says which
+            typer.echo(f"error: {err}" if rank == "0" else f"error (rank {rank}): {err}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; finished work is saved (compare resumes when the same command runs again)", err=True)
@@ -117,12 +118,12 @@ def _command_line(ctx: typer.Context) -> list[str]:
     return argv
 
 
-def _launched_in_processes(ctx: typer.Context, nproc: int) -> bool:
+def _launched_in_processes(ctx: typer.Context, nproc: int, batch_size: int) -> bool:
     """`--nproc N` (N > 1) outside torchrun: start this command in N processes with torchrun and wait.
 
     Inside a torchrun worker, check that N matches the processes torchrun started.
     """
-    from .engine.distributed import env_world, launch
+    from .engine.distributed import check_global_batch, env_world, launch
     from .errors import ConfigError
 
     world = env_world()[2]
@@ -134,6 +135,7 @@ def _launched_in_processes(ctx: typer.Context, nproc: int) -> bool:
         return False
     if nproc == 1:
         return False
+    check_global_batch(batch_size, nproc)
     code = launch(nproc, _command_line(ctx))
     if code != 0:
         raise typer.Exit(code)
@@ -243,9 +245,6 @@ def pretrain(
     """Pretrain a backbone on a source task; save it without its output layer."""
     from .api import pretrain as api_pretrain
 
-    if _launched_in_processes(ctx, nproc):
-        return
-
     arch: dict[str, Any] = {}
     if hidden is not None:
         widths = _ints(hidden, "--hidden")
@@ -261,6 +260,8 @@ def pretrain(
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, augment=augment,
         device=device, precision=precision,
     )
+    if _launched_in_processes(ctx, nproc, cfg.batch_size):  # validated here once, then run in N processes
+        return
     result = api_pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
         image_margin=image_margin, label_column=label_column, target=target,
@@ -294,6 +295,7 @@ def finetune(
     alpha: Annotated[Optional[float], typer.Option(help="lora: scale α (update × α/rank)")] = None,
     lora_dropout: Annotated[Optional[float], typer.Option(help="lora: dropout on the adapter input")] = None,
     targets: Annotated[Optional[str], typer.Option(help="lora: comma-separated layer names to adapt")] = None,
+    adapter_lr: Annotated[Optional[float], typer.Option(help="lora: learning rate of the adapters (default 1e-3)")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="setfit: positive and negative pairs per example")] = None,
     max_pairs: Annotated[Optional[int], typer.Option(help="setfit: cap on contrastive pairs")] = None,
     pair_lr: Annotated[Optional[float], typer.Option(help="setfit: learning rate of the pair phase")] = None,
@@ -341,12 +343,10 @@ def finetune(
     from .api import finetune as api_finetune
     from .data import parse_shots
 
-    if _launched_in_processes(ctx, nproc):
-        return
-
     given = {
         "freeze": freeze, "hidden": _ints(hidden, "--hidden"), "freeze_backbone": True if freeze_backbone else None,
         "rank": rank, "alpha": alpha, "lora_dropout": lora_dropout, "targets": targets.split(",") if targets else None,
+        "adapter_lr": adapter_lr,
         "iterations": iterations, "max_pairs": max_pairs, "pair_lr": pair_lr, "probe_fraction": probe_fraction,
         "every": every, "every_steps": every_steps, "lr_decay": lr_decay, "beta": beta,
     }
@@ -356,6 +356,8 @@ def finetune(
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, bn=bn,
         augment=augment, device=device, precision=precision,
     )
+    if _launched_in_processes(ctx, nproc, cfg.batch_size):
+        return
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
@@ -510,6 +512,104 @@ def report(
         _emit(summary)
     else:
         typer.echo(f"rebuilt {out}/report.html, summary.json, results.csv ({len(summary['cells'])} cells)")
+
+
+@app.command()
+@_friendly
+def rank(
+    models: Annotated[list[str], typer.Argument(help="pretrained model folders or store names")],
+    data: Data,
+    shots: Annotated[str, typer.Option(help="labelled examples per class to score on, or 'all'")] = "all",
+    layers: Annotated[bool, typer.Option("--layers", help="score every block of one model: where to cut")] = False,
+    compare: Annotated[Optional[list[Path]], typer.Option("--compare", help="a compare --out folder of this target "
+                                                          "(repeatable): Kendall τ of each score vs fine-tuned accuracy")] = None,
+    folds: Annotated[int, typer.Option(help="folds of the linear-probe reference")] = 5,
+    seed: Annotated[int, typer.Option(help="seed of the --shots draw (as finetune draws it)")] = 0,
+    classes: Classes = None,
+    image_size: ImageSize = None,
+    image_margin: ImageMargin = 0,
+    label_column: LabelColumn = "label",
+    text_column: TextColumn = "text",
+    test_data: TestData = None,
+    threads: Threads = None,
+    json_out: Json = False,
+) -> None:
+    """Rank pretrained models (or one model's blocks) for a target task by LogME, LEEP, H-score, without fine-tuning."""
+    from .analysis import rank as api_rank
+    from .data import parse_shots
+
+    result = api_rank(models, data, shots=parse_shots(shots), layers=layers, compare=compare or (), seed=seed,
+                      folds=folds, classes=classes, image_size=image_size, image_margin=image_margin,
+                      label_column=label_column, text_column=text_column, test_data=test_data, threads=threads)
+    if json_out:
+        _emit(result.to_json())
+    else:
+        from .report.analysis_tables import print_rank
+
+        print_rank(result)
+
+
+@app.command()
+@_friendly
+def advise(
+    pretrained: Annotated[str, typer.Argument(help="pretrained model folder or store name")],
+    data: Data,
+    shots: Annotated[str, typer.Option(help="labelled examples per class you have, or 'all'")] = "all",
+    source_data: Annotated[Optional[str], typer.Option(help="source dataset (default: the one the model records)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the --shots draw (as finetune draws it)")] = 0,
+    classes: Classes = None,
+    image_size: ImageSize = None,
+    image_margin: ImageMargin = 0,
+    label_column: LabelColumn = "label",
+    text_column: TextColumn = "text",
+    test_data: TestData = None,
+    threads: Threads = None,
+    json_out: Json = False,
+) -> None:
+    """Recommend a strategy and freeze depth from layer-wise scores, the domain gap and the number of labels."""
+    from .analysis import advise as api_advise
+    from .data import parse_shots
+
+    result = api_advise(pretrained, data, shots=parse_shots(shots), source_data=source_data, seed=seed, classes=classes,
+                        image_size=image_size, image_margin=image_margin, label_column=label_column,
+                        text_column=text_column, test_data=test_data, threads=threads)
+    if json_out:
+        _emit(result.to_json())
+    else:
+        from .report.analysis_tables import print_advice
+
+        print_advice(result)
+
+
+@app.command()
+@_friendly
+def explain(
+    model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
+    pretrained: Annotated[Optional[str], typer.Option(help="the pretrained model it started from (default: as recorded)")] = None,
+    data: Annotated[Optional[str], typer.Option(help="target dataset (default: the model's own)")] = None,
+    source_data: Annotated[Optional[str], typer.Option(help="the source task: measure forgetting (source accuracy before/after)")] = None,
+    examples: Annotated[int, typer.Option(help="test examples to attribute")] = 4,
+    method: Annotated[str, typer.Option(help="integrated-gradients | saliency")] = "integrated-gradients",
+    out: Annotated[Optional[Path], typer.Option(help="folder for explain.html (heatmaps / token highlights) and explain.json")] = None,
+    max_examples: Annotated[int, typer.Option(help="test examples the layer similarity is measured on")] = 500,
+    label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV (default: the model's)")] = None,
+    text_column: Annotated[Optional[str], typer.Option(help="text column (default: the model's)")] = None,
+    test_data: TestData = None,
+    threads: Threads = None,
+    json_out: Json = False,
+) -> None:
+    """What transferred: layer-wise CKA and weight drift vs the pretrained model, forgetting, attributions."""
+    from .analysis import explain as api_explain
+
+    result = api_explain(model, pretrained=pretrained, data=data, source_data=source_data, examples=examples,
+                         method=method, out=out, max_examples=max_examples, label_column=label_column,
+                         text_column=text_column, test_data=test_data, threads=threads)
+    if json_out:
+        _emit(result.to_json())
+    else:
+        from .report.analysis_tables import print_explain
+
+        print_explain(result)
 
 
 @models_app.callback(invoke_without_command=True)

@@ -78,7 +78,7 @@ def attribute(model: TransferModel, x: np.ndarray, y: np.ndarray, rows: np.ndarr
     if text:
         maps = _text_attributions(attr, model, xt, predicted, method, steps)
     elif method == "saliency":
-        maps = attr.Saliency(model).attribute(xt, target=predicted, abs=True).detach()
+        maps = attr.Saliency(model).attribute(xt.clone().requires_grad_(), target=predicted, abs=True).detach()
     else:
         maps = attr.IntegratedGradients(model).attribute(xt, baselines=torch.zeros_like(xt), target=predicted,
                                                           n_steps=steps, internal_batch_size=steps).detach()

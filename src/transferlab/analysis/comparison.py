@@ -17,11 +17,11 @@ from typing import Any
 
 from ..artifacts import load_model_folder, resolve_model
 from ..artifacts.model_folder import CONFIG
-from ..errors import TransferlabError
+from ..errors import ConfigError, TransferlabError
 from .attributions import Attribution, attribute
 from .drift import weight_drift
 from .explanation import _sample, layer_similarity
-from .forgetting import forgetting
+from .forgetting import source_accuracy, source_spec, source_task
 from .representations import block_outputs
 from .runtime import analysis_threads
 from .target import TargetSpec
@@ -83,6 +83,10 @@ def what_transferred(models_dir: Path, config: dict[str, Any], *, best: dict[str
                         label_column=config.get("label_column") or "label",
                         text_column=config.get("text_column") or "text", test_data=config.get("test_data"))
     source = load_model_folder(resolve_model(config["pretrained"]))
+    expected = config.get("pretrained_sha256")
+    if expected and expected != source.config["weights"]["sha256"]:
+        raise ConfigError(f"{config['pretrained']} now has weights with sha256 {source.config['weights']['sha256']}, "
+                          f"not the {expected} this comparison was run from; restore that pretrained model")
     task = target.load()
     rows = _sample(len(task.y_test), max_examples)
     x = task.x_test[rows]
@@ -90,7 +94,17 @@ def what_transferred(models_dir: Path, config: dict[str, Any], *, best: dict[str
     summary = TransferredSummary(blocks=source.backbone.block_names, models=[], n_examples=len(rows))
     with analysis_threads(threads):
         reference = block_outputs(source.backbone, x)
-        lost_before = None
+        head = source_data_task = None
+        if source.source_head is None:
+            summary.notes.append("forgetting not measured: the pretrained folder has no source head (re-pretrain it "
+                                 "to keep the pretraining output layer)")
+        else:
+            try:
+                head, source_data_task = source_task(source)
+                summary.source_data = source_spec(source).data
+                summary.source_accuracy_before = source_accuracy(source.backbone, head, source_data_task)
+            except TransferlabError as err:  # e.g. the source data is not on this machine
+                summary.notes.append(f"forgetting not measured: {err}")
         for folder in folders:
             saved = json.loads((folder / CONFIG).read_text())
             strategy = (saved.get("training") or {}).get("strategy")
@@ -101,19 +115,9 @@ def what_transferred(models_dir: Path, config: dict[str, Any], *, best: dict[str
             measures = SavedModelMeasures(folder.name, str(strategy), shots,
                                           layer_similarity(source, loaded.backbone, x, reference),
                                           weight_drift(source.backbone, loaded.backbone))
-            if source.source_head is not None and lost_before is not False:
-                try:
-                    lost = forgetting(source, loaded.backbone)
-                    lost_before, measures.source_accuracy = lost.before, lost.after
-                    summary.source_data = lost.source_data
-                except TransferlabError as err:  # e.g. the source data is not on this machine
-                    summary.notes.append(f"source accuracy not measured: {err}")
-                    lost_before = False
+            if head is not None:
+                measures.source_accuracy = source_accuracy(loaded.backbone, head, source_data_task)
             summary.models.append(measures)
-        summary.source_accuracy_before = lost_before if isinstance(lost_before, float) else None
-        if source.source_head is None:
-            summary.notes.append("forgetting not measured: the pretrained folder has no source head (re-pretrain it "
-                                 "to keep the pretraining output layer)")
         summary.models.sort(key=lambda m: (_shots_key(m.shots), m.name))
         pick = _attribution_model(summary.models, best)
         if pick is not None and examples > 0:

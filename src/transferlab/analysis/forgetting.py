@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..artifacts import LoadedModel
 from ..data import check_input_fits
+from ..data.task import Task
 from ..errors import ArtifactError, ConfigError
 from ..models.backbone import Backbone
 from .representations import features
@@ -68,20 +68,16 @@ def _require_source_head(pretrained: LoadedModel) -> torch.nn.Module:
     )
 
 
-def _accuracy(backbone: Backbone, head: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    feats = torch.from_numpy(features(backbone, x))
+def source_accuracy(backbone: Backbone, head: torch.nn.Module, task: Task) -> float:
+    """Accuracy of `head` on `backbone`'s features of the source task's test split."""
+    feats = torch.from_numpy(features(backbone, task.x_test))
     with torch.inference_mode():
         predicted = head(feats).argmax(1).numpy()
-    return float((predicted == y).mean())
+    return float((predicted == task.y_test).mean())
 
 
-def forgetting(pretrained: LoadedModel, finetuned: Backbone, source_data: str | None = None) -> Forgetting:
-    """Source test accuracy before and after fine-tuning, through the pretraining head.
-
-    Example:
-        >>> f = forgetting(load("models/src"), load("models/tgt").backbone)  # doctest: +SKIP
-        >>> f.before, f.after, f.drop  # doctest: +SKIP
-    """
+def source_task(pretrained: LoadedModel, source_data: str | None = None) -> tuple[torch.nn.Module, Task]:
+    """The pretrained model's source head and its source task, checked to fit each other."""
     head = _require_source_head(pretrained)
     spec = source_spec(pretrained, source_data)
     task = spec.load()
@@ -92,6 +88,17 @@ def forgetting(pretrained: LoadedModel, finetuned: Backbone, source_data: str | 
             f"--source-data {spec.data} has classes {task.class_names} but the source head of {pretrained.path} predicts "
             f"{expected}; pass the source task the model was pretrained on"
         )
-    before = _accuracy(pretrained.backbone, head, task.x_test, task.y_test)
-    after = _accuracy(finetuned, head, task.x_test, task.y_test)
-    return Forgetting(source_data=spec.data, before=before, after=after, n=int(len(task.y_test)))
+    return head, task
+
+
+def forgetting(pretrained: LoadedModel, finetuned: Backbone, source_data: str | None = None) -> Forgetting:
+    """Source test accuracy before and after fine-tuning, through the pretraining head.
+
+    Example:
+        >>> f = forgetting(load("models/src"), load("models/tgt").backbone)  # doctest: +SKIP
+        >>> f.before, f.after, f.drop  # doctest: +SKIP
+    """
+    head, task = source_task(pretrained, source_data)
+    return Forgetting(source_data=source_spec(pretrained, source_data).data,
+                      before=source_accuracy(pretrained.backbone, head, task),
+                      after=source_accuracy(finetuned, head, task), n=int(len(task.y_test)))

@@ -28,6 +28,21 @@ from .transferability import hscore, leep, logme
 from .validation import Correlation, Validation, kendall, read_comparisons
 
 SCORES = ("logme", "leep", "hscore", "probe_accuracy")
+# LogME differences below this (nats per example) are ties: cut at the deepest of the tied blocks,
+# which freezes more and trains fewer parameters.
+CUT_TOLERANCE = 0.01
+
+
+def cut_index(logmes: Sequence[float], tolerance: float = CUT_TOLERANCE) -> int:
+    """0-based index of the block to cut after: the deepest whose LogME is within `tolerance` of the best.
+
+    Example:
+        >>> cut_index([0.20, 0.50, 0.495]), cut_index([0.2, 0.5, 0.3])
+        (2, 1)
+    """
+    finite = [v if v is not None and math.isfinite(v) else -math.inf for v in logmes]
+    top = max(finite)
+    return max(i for i, v in enumerate(finite) if v >= top - tolerance)
 
 
 @dataclass
@@ -109,7 +124,8 @@ class RankResult:
 
     @property
     def best_layer(self) -> LayerScore | None:
-        return None if not self.layers else max(self.layers, key=lambda l: _order(l.logme))
+        """The block to cut after: the deepest within CUT_TOLERANCE of the best LogME."""
+        return None if not self.layers else self.layers[cut_index([l.logme for l in self.layers])]
 
     @property
     def suggestion(self) -> str | None:

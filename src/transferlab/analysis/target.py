@@ -62,8 +62,8 @@ def source_head(loaded: LoadedModel) -> tuple[nn.Module | None, str | None]:
         head, target = loaded.source_head, (loaded.config.get("source_task") or {}).get("target", "class")
         if head is None:
             if loaded.config.get("origin"):
-                return None, (f"{name} is a packaged encoder with no classification head of its own (it was not "
-                              "pretrained on labelled classes here), so LEEP does not apply")
+                return None, (f"{name} is an encoder brought in from outside ({loaded.config['origin']}) with no "
+                              "classification head of its own, so LEEP does not apply")
             return None, (f"{name} has no source head (the folder was saved before transferlab kept the pretraining "
                           f"output layer); re-pretrain it to get LEEP and forgetting")
     if target == "numeric":

@@ -79,8 +79,11 @@ def logme(features: np.ndarray, labels: np.ndarray, *, tol: float = 1e-8, max_it
     # Iterate on λ = α/β: the posterior mean m = s·uy / (λ + σ) depends on λ only, and for a fixed λ the
     # best β is N / Q(λ) with Q = ‖y − F·m‖² + λ‖m‖², which gives the evidence in a form that stays
     # finite when the features can fit the labels exactly (N ≤ D: the optimum is the noise-free limit).
+    # The evidence can have several local maxima in λ, and the fixed point finds the one nearest its
+    # start (the reference code starts at α = β = 1, which depends on the features' scale). So start
+    # each class at the best of a log-spaced grid relative to the largest eigenvalue, then iterate.
     lam_min, lam_max = (sigma.max() * 1e-12, sigma.max() * 1e12) if r else (1.0, 1.0)
-    lam = np.full(targets.shape[1], sigma.max() if r else 1.0)  # (K,)
+    lam = _best_on_grid(sigma, uy, outside, n, lam_min, lam_max) if r else np.ones(targets.shape[1])  # (K,)
     for _ in range(max_iter if r else 0):
         m = s[:, None] * uy / (lam[None, :] + sigma[:, None])  # (r, K): posterior mean weights
         gamma = (sigma[:, None] / (lam[None, :] + sigma[:, None])).sum(0)  # (K,) effective number of parameters
@@ -100,6 +103,18 @@ def logme(features: np.ndarray, labels: np.ndarray, *, tol: float = 1e-8, max_it
     evidence = (n / 2 * np.log(n / q) - n / 2 - 0.5 * np.log1p(sigma[:, None] / lam[None, :]).sum(0)
                 - n / 2 * math.log(2 * math.pi))
     return float(np.mean(evidence) / n)
+
+
+def _profile_evidence(lam: np.ndarray, sigma: np.ndarray, uy: np.ndarray, outside: np.ndarray, n: int) -> np.ndarray:
+    """Evidence maximised over β, up to a constant, at each λ (G,) for each class: (G, K)."""
+    shrink = lam[:, None] / (lam[:, None] + sigma[None, :])  # (G, r)
+    q = shrink @ (uy**2) + outside[None, :]  # (G, K): yᵀ(I + FFᵀ/λ)⁻¹y
+    return n / 2 * np.log(n / q) - 0.5 * np.log1p(sigma[None, :] / lam[:, None]).sum(1)[:, None]
+
+
+def _best_on_grid(sigma, uy, outside, n, lam_min, lam_max) -> np.ndarray:
+    grid = np.geomspace(lam_min, lam_max, 97)  # 4 points per decade
+    return grid[np.argmax(_profile_evidence(grid, sigma, uy, outside, n), axis=0)]
 
 
 def leep(source_probabilities: np.ndarray, labels: np.ndarray) -> float:

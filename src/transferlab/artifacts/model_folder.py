@@ -207,7 +207,8 @@ def _check_config(config: dict[str, Any], cfg_path: Path) -> None:
         raise bad('"architecture.head"', head, "a mapping (a fine-tuned model has a head)")
     spec = config.get("input_spec")
     shape = spec.get("shape") if isinstance(spec, dict) else None
-    if not (isinstance(spec, dict) and spec.get("kind") in _SHAPE_RANKS and isinstance(shape, list)
+    if not (isinstance(spec, dict) and isinstance(spec.get("kind"), str) and spec["kind"] in _SHAPE_RANKS
+            and isinstance(shape, list)
             and len(shape) == _SHAPE_RANKS[spec["kind"]] and all(is_int(d) and d >= 1 for d in shape)):
         raise bad('"input_spec"', spec, '{"kind": "image", "shape": [C, H, W]}, {"kind": "vector", "shape": [D]} '
                   'or {"kind": "text", "shape": []}')
@@ -215,11 +216,10 @@ def _check_config(config: dict[str, Any], cfg_path: Path) -> None:
     if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS and isinstance(weights.get("sha256"), str)):
         raise bad('"weights"', weights, f'{{"file": "{WEIGHTS}", "sha256": "..."}} (weights are safetensors, '
                   "never a pickle)")
-    labels = config.get("label_names", [])
+    labels = config.get("label_names")
     if not (isinstance(labels, list) and all(isinstance(n, str) for n in labels)):
         raise bad('"label_names"', labels, "a list of class names (strings)")
-    if kind == "finetuned" and config.get("target", "class") != "numeric" and labels != [] \
-            and len(labels) != head.get("num_outputs"):
+    if kind == "finetuned" and config.get("target", "class") != "numeric" and len(labels) != head.get("num_outputs"):
         raise bad('"label_names"', labels, f"one name per output of the head ({head.get('num_outputs')!r})")
     for key in ("preprocessing", "source_task", "target_task", "metrics", "training", "source_head"):
         if config.get(key) is not None and not isinstance(config[key], dict):

@@ -12,6 +12,7 @@ from typing import Any
 from ..artifacts import LoadedModel
 from ..data.task import Task, TaskSplit
 from ..engine import FeatureCache, TrainConfig
+from ..engine.runtime import run_environment
 from .config import StrategySpec
 from .flops import flops_per_example, training_flops
 
@@ -66,7 +67,7 @@ class CellRunner:
         spec = cell.spec
         base = {"strategy": cell.label, "strategy_name": spec.name if spec else cell.reference,
                 "options": spec.options if spec else {}, "shots": cell.shots, "seed": cell.seed,
-                "threads": self.threads}
+                "threads": self.threads, "environment": run_environment(self.threads)}
         try:
             return base | self._run(cell)
         except Exception as err:  # noqa: BLE001 — one bad cell must not lose the others

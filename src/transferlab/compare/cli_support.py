@@ -19,7 +19,11 @@ def resolve_config(config_file: Path | None, flags: dict[str, Any], strategy_fla
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1) and not (key == "threads" and value is None):
             raise ConfigError(f"{config_file}: {key} must be a whole number ≥ 1; got {value!r}")
     settings.update({k: v for k, v in flags.items() if v is not None})
-    train = dict(settings.get("train") or {})
+    train = settings.get("train") or {}
+    if not isinstance(train, dict):
+        raise ConfigError(f"{config_file}: train must be a mapping of training settings, e.g. {{lr: 0.001, epochs: 20}}; "
+                          f"got {train!r}")
+    train = dict(train)
     train.update({k: v for k, v in train_flags.items() if v is not None})
     settings["train"] = train
     for required in ("pretrained", "data"):

@@ -15,7 +15,7 @@ from .config import CompareConfig
 from .run_store import RunStore
 
 STORE = "runs.sqlite"
-OUTPUTS = ("config.yaml", "results.csv", "summary.json", "report.html")
+OUTPUTS = ("config.yaml", "results.csv", "summary.json", "report.html", "what_transferred.json")
 
 
 @dataclass

@@ -46,8 +46,31 @@ def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any])
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     if runs:
         title = f"transferlab comparison: {config.get('pretrained')} → {config.get('data')}"
-        write_report(out / "report.html", summary, to_jsonable(runs), config=config, versions=versions(), title=title)
+        transferred, note = what_transferred(out, config, summary)
+        write_report(out / "report.html", summary, to_jsonable(runs), config=config, versions=versions(), title=title,
+                     transferred=transferred, transferred_note=note)
     return summary
+
+
+TRANSFERRED = "what_transferred.json"
+
+
+def what_transferred(out: Path, config: dict[str, Any], summary: dict[str, Any]) -> tuple[Any, str | None]:
+    """Layer-wise CKA, drift, forgetting and attributions of the saved models (`--save-models`), also written
+    to OUT/what_transferred.json; (None, why not) when there are no saved models or they cannot be measured."""
+    from ..analysis.comparison import what_transferred as measure
+    from ..errors import TransferlabError
+
+    models = out / "models"
+    if not models.is_dir() or not any(models.iterdir()):
+        return None, ("No models were saved: run compare with --save-models to see what transferred (layer-wise "
+                      "CKA, weight drift, forgetting, attributions).")
+    try:
+        result = measure(models, config, best=summary.get("recommendation"))
+    except TransferlabError as err:  # e.g. the pretrained folder was moved or retrained since
+        return None, f"What transferred could not be measured: {err}"
+    write_text_atomic(out / TRANSFERRED, json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
+    return result, None
 
 
 def rebuild(out: str | Path) -> dict[str, Any]:

@@ -20,8 +20,6 @@ What each process does, so that N processes train like one with the same global 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,13 +121,7 @@ class DataParallel:
         import torch.distributed as dist
 
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        if batch_size % self.world:
-            lower = batch_size - batch_size % self.world
-            raise ConfigError(
-                f"--batch-size {batch_size} must be divisible by the number of processes ({self.world}): each "
-                f"process trains on batch_size / {self.world} examples of every batch; pass --batch-size "
-                f"{lower or self.world} or {lower + self.world}"
-            )
+        check_global_batch(batch_size, self.world)
         self.device = device
         self._ddp: nn.Module | None = None
         self._wrapped: tuple[int, ...] | None = None
@@ -189,11 +181,11 @@ class DataParallel:
         """Fail loudly if the processes' weights differ (DDP keeps them equal; a difference is a bug)."""
         import torch.distributed as dist
 
-        with torch.no_grad():
+        with torch.no_grad():  # one float64 sum per tensor: tiny to gather, and no pickled objects
             local = torch.stack([t.detach().double().sum() for t in model.state_dict().values()
-                                 if t.is_floating_point()]).cpu()
+                                 if t.is_floating_point()]).to(self.device)
         gathered = [torch.empty_like(local) for _ in range(self.world)]
-        dist.all_gather_object(gathered, local)
+        dist.all_gather(gathered, local)
         if any(not torch.equal(gathered[0], other) for other in gathered[1:]):
             raise RuntimeError("data-parallel processes ended with different weights; please report this as a bug")
 
@@ -215,16 +207,44 @@ def sharded_metrics(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
     return {name: float(metric.compute()) for name, metric in metrics.items()}
 
 
+def check_global_batch(batch_size: int, world: int) -> None:
+    """The global batch must split evenly between the processes."""
+    if batch_size % world:
+        lower = batch_size - batch_size % world
+        raise ConfigError(
+            f"--batch-size {batch_size} must be divisible by the number of processes ({world}): each "
+            f"process trains on batch_size / {world} examples of every batch; pass --batch-size "
+            f"{lower or world} or {lower + world}"
+        )
+
+
 def launch(nproc: int, argv: list[str]) -> int:
-    """Start `python -m transferlab ARGV` in `nproc` processes with torchrun on this machine; its exit code.
+    """Run `python -m transferlab ARGV` in `nproc` processes on this machine with torchrun's launcher
+    (torch.distributed.run, in this process); the exit code of the first process that failed, else 0.
 
     Example:
-        >>> launch(2, ["pretrain", "--data", "digits", "--backbone", "mlp", "--out", "m", "--nproc", "2"])  # doctest: +SKIP
+        >>> launch(2, ["pretrain", "--data", "digits", "--backbone", "mlp", "--out", "m"])  # doctest: +SKIP
         0
     """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
     if nproc < 1:
         raise ConfigError(f"--nproc must be a whole number ≥ 1; got {nproc}")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-               f"--nproc-per-node={nproc}", "-m", "transferlab", *argv]
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    return subprocess.run(command, env=env).returncode
+    args = get_args_parser().parse_args(["--standalone", "--nnodes=1", f"--nproc-per-node={nproc}",
+                                         "-m", "transferlab", *argv])
+    agent_log = logging.getLogger("torch.distributed.elastic")
+    level, threads = agent_log.level, os.environ.get("OMP_NUM_THREADS")
+    agent_log.setLevel(logging.CRITICAL)  # a failed worker has printed its own one-line error already
+    os.environ["OMP_NUM_THREADS"] = threads or "1"  # each process: 1 thread unless --threads says otherwise
+    try:
+        run(args)
+    except ChildFailedError as err:
+        return err.get_first_failure()[1].exitcode or 1
+    finally:
+        agent_log.setLevel(level)
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+    return 0

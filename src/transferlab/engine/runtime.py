@@ -41,3 +41,30 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux /proc/cpuinfo; elsewhere what `platform` knows)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_environment(threads: int) -> dict[str, str | int]:
+    """What a run's numbers depend on besides its seed and config: thread count, library versions, machine.
+
+    Same seed, same thread count and the same environment give bit-identical weights and metrics; a
+    different thread count may change the float summation order (see README, *Reproducibility*).
+    """
+    import platform
+
+    return {"threads": int(threads), "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
+            "cpu": cpu_name()}

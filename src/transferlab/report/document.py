@@ -11,6 +11,7 @@ from typing import Any
 
 from . import plots, tables
 from .cells import check_summary, ordered_strategies
+from .transferred import transferred_section
 from .verdict import headline
 
 # Inline CSS only: the file must open offline, from an archive, years later.
@@ -54,8 +55,13 @@ def render_report(
     config: Mapping[str, Any],
     versions: Mapping[str, Any],
     title: str = "transferlab comparison",
+    transferred: Any = None,
+    transferred_note: str | None = None,
 ) -> str:
     """Render a comparison as one self-contained HTML document (inline CSS, figures as base64 PNG).
+
+    `transferred` (an analysis.comparison.TransferredSummary of the saved models) adds the "What
+    transferred" section; without it the section shows `transferred_note`.
 
     Example:
         >>> summary = {"cells": [{"strategy": "scratch", "shots": 5, "n_seeds": 1, "mean": 0.6,
@@ -89,6 +95,7 @@ def render_report(
     parts += [
         '<section id="cells"><h2>Every cell</h2>', tables.cell_table(cells), "</section>",
         '<section id="recommendation"><h2>Recommendation</h2>', tables.recommendation_table(recommendation), "</section>",
+        transferred_section(transferred, transferred_note),
         '<section id="runs"><h2>Every run</h2>',
         f"<details><summary>{len(runs)} runs</summary>{tables.run_table(runs, ordered_strategies(cells))}</details></section>",
         '<section id="how-to-read"><h2>How to read this</h2>', f'<p class="note">{escape(_HOW_TO_READ)}</p></section>',
@@ -112,6 +119,8 @@ def write_report(
     config: Mapping[str, Any],
     versions: Mapping[str, Any],
     title: str = "transferlab comparison",
+    transferred: Any = None,
+    transferred_note: str | None = None,
 ) -> Path:
     """Render the report and write it atomically: a reader sees the old file or the whole new one.
 
@@ -120,7 +129,8 @@ def write_report(
     """
     from ..artifacts.files import write_text_atomic
 
-    page = render_report(summary, runs, config=config, versions=versions, title=title)  # fail before touching disk
+    page = render_report(summary, runs, config=config, versions=versions, title=title, transferred=transferred,
+                         transferred_note=transferred_note)  # fail before touching disk
     return write_text_atomic(Path(path), page)
 
 

@@ -298,6 +298,11 @@ def test_compare_report_shows_what_transferred_in_the_saved_models(models, tmp_p
     assert len(summary["attributions"]) == 3
     page = (tmp_path / "cmp" / "report.html").read_text()
     assert '<section id="what-transferred">' in page and "CKA conv1" in page
+    from transferlab.compare.outputs import what_transferred
+
+    stored = cfg.to_dict() | {"pretrained_sha256": "0" * 64}  # as if the pretrained folder were retrained since
+    result, note = what_transferred(tmp_path / "cmp", stored, {})
+    assert result is None and f"not the {'0' * 64} this comparison was run from" in note
     run_comparison(cfg, tmp_path / "plain")
     assert "run compare with --save-models" in (tmp_path / "plain" / "report.html").read_text()
     assert not (tmp_path / "plain" / "what_transferred.json").exists()

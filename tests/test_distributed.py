@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from transferlab.cli import app
 
-HELPERS = Path(__file__).parent / "helpers"
+HERE = Path(__file__).parent
 runner = CliRunner()
 
 
@@ -26,10 +26,10 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> Path:
-    """tests/helpers/ddp_worker.py under torchrun with 2 processes: weights and records of each rank."""
+    """tests/ddp_worker.py under torchrun with 2 processes: weights and records of each rank."""
     out = tmp_path_factory.mktemp("ddp")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           str(HELPERS / "ddp_worker.py"), str(out)]
+           str(HERE / "ddp_worker.py"), str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return out
@@ -40,7 +40,7 @@ def _without_times(history: list[dict]) -> list[dict]:
 
 
 def test_both_ranks_end_with_identical_weights_and_metrics(two_ranks):
-    sys.path.insert(0, str(HELPERS))
+    sys.path.insert(0, str(HERE))
     from ddp_worker import CASES
 
     r0, r1 = (json.loads((two_ranks / f"rank{r}.json").read_text()) for r in (0, 1))
@@ -57,7 +57,7 @@ def test_both_ranks_end_with_identical_weights_and_metrics(two_ranks):
 def test_two_processes_train_like_one_with_the_same_global_batch(two_ranks):
     """Each global batch is split between the ranks and gradients averaged: the same optimisation as one
     process, up to float summation order (no dropout; BatchNorm statistics are per rank, so cnn is looser)."""
-    sys.path.insert(0, str(HELPERS))
+    sys.path.insert(0, str(HERE))
     from ddp_worker import CASES, run_case
 
     ranked = json.loads((two_ranks / "rank0.json").read_text())

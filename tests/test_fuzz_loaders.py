@@ -14,7 +14,6 @@ import json
 import math
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,13 @@ FUZZ = settings(max_examples=120, deadline=5000, database=None, suppress_health_
                                                                         HealthCheck.too_slow])
 FUZZ_SLOW = settings(FUZZ, max_examples=60)
 
-_ROOT = Path(tempfile.mkdtemp(prefix="transferlab-fuzz-"))
+_ROOT = Path()  # set per module run by the fixture below; every fuzzed file is written under it
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _cleanup():
+def _root(tmp_path_factory):
+    global _ROOT
+    _ROOT = tmp_path_factory.mktemp("fuzz")
     yield
     shutil.rmtree(_ROOT, ignore_errors=True)
 
@@ -143,7 +144,7 @@ CELLS = st.one_of(st.integers(-3, 3).map(str), st.floats(allow_nan=True, allow_i
 @FUZZ
 @given(st.lists(st.sampled_from(["label", "a", "b", "", "label"]), min_size=0, max_size=4),
        st.lists(st.lists(CELLS, min_size=0, max_size=5), max_size=12), st.booleans())
-@example(["a", "label"], [["1", "x"], ["\x00", "y"]], False)  # a NUL byte: csv.Error
+@example(["a", "label"], [["1", "x"], ["\x00", "y"]], False)  # a NUL byte
 @example(["a", "label"], [["1" * 140_000, "x"]], False)  # a field beyond the csv module's limit
 def test_csv_structured(header, rows, numeric):
     text = "\n".join(",".join(r) for r in [header, *rows])
@@ -243,17 +244,26 @@ def test_compare_config_bytes(data):
 # ---- a model folder's config.json ----
 
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    """A real fine-tuned folder (mlp, 4 features, 3 classes); the fuzz rewrites only its config.json."""
+def model_folders(tmp_path_factory):
+    """Real folders — fine-tuned (mlp, 4 features, 3 classes) and pretrained with its source head (cnn on
+    1×8×8 images); the fuzz rewrites only their config.json."""
     from transferlab.artifacts import save_model_folder
     from transferlab.data.task import InputSpec
     from transferlab.models import HeadSpec, TransferModel, create_backbone
 
+    root = tmp_path_factory.mktemp("fuzz-model")
     model = TransferModel(create_backbone("mlp", InputSpec("vector", (4,)), hidden=[8]), HeadSpec(3))
-    folder = tmp_path_factory.mktemp("fuzz-model") / "m"
-    save_model_folder(folder, backbone=model.backbone, head=model.head, head_spec=model.head_spec,
+    save_model_folder(root / "finetuned", backbone=model.backbone, head=model.head, head_spec=model.head_spec,
                       info={"label_names": ["a", "b", "c"], "preprocessing": {"classes": None}, "target": "class"})
-    return folder
+    cnn = TransferModel(create_backbone("cnn", InputSpec("image", (1, 8, 8)), channels=[2], hidden=4), HeadSpec(2))
+    save_model_folder(root / "pretrained", backbone=cnn.backbone, head=None, head_spec=None, source_head=cnn.head,
+                      source_head_spec=cnn.head_spec, info={"label_names": ["x", "y"], "preprocessing": {}})
+    return {"finetuned": root / "finetuned", "pretrained": root / "pretrained"}
+
+
+@pytest.fixture(scope="module")
+def model_folder(model_folders):
+    return model_folders["finetuned"]
 
 
 def _paths(obj, prefix=()):
@@ -301,12 +311,12 @@ def _load_or_refuse(folder: Path) -> None:
 
 
 @FUZZ
-@given(st.data(), CONFIG_VALUES, st.booleans())
-def test_model_config_structured(model_folder, data, value, delete):
-    original = json.loads((model_folder / "config.json").read_text())
+@given(st.data(), CONFIG_VALUES, st.booleans(), st.sampled_from(["finetuned", "pretrained"]))
+def test_model_config_structured(model_folders, data, value, delete, which):
+    original = json.loads((model_folders[which] / "config.json").read_text())
     folder = _ROOT / "model"
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(model_folder, folder)
+    shutil.copytree(model_folders[which], folder)
     paths = sorted(_paths(original), key=repr)
     path = data.draw(st.sampled_from(paths))
     mutated = _mutate(json.loads(json.dumps(original)), path, value, delete)
@@ -343,9 +353,73 @@ def test_model_config_examples(model_folder, change):
 @given(st.binary(max_size=300))
 @example(b'{"format": "transferlab.model"}')
 @example(b'{"format": "transferlab.model", "kind": "finetuned", "architecture": []}')
+@example(b"[" * 100_000)  # nesting deeper than the JSON decoder's recursion limit
 def test_model_config_bytes(model_folder, data):
     folder = _ROOT / "model-bytes"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(model_folder, folder)
     (folder / "config.json").write_bytes(data)
     _load_or_refuse(folder)
+
+
+# ---- the messages of the errors the fuzzing made us add: each names the file and what is wrong ----
+
+@pytest.mark.parametrize("name,content,expected", [
+    ("zero.npz", {"x": np.array(3.0), "y": np.array([1])}, ["zero.npz", "'x' is a single value"]),
+    ("big.npz", {"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 2.0**60])}, ["big.npz", "y[3]", "1.15"]),
+    ("train-images-idx3-ubyte", _idx(0x08, [0, 28, 28], b""), ["train-images-idx3-ubyte", "holds no data"]),
+    ("train-images-idx3-ubyte.gz", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage",
+     ["train-images-idx3-ubyte.gz", "cannot read IDX file"]),
+    ("long.csv", b"a,label\n1,x\n" + b"1" * 140_000 + b",y\n", ["long.csv", "line 3", "cannot be read as CSV",
+                                                                "field larger than field limit"]),
+    ("deep.jsonl", b'{"text": "a", "label": 1}\n' + b"[" * 100_000 + b"\n", ["deep.jsonl", "line 2", "nested too deeply"]),
+    ("long.jsonl", b'{"text": "a", "label": ' + b"1" * 5000 + b"}\n", ["long.jsonl", "line 1", "cannot be read as JSON"]),
+])
+def test_data_error_messages(name, content, expected):
+    path = _ROOT / "messages" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, dict):
+        np.savez(path, **content)
+    else:
+        path.write_bytes(content)
+    if name.startswith("train-images"):
+        _file("messages/train-labels-idx1-ubyte" + (".gz" if name.endswith(".gz") else ""), _idx(0x08, [1], b"\x00"))
+    from transferlab.data import load_task
+
+    with pytest.raises(TransferlabError) as caught:
+        load_task(str(path))
+    missing = [e for e in expected if e not in str(caught.value)]
+    assert not missing, (missing, str(caught.value))
+
+
+@pytest.mark.parametrize("yaml_text,expected", [
+    ("pretrained: m\ndata: 2020-01-01\n", ["data must be text", "datetime.date(2020, 1, 1)"]),
+    ("pretrained: m\ndata: d\ntrain: {lr: fast}\n", ["train setting 'lr' is 'fast'", "a number"]),
+    ("pretrained: m\ndata: d\ntrain: {epochs: '5'}\n", ["'epochs' is '5'", "a whole number"]),
+    ("pretrained: m\ndata: d\ntrain: 1\n", ["train must be a mapping", "got 1"]),
+    ("pretrained: m\ndata: d\nshots: {a: 1}\n", ["--shots", "{'a': 1}"]),
+    ("pretrained: m\ndata: d\nstrategies: full\n", None),  # a comma-separated text is fine
+    ("pretrained: m\ndata: d\nstrategies: {name: full}\n", ["strategies must be a list", "{'name': 'full'}"]),
+    ("pretrained: m\ndata: d\nstrategies: [{name: full, options: [1]}]\n", ["'full'", "options must be a mapping", "[1]"]),
+    ("pretrained: m\ndata: d\njobs: two\n", ["jobs must be a whole number", "'two'"]),
+    ("pretrained: m\ndata: d\nimage_size: big\n", ["image_size must be", "'big'"]),
+])
+def test_compare_config_error_messages(yaml_text, expected):
+    from transferlab.compare.cli_support import resolve_config
+
+    path = _file("messages/exp.yaml", yaml_text)
+    if expected is None:
+        resolve_config(path, {}, {}, {})
+        return
+    with pytest.raises(TransferlabError) as caught:
+        resolve_config(path, {}, {}, {})
+    missing = [e for e in expected if e not in str(caught.value)]
+    assert not missing, (missing, str(caught.value))
+
+
+def test_compare_config_not_utf8_names_the_file():
+    from transferlab.compare.cli_support import resolve_config
+
+    path = _file("messages/latin1.yaml", b"pretrained: m\ndata: caf\xe9\n")
+    with pytest.raises(TransferlabError, match=r"latin1\.yaml is not UTF-8 text \(byte 23\)"):
+        resolve_config(path, {}, {}, {})

@@ -346,3 +346,34 @@ def test_torch_honours_explicit_weights_only_under_the_force_variable(tmp_path, 
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
     assert not marker.exists()
+
+
+def test_error_messages_say_what_to_do(tmp_path, world, monkeypatch):
+    """The new refusals read well: a bare weights file, an HF folder whose safetensors is a pickle, a damaged checkpoint."""
+    monkeypatch.setenv(FORCE, "1")
+    marker = tmp_path / "MARKER"
+    path = poisoned_torch_file(tmp_path / "model.pt", marker)
+    with pytest.raises(TransferlabError, match=r"model\.pt is a file, not a transferlab model folder.*never unpickles"):
+        transferlab.load(path)
+
+    folder = tmp_path / "hf-fake-safetensors"
+    shutil.copytree(world.bert, folder)
+    poisoned_torch_file(folder / "model.safetensors", marker)
+    from transferlab.data.task import InputSpec
+    from transferlab.models import create_backbone
+
+    with pytest.raises(TransferlabError, match=r"hf-fake-safetensors could not be loaded as a Hugging Face encoder folder"):
+        create_backbone("hf", InputSpec("text", ()), path=str(folder))
+
+    from transferlab.engine.checkpoint import LoopState, load_checkpoint
+
+    torch.save({"format": "transferlab.checkpoint", "config": {"a": 1}, "model": torch.zeros(3)}, tmp_path / "c.pt")
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(TransferlabError, match=r"c\.pt is a damaged transferlab checkpoint \(.*\); delete it"):
+        load_checkpoint(tmp_path / "c.pt", config={"a": 1}, state=LoopState(), model=model,
+                        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), scheduler=None, order=torch.Generator())
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(TransferlabError, match=r"empty\.pt is not a readable transferlab checkpoint"):
+        load_checkpoint(tmp_path / "empty.pt", config={"a": 1}, state=LoopState(), model=model,
+                        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), scheduler=None, order=torch.Generator())
+    assert not marker.exists()

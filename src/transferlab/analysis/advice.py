@@ -81,9 +81,9 @@ class Advice:
         return f"{self.strategy} {opts}".strip()
 
     def to_json(self) -> dict[str, Any]:
-        from .ranking import _finite
+        from ..compare.statistics import to_jsonable
 
-        return _finite({
+        return to_jsonable({
             "pretrained": self.pretrained, "data": self.data, "shots": self.shots,
             "labels_per_class": self.labels_per_class, "strategy": self.strategy, "options": self.options,
             "freeze": self.freeze, "blocks": self.blocks, "layers": self.layers, "best_block": self.best_block,

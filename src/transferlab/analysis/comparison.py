@@ -55,9 +55,9 @@ class TransferredSummary:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        from .ranking import _finite
+        from ..compare.statistics import to_jsonable
 
-        return _finite({"blocks": self.blocks, "n_examples": self.n_examples, "models": [m.to_json() for m in self.models],
+        return to_jsonable({"blocks": self.blocks, "n_examples": self.n_examples, "models": [m.to_json() for m in self.models],
                         "source_data": self.source_data, "source_accuracy_before": self.source_accuracy_before,
                         "attribution_model": self.attribution_model,
                         "attributions": [a.to_json() for a in self.attributions], "notes": self.notes})

@@ -50,9 +50,9 @@ class ExplainResult:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        from .ranking import _finite
+        from ..compare.statistics import to_jsonable
 
-        return _finite({
+        return to_jsonable({
             "model": self.model, "pretrained": self.pretrained, "data": self.data, "n_examples": self.n_examples,
             "blocks": [{"block": b, "cka": self.cka[b], "drift": self.drift[b]} for b in self.blocks],
             "forgetting": self.forgetting.to_json() if self.forgetting else None,

@@ -19,15 +19,15 @@ from typing import Any, Sequence
 import numpy as np
 from torch import nn
 
+from ..compare.statistics import to_jsonable
 from ..errors import ConfigError
 from .probe import probe_accuracy
 from .representations import block_outputs, source_probabilities
 from .runtime import analysis_threads
 from .target import TargetSpec, load_model, source_head
 from .transferability import hscore, leep, logme
-from .validation import Correlation, Validation, kendall, read_comparisons
+from .validation import SCORES, Validation, matching_comparisons, validate_layers, validate_models
 
-SCORES = ("logme", "leep", "hscore", "probe_accuracy")
 # LogME differences below this (nats per example) are ties: cut at the deepest of the tied blocks,
 # which freezes more and trains fewer parameters.
 CUT_TOLERANCE = 0.01
@@ -146,22 +146,11 @@ class RankResult:
                     "suggestion": self.suggestion, "feature_seconds": self.feature_seconds}
         out["validation"] = self.validation.to_json() if self.validation is not None else None
         out["notes"] = self.notes
-        return _finite(out)
+        return to_jsonable(out)
 
 
 def _order(value: float | None) -> float:
     return value if value is not None and math.isfinite(value) else -math.inf
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and infinities as None, so the JSON is standard."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def rank(
@@ -253,51 +242,8 @@ def _rank_layers(ref: str, task, split, result: RankResult, *, folds: int, seed:
 
 
 def _validate(result: RankResult, folders: list[str], target: TargetSpec) -> Validation:
-    notes: list[str] = []
-    records = read_comparisons(folders, target=target.identity(), shots=str(result.shots), notes=notes)
-    by_sha = {m.sha256: m.model for m in result.models} if result.layers is None else {result.model_sha256: result.model}
-    for record in records:
-        if record.pretrained_sha256 not in by_sha:
-            notes.append(f"{record.folder}: skipped, its pretrained model (sha256 {record.pretrained_sha256[:12]}…) "
-                         "is not among the ranked models")
-    records = [r for r in records if r.pretrained_sha256 in by_sha]
+    ranked = {m.sha256: m.model for m in result.models} if result.layers is None else {result.model_sha256: result.model}
+    records, notes = matching_comparisons(folders, target=target.identity(), shots=str(result.shots), ranked=ranked)
     if result.layers is not None:
-        return _validate_layers(result, records, notes)
-    accuracies = []
-    for model in result.models:
-        mine = [r for r in records if by_sha[r.pretrained_sha256] == model.model]
-        best = max(((r, r.best_transfer()) for r in mine if r.best_transfer()), key=lambda t: t[1][1], default=None)
-        if best is None:
-            continue
-        record, (strategy, accuracy) = best
-        seconds = sum(r.train_seconds() for r in mine)
-        accuracies.append({"model": model.model, "accuracy": accuracy, "strategy": strategy, "compare": record.folder,
-                           "finetune_seconds": seconds,
-                           "speedup": seconds / model.seconds if model.seconds > 0 else None})
-    by_model = {a["model"]: a["accuracy"] for a in accuracies}
-    scored = [m for m in result.models if m.model in by_model]
-    if len(scored) < 3:
-        notes.append(f"τ over {len(scored)} model(s) with comparison results says little; rank and compare ≥ 3 models")
-    correlations = {score: kendall([getattr(m, score) for m in scored], [by_model[m.model] for m in scored])
-                    for score in SCORES}
-    return Validation(correlations, accuracies, notes)
-
-
-def _validate_layers(result: RankResult, records, notes: list[str]) -> Validation:
-    assert result.layers is not None
-    blocks = len(result.layers)
-    per_freeze: dict[int, list[float]] = {}
-    for record in records:
-        for k, acc in record.freeze_accuracies(blocks).items():
-            per_freeze.setdefault(k, []).append(acc)
-    accuracies = [{"block": result.layers[k - 1].block, "freeze": k, "accuracy": float(np.mean(v))}
-                  for k, v in sorted(per_freeze.items())]
-    if len(accuracies) < 3:
-        notes.append(f"τ over {len(accuracies)} cut(s) with comparison results says little; compare partial "
-                     "--freeze k for several k (and linear-probe)")
-    layer_at = {a["freeze"]: result.layers[a["freeze"] - 1] for a in accuracies}
-    correlations: dict[str, Correlation] = {
-        score: kendall([getattr(layer_at[a["freeze"]], score) for a in accuracies], [a["accuracy"] for a in accuracies])
-        for score in SCORES
-    }
-    return Validation(correlations, accuracies, notes)
+        return validate_layers(result.layers, records, notes)
+    return validate_models(result.models, records, notes)

@@ -11,7 +11,6 @@ from torch import nn
 from ..artifacts import LoadedModel, load_model_folder, resolve_model
 from ..data import check_input_fits, load_task, split_task
 from ..data.task import Task, TaskSplit
-from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,11 +26,9 @@ class TargetSpec:
     test_data: str | None = None
 
     def load(self) -> Task:
-        task = load_task(self.data, classes=self.classes, image_size=self.image_size, image_margin=self.image_margin,
+        """The task with class labels (analyses score classes; a numeric target is never read here)."""
+        return load_task(self.data, classes=self.classes, image_size=self.image_size, image_margin=self.image_margin,
                          label_column=self.label_column, text_column=self.text_column, test_data=self.test_data)
-        if task.is_numeric:
-            raise ConfigError(f"{self.data}: scoring transfer needs class labels; a numeric target has none")
-        return task
 
     def labelled(self, shots: int | None, seed: int) -> tuple[Task, TaskSplit]:
         """The task and its training split: K labelled examples per class (all with shots=None); never the test split."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
+SCORES = ("logme", "leep", "hscore", "probe_accuracy")
 TARGET_KEYS = ("data", "classes", "image_size", "image_margin", "test_data", "label_column", "text_column")
 NOT_TRANSFER = ("scratch", "tfidf-logreg")  # the baseline and reference lines: no pretrained model in them
 
@@ -158,3 +159,56 @@ class Validation:
     def to_json(self) -> dict[str, Any]:
         return {"kendall_tau": {k: c.to_json() for k, c in self.correlations.items()},
                 "accuracies": self.accuracies, "notes": self.notes}
+
+
+def matching_comparisons(folders: Sequence[str | Path], *, target: dict[str, Any], shots: str,
+                         ranked: dict[str, str]) -> tuple[list[CompareRecord], list[str]]:
+    """The comparisons of the ranked target, budget and models (`ranked`: weights sha256 → model), and notes
+    on every folder skipped."""
+    notes: list[str] = []
+    records = read_comparisons(folders, target=target, shots=shots, notes=notes)
+    for record in records:
+        if record.pretrained_sha256 not in ranked:
+            notes.append(f"{record.folder}: skipped, its pretrained model (sha256 {record.pretrained_sha256[:12]}…) "
+                         "is not among the ranked models")
+    return [r for r in records if r.pretrained_sha256 in ranked], notes
+
+
+def validate_models(models: Sequence[Any], records: list[CompareRecord], notes: list[str]) -> Validation:
+    """τ over ranked models (each with .model, .sha256, .seconds and the SCORES) of score vs best fine-tuned accuracy."""
+    accuracies = []
+    for model in models:
+        mine = [r for r in records if r.pretrained_sha256 == model.sha256]
+        best = max(((r, r.best_transfer()) for r in mine if r.best_transfer()), key=lambda t: t[1][1], default=None)
+        if best is None:
+            continue
+        record, (strategy, accuracy) = best
+        seconds = sum(r.train_seconds() for r in mine)
+        accuracies.append({"model": model.model, "accuracy": accuracy, "strategy": strategy, "compare": record.folder,
+                           "finetune_seconds": seconds,
+                           "speedup": seconds / model.seconds if model.seconds > 0 else None})
+    by_model = {a["model"]: a["accuracy"] for a in accuracies}
+    scored = [m for m in models if m.model in by_model]
+    if len(scored) < 3:
+        notes.append(f"τ over {len(scored)} model(s) with comparison results says little; rank and compare ≥ 3 models")
+    correlations = {score: kendall([getattr(m, score) for m in scored], [by_model[m.model] for m in scored])
+                    for score in SCORES}
+    return Validation(correlations, accuracies, notes)
+
+
+def validate_layers(layers: Sequence[Any], records: list[CompareRecord], notes: list[str]) -> Validation:
+    """τ over cuts (layers with .block, .freeze and the SCORES) of score vs the accuracy of freezing there."""
+    per_freeze: dict[int, list[float]] = {}
+    for record in records:
+        for k, acc in record.freeze_accuracies(len(layers)).items():
+            per_freeze.setdefault(k, []).append(acc)
+    accuracies = [{"block": layers[k - 1].block, "freeze": k, "accuracy": float(np.mean(v))}
+                  for k, v in sorted(per_freeze.items())]
+    if len(accuracies) < 3:
+        notes.append(f"τ over {len(accuracies)} cut(s) with comparison results says little; compare partial "
+                     "--freeze k for several k (and linear-probe)")
+    correlations = {
+        score: kendall([getattr(layers[a["freeze"] - 1], score) for a in accuracies], [a["accuracy"] for a in accuracies])
+        for score in SCORES
+    }
+    return Validation(correlations, accuracies, notes)

@@ -55,7 +55,7 @@ class LoadedModel:
 
     @property
     def label_names(self) -> list[str]:
-        return list(self.config["label_names"])
+        return list(self.config.get("label_names", []))
 
 
 def _versions() -> dict[str, str]:
@@ -168,8 +168,9 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ArtifactError(f"{path} is not a transferlab model folder: {CONFIG} is missing")
     try:
         config = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"{cfg_path} is not valid JSON ({err}); the folder is damaged") from err
+    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, nesting too deep, a 5000-digit number
+        raise ArtifactError(f"{cfg_path} is not valid JSON ({type(err).__name__}: {str(err)[:200]}); "
+                            "the folder is damaged") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ArtifactError(f"{cfg_path} is not a transferlab model config (no \"format\": \"{FORMAT}\")")
     _check_config(config, cfg_path)
@@ -216,7 +217,7 @@ def _check_config(config: dict[str, Any], cfg_path: Path) -> None:
     if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS and isinstance(weights.get("sha256"), str)):
         raise bad('"weights"', weights, f'{{"file": "{WEIGHTS}", "sha256": "..."}} (weights are safetensors, '
                   "never a pickle)")
-    labels = config.get("label_names")
+    labels = config.get("label_names", [] if kind == "pretrained" else None)
     if not (isinstance(labels, list) and all(isinstance(n, str) for n in labels)):
         raise bad('"label_names"', labels, "a list of class names (strings)")
     if kind == "finetuned" and config.get("target", "class") != "numeric" and len(labels) != head.get("num_outputs"):

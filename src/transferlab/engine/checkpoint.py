@@ -96,7 +96,7 @@ def load_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, mod
         raise ConfigError(f"{path} is not a readable transferlab checkpoint (UnpicklingError: {detail}); "
                           "delete it to start the run anew") from None
     except Exception as err:  # noqa: BLE001 — any unreadable file is the same user-facing problem
-        reason = (str(err).splitlines() or [""])[0]
+        reason = (str(err).splitlines() or [""])[0] or "the file is empty or truncated"
         raise ConfigError(f"{path} is not a readable transferlab checkpoint ({type(err).__name__}: {reason}); "
                           "delete it to start the run anew") from None
     if not isinstance(payload, dict) or payload.get("format") != "transferlab.checkpoint" \

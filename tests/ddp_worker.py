@@ -1,6 +1,6 @@
 """Run by tests/test_distributed.py under torchrun (2 processes): train a few tiny runs data-parallel and
 write each rank's weights, metrics and history, so the test can compare ranks with each other and
-with a single-process run. Usage: torchrun --nproc-per-node 2 tests/helpers/ddp_worker.py OUT"""
+with a single-process run. Usage: torchrun --nproc-per-node 2 tests/ddp_worker.py OUT"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_split, make_task  # noqa: E402
 
 from transferlab.engine import TrainConfig  # noqa: E402

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-keras bench-strategies bench-text gpu-check clean
+.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise gpu-check clean
 
 install: $(STAMP)
 
@@ -42,6 +42,9 @@ bench-strategies: $(STAMP)
 
 bench-text: $(STAMP)
 	$(PY) benchmarks/text_transfer.py
+
+bench-advise: $(STAMP)
+	$(PY) benchmarks/advise.py
 
 # The seed's Keras example needs tensorflow-cpu: a separate venv, so the main one stays torch-only.
 KERAS_VENV := .venv-keras

@@ -45,6 +45,7 @@ MODELS = {  # name: (backbone, backbone config, pretraining epochs, source class
     "mlp-tanh-3ep": ("mlp", {"hidden": [256, 128], "activation": "tanh"}, 3, None),
 }
 RANK_SHOTS = 10
+CONSTANT_ADVICE = ("lp-ft", "full", "linear-probe")  # baselines: the same advice every time
 
 
 def _pretrain(out: Path, name: str) -> Path:
@@ -123,9 +124,19 @@ def _advice_rows(pair: str, pretrained: Path, data: str, task: dict[str, Any], r
             mean = [c for c in _cells(extra).values() if c["strategy"] == advice.label][0]["mean"]
             source = "run here"
         lo, hi = best["ci_low"], best["ci_high"]
-        match = mean == best["mean"] if lo is None else lo <= mean <= hi
+
+        def within(m: float) -> bool:
+            return m == best["mean"] if lo is None else lo <= m <= hi
+
+        # the same check for advice that never changes: always one strategy, whatever the data
+        constant = {name: within(c["mean"]) for name in CONSTANT_ADVICE
+                    for c in here if c["name"] == name and not c["options"]}
+        seconds = {c["name"]: c["train_seconds_mean"] for c in here if not c["options"]}
         rows.append({"pair": pair, "shots": shots, "advice": advice.label, "advice_mean": mean, "source": source,
-                     "best": best["strategy"], "best_mean": best["mean"], "best_ci": [lo, hi], "match": bool(match),
+                     "best": best["strategy"], "best_mean": best["mean"], "best_ci": [lo, hi], "match": within(mean),
+                     "exact": advice.label == best["strategy"] or (found and found[0]["strategy"] == best["strategy"]),
+                     "constant_match": constant, "advice_train_seconds": seconds.get(advice.strategy) if not advice.options
+                     else None, "lp_ft_train_seconds": seconds.get("lp-ft"),
                      "gap": advice.domain_gap, "gap_level": advice.gap_level, "best_block": advice.best_block,
                      "advise_seconds": advice.seconds})
     return rows
@@ -142,7 +153,20 @@ def _rank_vs_finetune(models: dict[str, Path], data: str, task: dict[str, Any], 
         folders.append(target)
     start = time.perf_counter()
     result = rank(list(models.values()), data, shots=RANK_SHOTS, compare=folders, **task)
-    return {"seconds": time.perf_counter() - start, **result.to_json()}
+    seconds = time.perf_counter() - start
+    # the scores describe frozen features: also read them against the linear probe's accuracy
+    from transferlab.analysis.validation import kendall
+    from transferlab.compare.run_store import RunStore
+
+    probe = {}
+    for name, folder in zip(models, folders):
+        with RunStore(folder / "runs.sqlite") as store:
+            accs = [r["test_accuracy"] for r in store.runs() if r["strategy"] == "linear-probe"]
+        probe[str(models[name])] = sum(accs) / len(accs)
+    scored = [m for m in result.models if m.model in probe]
+    vs_probe = {score: kendall([getattr(m, score) for m in scored], [probe[m.model] for m in scored]).to_json()
+                for score in ("logme", "leep", "hscore", "probe_accuracy")}
+    return {"seconds": seconds, **result.to_json(), "linear_probe_accuracy": probe, "tau_vs_linear_probe": vs_probe}
 
 
 def _layers_vs_freeze(pretrained: Path, data: str, task: dict[str, Any], seeds: int, out: Path) -> dict[str, Any]:
@@ -162,6 +186,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "advise"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    from transferlab.analysis import rank
     from transferlab.compare import StrategySpec
 
     out = Path(args.out)
@@ -218,7 +243,18 @@ def _print(report: dict[str, Any]) -> None:
         rows = [r for r in report["advice"] if r["pair"] == pair]
         print(f"- {pair}: {sum(r['match'] for r in rows)}/{len(rows)} match")
     named = [r for r in report["advice"] if "held out" not in r["pair"]]
-    print(f"- demo pair + USPS: {sum(r['match'] for r in named)}/{len(named)}; sources: {report['sources']}")
+    rows = report["advice"]
+    print(f"- demo pair + USPS: {sum(r['match'] for r in named)}/{len(named)}; all pairs: "
+          f"{sum(r['match'] for r in rows)}/{len(rows)} within the CI, {sum(bool(r['exact']) for r in rows)}/{len(rows)} "
+          f"exactly the best; sources: {report['sources']}")
+    for name in CONSTANT_ADVICE:
+        got = [r["constant_match"][name] for r in rows if name in r["constant_match"]]
+        print(f"- baseline 'always {name}': {sum(got)}/{len(got)} within the CI")
+    cheaper = [(r["advice_train_seconds"], r["lp_ft_train_seconds"]) for r in rows
+               if r["advice_train_seconds"] is not None and r["lp_ft_train_seconds"] and r["advice"] != "lp-ft"]
+    if cheaper:
+        print(f"- where the advice is not lp-ft ({len(cheaper)} budgets), it trains in "
+              + ", ".join(f"{a:.2f}s vs {b:.2f}s" for a, b in cheaper) + " (lp-ft)")
     for pair, r in report["rank"].items():
         print(f"\n### rank vs fine-tuning on {pair} ({RANK_SHOTS} labels/class, {len(r['models'])} models)\n")
         acc = {a["model"]: a for a in r["validation"]["accuracies"]}
@@ -232,6 +268,8 @@ def _print(report: dict[str, Any]) -> None:
         taus = r["validation"]["kendall_tau"]
         print("- Kendall τ vs best fine-tuned accuracy: " + ", ".join(
             f"{k} {f(v['tau'], 2)} (p={f(v['p_value'], 2)}, n={v['n']})" for k, v in taus.items()))
+        print("- Kendall τ vs linear-probe accuracy (frozen features): " + ", ".join(
+            f"{k} {f(v['tau'], 2)} (p={f(v['p_value'], 2)}, n={v['n']})" for k, v in r["tau_vs_linear_probe"].items()))
         ratios = [a["speedup"] for a in r["validation"]["accuracies"] if a.get("speedup")]
         if ratios:
             print(f"- scoring took {min(ratios):.0f}–{max(ratios):.0f}× less time than the comparison's training")

@@ -303,6 +303,12 @@ def test_compare_report_shows_what_transferred_in_the_saved_models(models, tmp_p
     stored = cfg.to_dict() | {"pretrained_sha256": "0" * 64}  # as if the pretrained folder were retrained since
     result, note = what_transferred(tmp_path / "cmp", stored, {})
     assert result is None and f"not the {'0' * 64} this comparison was run from" in note
+    saved = tmp_path / "cmp" / "models" / "partial-5shot"
+    with pytest.raises(ConfigError, match="does not record the pretrained model it was fine-tuned from; pass --pretrained"):
+        explain(saved, examples=0)
+    with pytest.raises(ConfigError, match="records no target data file; pass --data"):
+        explain(saved, pretrained=models["cnn"], examples=0)
+    assert explain(saved, pretrained=models["cnn"], data="digits", examples=0).drift["conv1"] == 0.0
     run_comparison(cfg, tmp_path / "plain")
     assert "run compare with --save-models" in (tmp_path / "plain" / "report.html").read_text()
     assert not (tmp_path / "plain" / "what_transferred.json").exists()
@@ -331,3 +337,24 @@ def test_text_models_are_ranked_and_explained_with_token_highlights(tiny_bert_pa
     assert r.attributions[0].tokens[0] == "[CLS]" and len(r.attributions[0].scores) == len(r.attributions[0].tokens)
     assert r.drift["embeddings"] > 0 and np.isnan(r.drift["pooling"])  # the pooling block has no weights
     assert 'class="tok"' in (tmp_path / "ex" / "explain.html").read_text()
+
+
+def test_lower_level_analyses_refuse_mismatched_inputs(models, tmp_path):
+    from transferlab.analysis.forgetting import forgetting
+    from transferlab.analysis.representations import block_outputs
+
+    cnn, mlp = transferlab.load(models["cnn"]), transferlab.load(models["mlp"])
+    with pytest.raises(ConfigError, match=r"the pretrained blocks are \['conv1', 'conv2', 'fc'\] but the fine-tuned "
+                                          r"model has \['fc1'\]"):
+        weight_drift(cnn.backbone, mlp.backbone)
+    with pytest.raises(ConfigError, match=r"no block\(s\) \['fc9'\] in this backbone; its blocks are"):
+        block_outputs(cnn.backbone, np.zeros((2, 1, 8, 8), np.float32), blocks=["fc9"])
+    with pytest.raises(ConfigError, match="max_examples must be at least 2.*got 1"):
+        explain(models["tgt"], max_examples=1)
+    folder = tmp_path / "nosource"
+    shutil.copytree(models["cnn"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["source_task"] = {"data": "n/a", "label_names": config["label_names"]}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="records no source dataset; pass --source-data"):
+        forgetting(transferlab.load(folder), cnn.backbone)

@@ -324,24 +324,29 @@ def test_model_config_structured(model_folders, data, value, delete, which):
     _load_or_refuse(folder)
 
 
-@pytest.mark.parametrize("change", [
-    ("architecture", "backbone", "config", "hidden", [10**9]),  # sizes that would allocate terabytes
-    ("architecture", "head", "num_outputs", 10**9),
-    ("weights", "file", "model.pt"),
-    ("label_names", ["a", "b"]),  # fewer names than outputs
-    ("label_names", []),
-    ("input_spec", "shape", [10**9]),
-    ("architecture", "head", "hidden", ["x"]),
-    ("input_spec", "kind", []),  # an unhashable kind
+@pytest.mark.parametrize("which,change", [
+    ("finetuned", ("architecture", "backbone", "config", "hidden", [10**9])),  # sizes that would allocate terabytes
+    ("finetuned", ("architecture", "head", "num_outputs", 10**9)),
+    ("finetuned", ("weights", "file", "model.pt")),
+    ("finetuned", ("label_names", ["a", "b"])),  # fewer names than outputs
+    ("finetuned", ("label_names", [])),
+    ("finetuned", ("input_spec", "shape", [10**9])),
+    ("finetuned", ("architecture", "head", "hidden", ["x"])),
+    ("finetuned", ("input_spec", "kind", [])),  # an unhashable kind
+    ("pretrained", ("source_head", "spec", "num_outputs", 10**9)),  # the source head, built before its shapes were checked
+    ("pretrained", ("source_head", "spec", "num_outputs", 2**63)),
+    ("pretrained", ("source_head", "spec", "hidden", [1, "x"])),
+    ("pretrained", ("source_head", "file", 5)),
+    ("pretrained", ("source_head", "spec", [])),
 ])
-def test_model_config_examples(model_folder, change):
+def test_model_config_examples(model_folders, which, change):
     """Edits the fuzzing found, each refused before any weights are allocated."""
-    config = json.loads((model_folder / "config.json").read_text())
+    config = json.loads((model_folders[which] / "config.json").read_text())
     *keys, value = change
     _mutate(config, tuple(keys), value, False)
     folder = _ROOT / "model-example"
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(model_folder, folder)
+    shutil.copytree(model_folders[which], folder)
     (folder / "config.json").write_text(json.dumps(config))
     from transferlab.artifacts import load_model_folder
 

@@ -25,7 +25,7 @@ from ..models.backbone import Backbone
 from ..models.head import HeadSpec, TransferModel
 from .card import model_card
 from .files import atomic_folder, fsync_file, remove_stale, sha256_file, write_bytes_synced
-from .source_head import load_source_head, write_source_head
+from .source_head import SOURCE_HEAD, load_source_head, write_source_head
 
 FORMAT = "transferlab.model"
 FORMAT_VERSION = 1
@@ -225,6 +225,10 @@ def _check_config(config: dict[str, Any], cfg_path: Path) -> None:
     for key in ("preprocessing", "source_task", "target_task", "metrics", "training", "source_head"):
         if config.get(key) is not None and not isinstance(config[key], dict):
             raise bad(f'"{key}"', config[key], "a mapping or null")
+    record = config.get("source_head")
+    if record and not (record.get("file") == SOURCE_HEAD and isinstance(record.get("sha256"), str)
+                       and isinstance(record.get("spec"), dict) and isinstance(record.get("shapes"), dict)):
+        raise bad('"source_head"', record, f'{{"file": "{SOURCE_HEAD}", "sha256": ..., "spec": {{...}}, "shapes": {{...}}}}')
 
 
 def load_model_folder(path: str | Path, *, module: nn.Sequential | None = None) -> LoadedModel:

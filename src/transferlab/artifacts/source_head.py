@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import ArtifactError
@@ -64,7 +65,17 @@ def load_source_head(path: Path, config: dict[str, Any]) -> nn.Sequential | None
     shapes = {k: list(v.shape) for k, v in tensors.items()}
     if shapes != record.get("shapes"):
         raise ArtifactError(f"{file} holds tensors {shapes} but config.json records {record.get('shapes')}")
-    head = build_head(int(config["architecture"]["feature_dim"]), HeadSpec(**record["spec"]))
+    try:  # built on the meta device first: an edited spec (10⁹ outputs) is refused before anything is allocated
+        spec = HeadSpec(**record["spec"])
+        with torch.device("meta"):
+            expected = {k: list(v.shape) for k, v in build_head(config["architecture"]["feature_dim"], spec).state_dict().items()}
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise ArtifactError(f"{path}/config.json: source_head spec {record.get('spec')!r} is not a valid head "
+                            f"({type(err).__name__}: {err}); the folder is damaged — restore it from the original") from None
+    if expected != shapes:
+        raise ArtifactError(f"{file} holds tensors {shapes} but the head spec {record['spec']} in config.json needs "
+                            f"{expected}; the folder is damaged — restore it from the original")
+    head = build_head(config["architecture"]["feature_dim"], spec)
     try:
         head.load_state_dict(tensors, strict=True)
     except RuntimeError as err:

@@ -2,7 +2,7 @@
 
 A checkpoint holds the model, optimiser and scheduler state, the loop position (epoch, step, this
 epoch's data order and losses so far), the early-stopping state, the history and timings, and every
-RNG state (torch, numpy, python, and the data-order generator). It is written with `torch.save` to a
+RNG state (torch, numpy, python, the data-order generator, and CUDA's when a GPU ran). It is written with `torch.save` to a
 temporary file, fsynced and renamed, and read back with `weights_only=True` (CVE-2025-32434): only
 tensors and plain containers, never code.
 """
@@ -76,6 +76,8 @@ def save_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, mod
     }
     payload = {"format": "transferlab.checkpoint", "version": 1, "config": config,
                **{k: v for k, v in parts.items() if k in COMPONENTS}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from the CUDA generators
+        payload["rng_cuda"] = torch.cuda.get_rng_state_all()  # (not in COMPONENTS: CPU tests can't miss it)
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
@@ -142,3 +144,6 @@ def _restore(payload: dict[str, Any], path: Path, config: dict[str, Any], state:
         random.setstate(payload["rng_python"])
     if "rng_order" in payload:
         order.set_state(payload["rng_order"])
+    if payload.get("rng_cuda") is not None and torch.cuda.is_available() \
+            and len(payload["rng_cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(payload["rng_cuda"])

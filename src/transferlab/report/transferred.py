@@ -85,8 +85,10 @@ def heatmap_figure(items: Sequence[Attribution]) -> str | None:
         axes[0, j].set_title(f"label {a.label}\npredicted {a.predicted} ({a.probability:.2f})".replace("$", r"\$"),
                              fontsize=8)
         limit = float(np.abs(a.heat).max()) or 1.0
-        axes[1, j].imshow(img, cmap=None if a.image.shape[0] == 3 else "gray", vmin=0, vmax=1, alpha=0.35)
-        axes[1, j].imshow(a.heat, cmap="bwr", vmin=-limit, vmax=limit, alpha=0.75)
+        axes[1, j].imshow(a.heat, cmap="bwr", vmin=-limit, vmax=limit)
+        outline = a.image.mean(0)  # (H, W): the input's outline over its map
+        if outline.max() > outline.min():
+            axes[1, j].contour(outline, levels=[(outline.min() + outline.max()) / 2], colors="k", linewidths=0.6)
         for ax in axes[:, j]:
             ax.set_xticks([])
             ax.set_yticks([])

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.files import write_text_atomic
 from .base import Tracker, epoch_metrics, flat_params
 
 DEFAULT_LOGDIR = "runs"  # TensorBoard's own default: `tensorboard --logdir runs`
@@ -36,7 +37,7 @@ class TensorBoardTracker(Tracker):
         flat = flat_params(params) | {f"tag.{k}": v for k, v in tags.items()}
         table = "| param | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in flat.items())
         self._writer.add_text("params", table, 0)
-        (folder / "params.json").write_text(json.dumps(flat, indent=2) + "\n")
+        write_text_atomic(folder / "params.json", json.dumps(flat, indent=2) + "\n")
         self._last_step = 0
 
     def log_epoch(self, record: dict[str, float]) -> None:

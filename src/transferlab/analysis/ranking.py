@@ -195,6 +195,11 @@ def rank(
     target = TargetSpec(data, classes, image_size, image_margin, label_column, text_column, test_data)
     task, split = target.labelled(shots, seed)
     result = RankResult(data=str(data), shots=shots if shots is not None else "all", n_examples=len(split.y_train))
+    # libraries every score uses load once here, so the first model's seconds are its own scoring only
+    import sklearn.covariance  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+
     with analysis_threads(threads):
         if layers:
             _rank_layers(models[0], task, split, result, folds=folds, seed=seed, module=module)

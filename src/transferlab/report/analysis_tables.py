@@ -87,7 +87,7 @@ def print_explain(result: ExplainResult) -> None:
     if result.forgetting is not None:
         f = result.forgetting
         console.print(f"source accuracy on {f.source_data}: {f.before:.3f} before, {f.after:.3f} after fine-tuning "
-                      f"(forgetting {f.drop:+.3f}, n={f.n})")
+                      f"(lost {f.drop:.3f}, n={f.n})")
     for a in result.attributions:
         line = f"example {a.index}: label {a.label}, predicted {a.predicted} ({a.probability:.2f})"
         if a.tokens is not None and a.scores:

@@ -65,6 +65,7 @@ def test_mlflow_sqlite_store_records_params_epochs_metrics_and_the_model_folder(
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2, 3, 4]
     assert run.data.metrics["test_accuracy"] == pytest.approx(result.test_accuracy)
     assert run.data.metrics["test_macro_f1"] == pytest.approx(result.macro_f1)
+    assert run.data.metrics["resolved_lr"] == 0.01 and run.data.metrics["resolved_backbone_lr"] == 0.01  # mlp: --lr
     files = sorted(f.path for f in client.list_artifacts(run.info.run_id, "model"))
     assert files == ["model/README.md", "model/config.json", "model/model.safetensors"]  # safetensors, no pickle
     local = client.download_artifacts(run.info.run_id, "model/config.json", str(tmp_path))

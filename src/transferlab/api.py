@@ -129,8 +129,10 @@ def _run_tags(session: Session, cfg: TrainConfig) -> dict[str, Any]:
 def _log_result(tracker: Tracker, run: RunResult, metrics: dict[str, float], out: str | Path | None) -> None:
     """A tracked run's final metrics and its model folder (the safetensors folder, no pickles)."""
     final = {f"test_{k}": v for k, v in metrics.items() if k != "n"}
-    tracker.log_metrics(final | {f"best_val_{run.val_metric}": run.val_value, "train_seconds": run.train_seconds,
-                                 "epochs_run": run.epochs})
+    # The learning rates actually used (params hold the settings as given: None = the backbone's default).
+    rates = {f"resolved_{k}": float(run.config[k]) for k in ("lr", "backbone_lr") if run.config.get(k) is not None}
+    tracker.log_metrics(final | rates | {f"best_val_{run.val_metric}": run.val_value, "train_seconds": run.train_seconds,
+                                         "epochs_run": run.epochs})
     if out is not None:
         tracker.log_model_folder(Path(out))
 

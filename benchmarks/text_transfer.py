@@ -7,7 +7,7 @@ throughput of the frozen encoder (sentences/s, length-sorted batches), the wall 
 issue's grid (scratch, linear-probe, full, setfit × 8/16/64 × 3 seeds) took inside it: the sum of those
 cells' own wall times (`cell_seconds`: split, features, training, test), since cells run one at a time.
 
-    python benchmarks/text_transfer.py [--seeds 5] [--shots 8,16,64] [--out bench-out/trec] [--force] [--json]
+    python benchmarks/text_transfer.py [--seeds 5] [--shots 8,16,64] [--out bench-out/trec] [--jobs 1] [--force] [--json]
 
 The comparison takes hours on 2 busy cores; like any `compare`, a rerun with the same settings continues
 where the last one stopped (finished runs are kept in OUT/runs.sqlite; `--force` starts anew), so the
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--shots", default="8,16,64")
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "trec"))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="cells in parallel processes (one thread each)")
     parser.add_argument("--force", action="store_true", help="discard the runs in --out and start anew")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -77,7 +78,7 @@ def main() -> None:
     config = CompareConfig(pretrained="minilm", data=str(TREC / "train.csv"), test_data=str(TREC / "test.csv"),
                            strategies=STRATEGIES, shots=args.shots, seeds=args.seeds)
     start = time.perf_counter()
-    result = run_comparison(config, args.out, threads=args.threads, force=args.force)
+    result = run_comparison(config, args.out, threads=args.threads, force=args.force, jobs=args.jobs)
     wall = time.perf_counter() - start
     cells = result.summary["cells"]
     timed = [r for r in result.runs if r["strategy"] in TIMED_GRID["strategies"] and r["seed"] < TIMED_GRID["seeds"]]

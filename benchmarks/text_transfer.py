@@ -7,7 +7,13 @@ throughput of the frozen encoder (sentences/s, length-sorted batches), the wall 
 issue's grid (scratch, linear-probe, full, setfit × 8/16/64 × 3 seeds) took inside it: the sum of those
 cells' own wall times (`cell_seconds`: split, features, training, test), since cells run one at a time.
 
-    python benchmarks/text_transfer.py [--seeds 5] [--shots 8,16,64] [--out bench-out/trec] [--jobs 1] [--force] [--json]
+    python benchmarks/text_transfer.py [--seeds 5] [--shots 8,16,64] [--strategies ...] [--out bench-out/trec]
+                                       [--jobs 1] [--force] [--json]
+
+The issue's 30-minute grid on its own, timed on 2 cores:
+
+    python benchmarks/text_transfer.py --seeds 3 --strategies scratch,linear-probe,full,setfit \
+        --jobs 2 --out bench-out/trec-timed --force
 
 The comparison takes hours on 2 busy cores; like any `compare`, a rerun with the same settings continues
 where the last one stopped (finished runs are kept in OUT/runs.sqlite; `--force` starts anew), so the
@@ -61,6 +67,8 @@ def main() -> None:
     parser.add_argument("--shots", default="8,16,64")
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "trec"))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--strategies", default=",".join(s["name"] for s in STRATEGIES),
+                        help="a subset, e.g. scratch,linear-probe,full,setfit (the issue's timed grid)")
     parser.add_argument("--jobs", type=int, default=1, help="cells in parallel processes (one thread each)")
     parser.add_argument("--force", action="store_true", help="discard the runs in --out and start anew")
     parser.add_argument("--json", action="store_true")
@@ -76,7 +84,8 @@ def main() -> None:
     throughput = {t: embedding_throughput(sample, t) for t in (1, 2)}
     torch.set_num_threads(args.threads or 1)
     config = CompareConfig(pretrained="minilm", data=str(TREC / "train.csv"), test_data=str(TREC / "test.csv"),
-                           strategies=STRATEGIES, shots=args.shots, seeds=args.seeds)
+                           strategies=[s for s in STRATEGIES if s["name"] in args.strategies.split(",")],
+                           shots=args.shots, seeds=args.seeds)
     start = time.perf_counter()
     result = run_comparison(config, args.out, threads=args.threads, force=args.force, jobs=args.jobs)
     wall = time.perf_counter() - start

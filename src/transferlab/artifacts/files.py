@@ -29,6 +29,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_verified_safetensors(file: Path, expected_sha256: str | None) -> dict:
+    """The tensors of a safetensors file whose sha256 must equal the one its config.json records."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..errors import ArtifactError
+
+    actual = sha256_file(file)
+    if actual != expected_sha256:
+        raise ArtifactError(
+            f"{file} fails its checksum: config.json expects sha256 {expected_sha256} but the file has {actual}; "
+            "the file is truncated or modified — restore it from the original"
+        )
+    try:
+        return load_file(str(file))
+    except SafetensorError as err:
+        raise ArtifactError(f"{file} is not a readable safetensors file: {err}") from err
+
+
 def write_bytes_synced(path: Path, data: bytes) -> None:
     """Write, flush and fsync one file (inside a folder that is renamed into place afterwards)."""
     with open(path, "wb") as f:
@@ -37,8 +56,8 @@ def write_bytes_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def fsync_file(path: Path) -> None:
-    """Flush a file another library wrote (safetensors, shutil.copy2) to the disk."""
+def fsync_path(path: Path) -> None:
+    """Flush a file another library wrote (safetensors, shutil.copy2), or a folder's entries, to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -85,7 +104,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -95,14 +114,6 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write a UTF-8 text file atomically."""
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _AT_FDCWD = -100
@@ -147,9 +158,9 @@ def atomic_folder(dest: Path, *, replace: bool) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     try:
         yield tmp
-        _fsync_dir(tmp)
+        fsync_path(tmp)
         if replace and dest.is_dir() and not dest.is_symlink() and _exchange(tmp, dest):
-            _fsync_dir(dest.parent)
+            fsync_path(dest.parent)
             shutil.rmtree(tmp, ignore_errors=True)  # it holds the old folder now
             return
         old = None
@@ -157,7 +168,7 @@ def atomic_folder(dest: Path, *, replace: bool) -> Iterator[Path]:
             old = dest.parent / f".{dest.name}.old-{os.getpid()}-"
             os.replace(dest, old)
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_path(dest.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -24,7 +24,7 @@ from ..errors import ArtifactError, ConfigError
 from ..models.backbone import Backbone
 from ..models.head import HeadSpec, TransferModel
 from .card import model_card
-from .files import atomic_folder, fsync_file, remove_stale, sha256_file, write_bytes_synced
+from .files import atomic_folder, fsync_path, read_verified_safetensors, remove_stale, sha256_file, write_bytes_synced
 from .source_head import SOURCE_HEAD, load_source_head, write_source_head
 
 FORMAT = "transferlab.model"
@@ -107,7 +107,7 @@ def save_model_folder(
     }
     def write(folder: Path) -> None:
         save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT})
-        fsync_file(folder / WEIGHTS)
+        fsync_path(folder / WEIGHTS)
         config["weights"] = {"file": WEIGHTS, "sha256": sha256_file(folder / WEIGHTS)}
         if source_head is not None and source_head_spec is not None:
             config["source_head"] = write_source_head(folder, source_head, source_head_spec)
@@ -236,25 +236,12 @@ def load_model_folder(path: str | Path, *, module: nn.Sequential | None = None) 
 
     `module` is needed only for a folder saved from a wrapped user module (its code is not stored).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     config = read_config(path)
     weights = path / WEIGHTS  # the only name read_config accepts: never a pickle such as model.pt
     if not weights.is_file():
         raise ArtifactError(f"{path} is incomplete: {weights.name} is missing")
-    expected = config["weights"]["sha256"]
-    actual = sha256_file(weights)
-    if expected != actual:
-        raise ArtifactError(
-            f"{weights} fails its checksum: config.json expects sha256 {expected} but the file has {actual}; "
-            "the file is truncated or modified — restore it from the original"
-        )
-    try:
-        tensors = load_file(str(weights))
-    except SafetensorError as err:
-        raise ArtifactError(f"{weights} is not a readable safetensors file: {err}") from err
+    tensors = read_verified_safetensors(weights, config["weights"]["sha256"])
     backbone_state = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
     backbone = _build_backbone(config, module, backbone_state, weights)
     _load_strict(backbone, backbone_state, weights, "backbone")

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ArtifactError
 from ..models.head import HeadSpec, build_head
-from .files import fsync_file, sha256_file
+from .files import fsync_path, read_verified_safetensors, sha256_file
 
 SOURCE_HEAD = "source_head.safetensors"
 
@@ -29,7 +29,7 @@ def write_source_head(folder: Path, head: nn.Module, spec: HeadSpec) -> dict[str
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
     save_file(tensors, str(folder / SOURCE_HEAD), metadata={"format": "transferlab.source_head"})
-    fsync_file(folder / SOURCE_HEAD)
+    fsync_path(folder / SOURCE_HEAD)
     return {
         "file": SOURCE_HEAD,
         "sha256": sha256_file(folder / SOURCE_HEAD),
@@ -40,9 +40,6 @@ def write_source_head(folder: Path, head: nn.Module, spec: HeadSpec) -> dict[str
 
 def load_source_head(path: Path, config: dict[str, Any]) -> nn.Sequential | None:
     """The source head of a pretrained folder, checksum and shapes verified; None if the folder has none."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     record = config.get("source_head")
     if not record:
         return None
@@ -52,16 +49,7 @@ def load_source_head(path: Path, config: dict[str, Any]) -> nn.Sequential | None
             f"{path} is incomplete: config.json lists a source head but {file.name} is missing; restore the file "
             "from the original folder (or re-pretrain)"
         )
-    actual = sha256_file(file)
-    if actual != record.get("sha256"):
-        raise ArtifactError(
-            f"{file} fails its checksum: config.json expects sha256 {record.get('sha256')} but the file has {actual}; "
-            "the file is truncated or modified — restore it from the original"
-        )
-    try:
-        tensors = load_file(str(file))
-    except SafetensorError as err:
-        raise ArtifactError(f"{file} is not a readable safetensors file: {err}") from err
+    tensors = read_verified_safetensors(file, record.get("sha256"))
     shapes = {k: list(v.shape) for k, v in tensors.items()}
     if shapes != record.get("shapes"):
         raise ArtifactError(f"{file} holds tensors {shapes} but config.json records {record.get('shapes')}")

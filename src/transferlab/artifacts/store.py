@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArtifactError
-from .files import atomic_folder, fsync_file
+from .files import atomic_folder, fsync_path
 from .model_folder import CONFIG, load_model_folder, read_config
 
 
@@ -133,7 +133,7 @@ def add_model(path: str | Path, name: str | None = None, *, overwrite: bool = Fa
         for item in src.iterdir():
             if item.is_file() and not item.name.startswith("."):  # not a killed writer's temporary file
                 shutil.copy2(item, tmp / item.name)
-                fsync_file(tmp / item.name)
+                fsync_path(tmp / item.name)
     return dest
 
 

@@ -110,6 +110,9 @@ def distributed_session(device: str = "auto") -> Iterator[Session]:
     dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
     try:
         yield Session(rank, world)
+        # Every rank finishes before the group is torn down: a gloo process that destroys its group while
+        # a peer is still exiting can abort ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

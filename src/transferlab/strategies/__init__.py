@@ -4,6 +4,7 @@ from . import seed_strategies  # noqa: F401, I001  (register the built-in strate
 from . import lora, rates, schedules, setfit  # noqa: F401, E402  (lora imports peft only when used)
 from .base import (
     Strategy,
+    TrainingBatch,
     create_strategy,
     list_strategies,
     register_strategy,
@@ -13,6 +14,7 @@ from .base import (
 
 __all__ = [
     "Strategy",
+    "TrainingBatch",
     "create_strategy",
     "list_strategies",
     "register_strategy",

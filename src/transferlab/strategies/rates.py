@@ -10,7 +10,7 @@ import torch
 from ..errors import ConfigError
 from ..models.backbone import Backbone
 from ..models.head import TransferModel
-from .base import Strategy, register_strategy
+from .base import Strategy, auxiliary_groups, register_strategy
 
 
 @dataclass
@@ -42,7 +42,8 @@ class DiscriminativeLR(Strategy):
              "lr": top * self.config.lr_decay ** (len(names) - 1 - i)}
             for i, name in enumerate(names)
         ]
-        return [g for g in groups if g["params"]] + [{"name": "head", "params": list(model.head.parameters()), "lr": lr}]
+        return [g for g in groups if g["params"]] + [{"name": "head", "params": list(model.head.parameters()), "lr": lr}] \
+            + auxiliary_groups(model, lr)
 
 
 @dataclass

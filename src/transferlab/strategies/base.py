@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # the engine imports strategies, never the reverse at run tim
     from ..engine.train import TrainConfig
 
 _STRATEGIES: dict[str, type["Strategy"]] = {}
+DEFAULT_ORDER = 1000.0  # plug-ins that declare no order are listed after the built-ins, by name
 
 
 @dataclasses.dataclass
@@ -114,6 +115,7 @@ class Strategy:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    order: ClassVar[float] = DEFAULT_ORDER  # where listings put it (set by register_strategy)
     Config: ClassVar[type] = NoOptions
     uses_pretrained_weights: ClassVar[bool] = True
     # False: never cache a frozen prefix (e.g. a strategy that perturbs frozen blocks). Caching is
@@ -125,6 +127,8 @@ class Strategy:
     needs_features: ClassVar[bool] = False
     # True: every step also gets a batch of unlabeled inputs and their outputs (`batch.unlabeled*`)
     needs_unlabeled: ClassVar[bool] = False
+    # Options that keep the strategy's extra work tiny (the conformance suite runs every strategy with them)
+    tiny_options: ClassVar[dict[str, Any]] = {}
 
     def before_fit(self, model: TransferModel, x: Any, y: Any, seed: int) -> None:
         """An optional first phase on the training split (e.g. SetFit's contrastive tuning). Default: nothing."""
@@ -252,13 +256,19 @@ def freeze(backbone: Backbone, block_names: list[str]) -> None:
             p.requires_grad_(False)
 
 
-def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    """Class decorator: register a Strategy subclass under `name`."""
+def register_strategy(name: str, *, order: float = DEFAULT_ORDER) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Class decorator: register a Strategy subclass under `name`.
+
+    `order` places it in listings (`list_strategies`, `transferlab strategies`, a comparison's
+    default grid): lower first, ties by name. The from-scratch baseline is 0; the built-ins use
+    10..110; a plug-in without one comes after them.
+    """
 
     def decorator(cls: type[Strategy]) -> type[Strategy]:
         if name in _STRATEGIES:
-            raise ValueError(f"strategy {name!r} is already registered")
+            raise ValueError(f"strategy {name!r} is already registered (by {_STRATEGIES[name].__module__})")
         cls.name = name
+        cls.order = float(order)
         _STRATEGIES[name] = cls
         return cls
 
@@ -266,13 +276,13 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
 
 def list_strategies() -> list[str]:
-    """Registered strategy names, the from-scratch baseline first.
+    """Registered strategy names in their declared order, the from-scratch baseline first.
 
     Example:
-        >>> list_strategies()
+        >>> list_strategies()[:5]
         ['scratch', 'full', 'partial', 'add-layers', 'linear-probe']
     """
-    return list(_STRATEGIES)
+    return sorted(_STRATEGIES, key=lambda n: (_STRATEGIES[n].order, n))
 
 
 def strategy_class(name: str) -> type[Strategy]:

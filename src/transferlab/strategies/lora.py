@@ -67,7 +67,7 @@ def _targets(backbone: Backbone, names: list[str] | None) -> list[str]:
     return list(layers)
 
 
-@register_strategy("lora")
+@register_strategy("lora", order=50)
 class LoRA(Strategy):
     """Low-rank adapters on the backbone's layers (peft); merged into the weights after training.
 

@@ -22,7 +22,7 @@ class DiscriminativeConfig:
             raise ConfigError(f"--lr-decay must be in (0, 1]; got {self.lr_decay}")
 
 
-@register_strategy("discriminative-lr")
+@register_strategy("discriminative-lr", order=60)
 class DiscriminativeLR(Strategy):
     """Layer-wise learning-rate decay: the top block trains at the backbone rate, each block below at × decay.
 
@@ -56,7 +56,7 @@ class L2SPConfig:
             raise ConfigError(f"--alpha and --beta must be ≥ 0; got {self.alpha}, {self.beta}")
 
 
-@register_strategy("l2-sp")
+@register_strategy("l2-sp", order=70)
 class L2SP(Strategy):
     """Full fine-tuning pulled toward the pretrained weights: + α/2·‖w − w⁰‖² (backbone) + β/2·‖w‖² (head).
 
@@ -84,7 +84,7 @@ class L2SP(Strategy):
         return 0.5 * self.config.alpha * spread + 0.5 * self.config.beta * head
 
 
-@register_strategy("bitfit")
+@register_strategy("bitfit", order=80)
 class BitFit(Strategy):
     """Only the backbone's bias terms (and the new head) train (Ben Zaken et al., ACL 2022).
 

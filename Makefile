@@ -14,7 +14,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -6,15 +6,14 @@ from transferlab.errors import ConfigError, ShapeError
 from transferlab.models import HeadSpec, TransferModel, create_backbone, list_backbones, wrap_module
 
 
-def make_backbone(name: str, tiny_bert_path):
-    """Every registered backbone at tiny size for its kind of input."""
+def make_backbone(name: str, scratch):
+    """Every registered backbone at the tiny size its registry entry gives, for the first kind of input it takes."""
     from transferlab.data.task import InputSpec
+    from transferlab.models import backbone_entry
 
-    if name == "hf":
-        return create_backbone("hf", InputSpec("text", ()), path=str(tiny_bert_path))
-    if name == "minilm":
-        return create_backbone("minilm", InputSpec("text", ()), max_length=16)
-    return create_backbone(name, (1, 16, 16))
+    entry = backbone_entry(name)
+    spec = InputSpec("text", ()) if entry.inputs[0] == "text" else InputSpec(entry.inputs[0], (1, 16, 16))
+    return create_backbone(name, spec, **entry.tiny_options(scratch))
 
 
 def example_batch(backbone):
@@ -26,8 +25,8 @@ def example_batch(backbone):
 
 
 @pytest.mark.parametrize("name", list_backbones())
-def test_every_backbone_has_the_transfer_interface(name, tiny_bert_path):
-    backbone = make_backbone(name, tiny_bert_path)
+def test_every_backbone_has_the_transfer_interface(name, tmp_path_factory):
+    backbone = make_backbone(name, tmp_path_factory.getbasetemp())
     x = example_batch(backbone)
     feats = backbone.features(x)
     assert feats.shape == (4, backbone.feature_dim)

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .artifacts import LoadedModel, load_model_folder, resolve_model, save_model_folder
+from .artifacts import LoadedModel, load_model, load_model_folder, resolve_model, save_model_folder
 from .data import check_input_fits, load_task, split_task
 from .data.task import Task, TaskSplit
 from .engine import RunResult, TrainConfig, seed_everything
 from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: public here too)
+from .engine.provenance import model_record
 from .engine.runtime import run_environment
 from .engine.distributed import Session, distributed_session
 from .errors import ArtifactError, ConfigError
@@ -102,21 +103,6 @@ def _metric_fields(run: RunResult, metrics: dict[str, float]) -> dict[str, float
         return {"val_accuracy": run.val_value, "test_accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
     return {"val_accuracy": None, "test_accuracy": None, "macro_f1": None, "val_mse": run.val_value,
             "test_mse": metrics["mse"], "test_mae": metrics["mae"], "test_r2": metrics["r2"]}
-
-
-def _task_record(task: Task, split: TaskSplit, test_data: str | None = None) -> dict[str, Any]:
-    return {
-        "data": task.name,
-        "test_data": test_data,
-        "source": task.source,
-        "label_names": task.class_names,
-        "target": task.target,
-        "shots": split.shots if split.shots is not None else "all",
-        "seed": split.seed,
-        "n_train": int(len(split.y_train)),
-        "n_val": int(len(split.y_val)),
-        "n_test": int(len(task.y_test)),
-    }
 
 
 def _run_tags(session: Session, cfg: TrainConfig) -> dict[str, Any]:
@@ -216,15 +202,8 @@ def pretrain(
         model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet or not session.is_main else
                                         f"pretrain {name}", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                                         resume=resume, on_epoch_end=tracker.log_epoch)
-        info = {
-            "source_task": _task_record(task, split, test_data) | {"path": str(data)},
-            "label_names": task.class_names,
-            "preprocessing": task.preprocessing | {"label_column": label_column},
-            "target": task.target,
-            "metrics": {f"source_test_{k}": v for k, v in metrics.items() if k != "n"} | {f"source_val_{run.val_metric}": run.val_value},
-            "training": {"train": run.config, "train_seconds": run.train_seconds, "epochs_run": run.epochs, "history": run.history,
-                         "environment": run_environment(cfg.threads)},
-        }
+        info = model_record(task, split, run, metrics, threads=cfg.threads, test_data=test_data, path=str(data),
+                            label_column=label_column)
         if session.is_main:
             # The output layer is not part of the pretrained model (seed §2.2.1); it is kept beside it as the
             # source head, for analyses that need source-task predictions (LEEP, forgetting).
@@ -254,7 +233,7 @@ def load(model: str | Path, *, module: nn.Sequential | None = None) -> LoadedMod
         >>> m = load("models/tgt")  # doctest: +SKIP
         >>> m.model(torch.zeros(1, 1, 28, 28)).shape  # doctest: +SKIP
     """
-    return load_model_folder(resolve_model(model), module=module)
+    return load_model(model, module=module)
 
 
 def finetune(
@@ -321,26 +300,8 @@ def finetune(
         total = sum(p.numel() for p in model.parameters())
         trainable = run.trainable_params
         if out is not None and session.is_main:
-            info = {
-                "source_task": source.config.get("source_task"),
-                "target_task": _task_record(task, split, test_data) | {"path": str(data)},
-                "label_names": task.class_names,
-                "preprocessing": task.preprocessing | {"label_column": label_column},
-                "target": task.target,
-                "pretrained_from": {"path": str(source.path), "sha256": source.config["weights"]["sha256"]},
-                "metrics": {f"test_{k}": v for k, v in metrics.items() if k != "n"} | {f"val_{run.val_metric}": run.val_value},
-                "training": {
-                    "strategy": strat.name,
-                    "strategy_options": strat.options(),
-                    "train": run.config,
-                    "train_seconds": run.train_seconds,
-                    "epochs_run": run.epochs,
-                    "trainable_params": trainable,
-                    "cached_blocks": run.cached_blocks,
-                    "history": run.history,
-                    "environment": run_environment(cfg.threads),
-                },
-            }
+            info = model_record(task, split, run, metrics, threads=cfg.threads, test_data=test_data, path=str(data),
+                                label_column=label_column, strategy=strat, pretrained=source)
             save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
         _log_result(tracker, run, metrics, out if session.is_main else None)
     return FinetuneResult(

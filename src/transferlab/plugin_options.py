@@ -147,7 +147,7 @@ def config_options(kind: str, owner: str, config_cls: type) -> list[PluginOption
 def plugin_options(kind: Kind) -> list[PluginOption]:
     """Every option of every registered strategy (or backbone), in listing order.
 
-    Example:
+    Examples:
         >>> [o.qualified_flag for o in plugin_options("strategy") if o.name == "alpha"]
         ['--lora-alpha', '--l2sp-alpha']
     """
@@ -180,7 +180,7 @@ def assign_options(kind: Kind, chosen: list[str], plain: dict[str, Any], qualifi
     A plain flag none of them takes is refused (with one chosen plug-in and not `refuse_unknown`, by
     its registry, which names the plug-ins that do take it).
 
-    Example:
+    Examples:
         >>> assign_options("strategy", ["lora", "partial"], {"alpha": "8", "freeze": "2"}, {})
         {'lora': {'alpha': 8.0}, 'partial': {'freeze': 2}}
     """

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .model_folder import LoadedModel
 
 from ..errors import ArtifactError
 from .files import atomic_folder, fsync_path
@@ -55,6 +58,13 @@ def materialize(ref: str) -> Path:
     }
     save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info)
     return dest
+
+
+def load_model(ref: str | Path, *, module: Any = None) -> "LoadedModel":
+    """A model given by path, store name or packaged name, loaded and checksum-verified (`transferlab.load`)."""
+    from .model_folder import load_model_folder
+
+    return load_model_folder(resolve_model(ref), module=module)
 
 
 def _is_backbone_ref(ref: str) -> bool:

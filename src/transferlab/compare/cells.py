@@ -75,7 +75,8 @@ class CellRunner:
                            "traceback": traceback.format_exc(limit=5)}
 
     def _run(self, cell: Cell) -> dict[str, Any]:
-        from ..api import _task_record, train_run
+        from ..engine.provenance import model_record
+        from ..engine.run import train_run
         from ..artifacts import save_model_folder
         from ..strategies import create_strategy
 
@@ -98,15 +99,8 @@ class CellRunner:
             checkpoint.unlink(missing_ok=True)  # the run is recorded next; its checkpoint has done its job
         forward_total, forward_trainable = flops_per_example(model, model.backbone.example_input())
         if self.models_dir is not None and cell.seed == 0:
-            info = {
-                "source_task": self.source.config.get("source_task"),
-                "target_task": _task_record(self.task, split),
-                "label_names": self.task.class_names,
-                "preprocessing": self.task.preprocessing,
-                "target": self.task.target,
-                "metrics": {"val_accuracy": run.val_accuracy, "test_accuracy": metrics["accuracy"]},
-                "training": {"strategy": strategy.name, "strategy_options": strategy.options(), "train": run.config},
-            }
+            info = model_record(self.task, split, run, metrics, threads=self.threads, strategy=strategy,
+                                pretrained=self.source)
             save_model_folder(self.models_dir / f"{cell.spec.label}-{cell.shots}shot", backbone=model.backbone,
                               head=model.head, head_spec=model.head_spec, info=info, overwrite=True)
         return {

@@ -14,7 +14,7 @@ from .cells import Cell, CellRunner
 from .config import CompareConfig
 from .run_store import RunStore
 
-STORE = "runs.sqlite"
+from .run_store import STORE  # noqa: E402  (re-exported: the run store file of a comparison folder)
 OUTPUTS = ("config.yaml", "results.csv", "summary.json", "report.html", "what_transferred.json")
 
 
@@ -83,7 +83,7 @@ def _run_in_worker(cell: Cell) -> dict[str, Any]:
 
 def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
                  checkpoints_dir: Path | None = None) -> CellRunner:
-    from ..api import load
+    from ..artifacts import load_model as load
     from ..data import check_input_fits, load_task
 
     source = load(config.pretrained)
@@ -115,7 +115,7 @@ def run_comparison(
         >>> result = run_comparison(cfg, "cmp", jobs=2)  # doctest: +SKIP
         >>> result.summary["recommendation"]  # doctest: +SKIP
     """
-    from ..api import load
+    from ..artifacts import load_model as load
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be a whole number ≥ 1; got {jobs}")

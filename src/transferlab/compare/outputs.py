@@ -80,8 +80,7 @@ def rebuild(out: str | Path) -> dict[str, Any]:
         >>> rebuild("cmp")["recommendation"]  # doctest: +SKIP
     """
     from ..errors import ConfigError
-    from .grid import STORE
-    from .run_store import RunStore
+    from .run_store import STORE, RunStore
 
     out = Path(out)
     if not (out / STORE).is_file():

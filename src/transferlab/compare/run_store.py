@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+STORE = "runs.sqlite"  # the run store of a comparison folder
+
 class RunStore:
     """Runs of one comparison in `path` (created if missing)."""
 

@@ -57,7 +57,7 @@ def frame_image(image: np.ndarray, size: int, margin: int = 0) -> np.ndarray:
     The longer side becomes size − 2·margin; the rest is padded with 0 (background), centred.
 
     Example:
-        >>> frame_image(np.ones((1, 8, 8), np.float32), 28, 4)[0, 4:24, 4:24].min()
+        >>> float(frame_image(np.ones((1, 8, 8), np.float32), 28, 4)[0, 4:24, 4:24].min())
         1.0
     """
     from PIL import Image  # imported here so `import transferlab.data` stays light
@@ -125,8 +125,8 @@ def preprocess_inputs(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarra
     Vector inputs (N, D) are returned unchanged.
 
     Example:
-        >>> x, names = load_inputs("my_digits/")
-        >>> x = preprocess_inputs(x, task.preprocessing)   # e.g. 8×8 → 28×28 framed like MNIST
+        >>> x, names = load_inputs("my_digits/")  # doctest: +SKIP
+        >>> x = preprocess_inputs(x, task.preprocessing)   # e.g. 8×8 → 28×28 framed like MNIST  # doctest: +SKIP
     """
     if x.ndim == 3:
         x = x[:, None]  # (N, 1, H, W)

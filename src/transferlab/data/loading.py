@@ -6,7 +6,7 @@ text backbone (such as minilm) to tokenize. The reference text set is TREC quest
 (6 classes, 5,452 train / 500 test questions):
 
     transferlab train --data ../shared/data/trec/train.csv --test-data ../shared/data/trec/test.csv ...
-    >>> task = load_task("../shared/data/trec/train.csv", test_data="../shared/data/trec/test.csv")
+    >>> task = load_task("../shared/data/trec/train.csv", test_data="../shared/data/trec/test.csv")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def load_task(
         >>> task = load_task("digits", classes="0-4", image_size=28, image_margin=4)
         >>> task.input_spec, task.class_names
         (InputSpec(kind='image', shape=(1, 28, 28)), ['0', '1', '2', '3', '4'])
-        >>> load_task("trec/train.csv", test_data="trec/test.csv").input_spec
+        >>> load_task("trec/train.csv", test_data="trec/test.csv").input_spec  # doctest: +SKIP
         InputSpec(kind='text', shape=())
     """
     if target not in ("class", "numeric"):
@@ -206,8 +206,8 @@ def load_inputs(
     was trained with, and a text task's recorded text column is read (unless `text_column` is given).
 
     Example:
-        >>> x, names = load_inputs("new_digits/", preprocessing=task.preprocessing)
-        >>> texts, names = load_inputs("questions.txt")   # names: ["line 1", "line 2", ...]
+        >>> x, names = load_inputs("new_digits/", preprocessing=task.preprocessing)  # doctest: +SKIP
+        >>> texts, names = load_inputs("questions.txt")   # names: ["line 1", "line 2", ...]  # doctest: +SKIP
     """
     path = Path(path).expanduser()
     prep = preprocessing or {}

@@ -24,7 +24,8 @@ def check_input_fits(
     """Raise ShapeError when the data's inputs differ from the inputs a pretrained model expects.
 
     Example:
-        >>> check_input_fits(load_task("digits"), InputSpec("image", (1, 28, 28)), model_name="models/src")
+        >>> from transferlab.data import load_task
+        >>> check_input_fits(load_task("digits"), InputSpec("image", (1, 28, 28)), model_name="models/src")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
         ShapeError: digits gives 1×8×8 image inputs but the pretrained model 'models/src' expects ...
     """

@@ -58,6 +58,7 @@ def split_task(task: Task, *, shots: int | None, seed: int, val_fraction: float 
     """Split a task's pool into validation (fixed) and training (K per class drawn with `seed`).
 
     Example:
+        >>> from transferlab.data import load_task
         >>> split = split_task(load_task("digits"), shots=10, seed=0)
         >>> np.bincount(split.y_train)
         array([10, 10, 10, 10, 10, 10, 10, 10, 10, 10])

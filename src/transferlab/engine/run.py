@@ -38,7 +38,7 @@ def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
 def unlabeled_rows(split: TaskSplit) -> np.ndarray:
     """Inputs of the pool rows that are neither training nor validation rows (their labels unused).
 
-    Example:
+    Examples:
         >>> from transferlab.data import load_task, split_task
         >>> split = split_task(load_task("digits"), shots=5, seed=0)
         >>> len(unlabeled_rows(split)) == len(split.task.x_pool) - len(split.x_train) - len(split.x_val)

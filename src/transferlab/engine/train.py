@@ -17,9 +17,9 @@ from ..errors import ConfigError, TrainingDiverged
 from ..models.head import FromBlock, TransferModel
 from ..strategies.base import Strategy, TrainingBatch, check_frozen_throughout
 from .augment import AUGMENTS, augment_batch, check_augment
-from .checkpoint import LoopState, load_checkpoint, save_checkpoint
-from .device import DEVICES, PRECISIONS, autocast, check_precision, resolve_device, to_device
-from .distributed import DataParallel
+from .checkpoint import LoopState
+from .device import DEVICES, PRECISIONS, check_precision, resolve_device
+from .runner import Runner
 from .evaluate import accuracy, mse
 from .runtime import resolve_threads, seed_everything, set_threads
 
@@ -263,7 +263,8 @@ def fit(
 
     The run trains on `cfg.device` (data copied there once). Inside a torch.distributed process
     group of several processes it trains data-parallel (engine/distributed.py): each process takes
-    its share of every global batch, and only rank 0 writes checkpoints.
+    its share of every global batch, and only rank 0 writes checkpoints. Those concerns are the
+    runner's (engine/runner.py); this function and `_Loop` are the loop.
 
     A strategy with `needs_unlabeled` gets, every step, a batch of `x_unlabeled` rows (as many as
     the labelled batch, drawn with replacement from a generator of its own seeded by `cfg.seed`),
@@ -271,8 +272,22 @@ def fit(
     """
     set_threads(cfg.threads)
     order = seed_everything(cfg.seed)
-    n = len(x_train)
-    if n == 0:
+    _check_inputs(model, strategy, x_train, cfg, start_block, x_unlabeled)
+    runner = Runner(cfg.device, cfg.precision, cfg.batch_size, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every, checkpoint_interval=checkpoint_interval)
+    loop = _Loop(model, strategy, cfg, runner, order, start_block, x_train, y_train, x_val, y_val, x_unlabeled)
+    runner.restore(loop.state, resume)
+    stop = False
+    while loop.state.epoch <= loop.epochs and not stop:
+        stop = loop.epoch(on_step, on_epoch_end)
+        loop.state.epoch += 1
+        runner.epoch_end(loop.state)
+    return loop.result()
+
+
+def _check_inputs(model: TransferModel, strategy: Strategy, x_train: torch.Tensor, cfg: TrainConfig, start_block: int,
+                  x_unlabeled: torch.Tensor | None) -> None:
+    if len(x_train) == 0:
         raise ConfigError("the training split is empty; nothing to train on")
     check_augment(cfg.augment, model.backbone.input_spec.kind)
     if cfg.augment != "none" and start_block:
@@ -282,134 +297,137 @@ def fit(
             f"strategy {strategy.name!r} trains on unlabeled inputs too, and there are none: every row of the pool is "
             "a training or validation row — pass unlabeled inputs (train_run(..., unlabeled=...)) or use fewer shots"
         )
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ConfigError(f"--checkpoint-every must be a whole number of steps ≥ 1; got {checkpoint_every}")
-    epochs = cfg.resolved_epochs(n)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    head_lr, backbone_lr = cfg.learning_rates(model.backbone)
-    device = resolve_device(cfg.device)
-    ddp = DataParallel.current(cfg.batch_size, device)  # None in a single process
-    writes = ddp is None or ddp.rank == 0  # only rank 0 writes checkpoints
-    model.to(device)
-    x_train, y_train, x_val = (to_device(t, device) for t in (x_train, y_train, x_val))
-    unlabeled = _UnlabeledStream(to_device(x_unlabeled, device), cfg) if strategy.needs_unlabeled else None
-    regularizer = strategy.regularizer if strategy.has_regularizer else None
-    names = {id(p): name for name, p in model.named_parameters()}
-    opt = _optimizer(cfg, strategy.param_groups(model, head_lr, backbone_lr))
-    sched = _scheduler(cfg, opt, epochs * steps_per_epoch)
-    numeric = y_train.is_floating_point()  # float targets are a regression task
-    loss_fn = _loss_fn(cfg, model.head_spec.num_outputs, numeric)
-    metric_name = "mse" if numeric else "accuracy"
-    sign = -1.0 if numeric else 1.0  # compare scores so that higher is always better
-    net = model if start_block == 0 else FromBlock(model, start_block)
-    if cfg.compile:
-        net = torch.compile(net)  # shares parameters with `net`; the first steps pay the compile time
-    has_val = len(x_val) > 0
-    eval_every = cfg.resolved_eval_every(epochs)
 
-    st = LoopState()
-    identity = asdict(cfg) | {"epochs": epochs, "n_train": n, "start_block": start_block, "strategy": strategy.describe()}
-    saved = {"config": identity, "model": model, "optimizer": opt, "scheduler": sched, "order": order,
-             "unlabeled_order": unlabeled.order if unlabeled is not None else None}
-    if checkpoint is not None and resume and checkpoint.is_file():
-        load_checkpoint(checkpoint, state=st, **saved)
-    stop, last_save = False, time.perf_counter()
-    while st.epoch <= epochs and not stop:
-        epoch, start = st.epoch, time.perf_counter()
-        strategy.on_epoch_start(model, epoch, epochs)  # phase schedules (lp-ft, gradual unfreezing)
-        strategy.train_mode(model)
-        if cfg.bn == "freeze":
-            _freeze_batchnorm(model)
-        check_frozen_throughout(strategy, model, start_block, f"at epoch {epoch}")
+
+class _Loop:
+    """The training loop of one `fit`: epochs of steps through the strategy's hooks, validation, early stopping."""
+
+    def __init__(self, model: TransferModel, strategy: Strategy, cfg: TrainConfig, runner: Runner,
+                 order: torch.Generator, start_block: int, x_train: torch.Tensor, y_train: torch.Tensor,
+                 x_val: torch.Tensor, y_val: torch.Tensor, x_unlabeled: torch.Tensor | None) -> None:
+        self.model, self.strategy, self.cfg, self.runner, self.order = model, strategy, cfg, runner, order
+        self.start_block, self.n = start_block, len(x_train)
+        self.epochs = cfg.resolved_epochs(self.n)
+        self.steps_per_epoch = math.ceil(self.n / cfg.batch_size)
+        self.head_lr, self.backbone_lr = cfg.learning_rates(model.backbone)
+        self.x_train, self.y_train, self.x_val, x_unlabeled = runner.setup(model, x_train, y_train, x_val, x_unlabeled)
+        self.y_val = y_val
+        self.unlabeled = _UnlabeledStream(x_unlabeled, cfg) if strategy.needs_unlabeled else None
+        self.names = {id(p): name for name, p in model.named_parameters()}
+        self.opt = _optimizer(cfg, strategy.param_groups(model, self.head_lr, self.backbone_lr))
+        self.sched = _scheduler(cfg, self.opt, self.epochs * self.steps_per_epoch)
+        self.numeric = self.y_train.is_floating_point()  # float targets are a regression task
+        self.loss_fn = _loss_fn(cfg, model.head_spec.num_outputs, self.numeric)
+        self.metric_name = "mse" if self.numeric else "accuracy"
+        self.sign = -1.0 if self.numeric else 1.0  # compare scores so that higher is always better
+        net = model if start_block == 0 else FromBlock(model, start_block)
+        self.net = torch.compile(net) if cfg.compile else net  # compiled: shares parameters; the first steps pay
+        self.eval_every = cfg.resolved_eval_every(self.epochs)
+        self.state = LoopState()
+        identity = asdict(cfg) | {"epochs": self.epochs, "n_train": self.n, "start_block": start_block,
+                                  "strategy": strategy.describe()}
+        runner.attach(config=identity, model=model, optimizer=self.opt, scheduler=self.sched, order=order,
+                      unlabeled_order=self.unlabeled.order if self.unlabeled is not None else None)
+
+    def _phase(self, when: str) -> None:
+        """After a phase change: train/eval modes, BatchNorm policy, the cache check, what trains."""
+        self.strategy.train_mode(self.model)
+        if self.cfg.bn == "freeze":
+            _freeze_batchnorm(self.model)
+        check_frozen_throughout(self.strategy, self.model, self.start_block, when)
+
+    def _record_trainable(self) -> None:
+        st = self.state
+        st.trained.update(self.names[id(p)] for g in self.opt.param_groups for p in g["params"] if p.requires_grad)
+
+    def epoch(self, on_step: Callable[[int, int], None] | None, on_epoch_end: EpochCallback | None) -> bool:
+        """One epoch (or the rest of a resumed one), then validation; True when early stopping says stop."""
+        st, epoch, start = self.state, self.state.epoch, time.perf_counter()
+        self.strategy.on_epoch_start(self.model, epoch, self.epochs)  # phase schedules (lp-ft, gradual unfreezing)
+        self._phase(f"at epoch {epoch}")
         if st.position == 0:  # a fresh epoch (a resumed one keeps its order and losses)
-            st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
-            st.perm, st.losses = torch.randperm(n, generator=order), []
-        perm = st.perm.to(device)  # the order is drawn on the CPU (same on every device); batches gather on the device
-        if ddp is not None:
-            ddp.wrap(net)
-        for i in range(st.position, n, cfg.batch_size):
-            if strategy.has_step_schedule and strategy.on_step_start(model, st.steps + len(st.losses)):
-                strategy.train_mode(model)  # a block was unfrozen mid-epoch: its BatchNorm/dropout now train
-                if cfg.bn == "freeze":
-                    _freeze_batchnorm(model)
-                check_frozen_throughout(strategy, model, start_block, f"at step {st.steps + len(st.losses)}")
-                st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
-                if ddp is not None:
-                    ddp.wrap(net)
-            idx = perm[i : i + cfg.batch_size]
-            xb = x_train[idx] if cfg.augment == "none" else augment_batch(x_train[idx], cfg.augment, order)
-            step = _Step(strategy, model, cfg, loss_fn, xb, y_train[idx], idx, st.steps + len(st.losses), epoch, epochs,
-                         unlabeled.draw(len(idx)) if unlabeled is not None else None)
-            with autocast(device, cfg.precision):
-                loss = step.loss(net, None) if ddp is None else ddp.loss(step.loss, len(idx), device)
-            if regularizer is not None:
-                loss = loss + regularizer(model)
-            logged = loss.detach() if ddp is None else ddp.global_loss(loss)  # the global batch's loss
-            if not torch.isfinite(logged):  # one host sync per step: never step (or save) on a NaN
-                raise TrainingDiverged(
-                    f"training diverged: the loss is {float(logged)} at epoch {epoch}, step {i // cfg.batch_size + 1} "
-                    f"(training examples {idx[:5].tolist()}{'…' if len(idx) > 5 else ''}); nothing was saved from "
-                    "this step — lower --lr, check the inputs for extreme values, or resume from the last checkpoint"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            st.losses.append(logged)  # summed once per epoch: no per-step arithmetic or host sync
-            st.position = i + cfg.batch_size
+            self._record_trainable()
+            st.perm, st.losses = torch.randperm(self.n, generator=self.order), []
+        perm = st.perm.to(self.runner.device)  # drawn on the CPU (same on every device); batches gather on the device
+        self.runner.wrap(self.net)
+        for i in range(st.position, self.n, self.cfg.batch_size):
+            step = st.steps + len(st.losses)
+            if self.strategy.has_step_schedule and self.strategy.on_step_start(self.model, step):
+                self._phase(f"at step {step}")  # a block was unfrozen mid-epoch: its BatchNorm/dropout now train
+                self._record_trainable()
+                self.runner.wrap(self.net)
+            self._step(perm[i : i + self.cfg.batch_size], epoch, i)
+            st.position = i + self.cfg.batch_size
             if on_step is not None:
-                on_step(i // cfg.batch_size + 1, steps_per_epoch)
-            if checkpoint_every and checkpoint is not None and writes and st.position < n \
-                    and (st.steps + len(st.losses)) % checkpoint_every == 0:
+                on_step(i // self.cfg.batch_size + 1, self.steps_per_epoch)
+            if self.runner.step_checkpoint_due(st.steps + len(st.losses), st.position < self.n):
                 now = time.perf_counter()
                 st.train_seconds, start = st.train_seconds + now - start, now
-                save_checkpoint(checkpoint, state=st, **saved)
-        st.position, st.steps = 0, st.steps + steps_per_epoch
-        validate = epoch % eval_every == 0 or epoch == epochs
+                self.runner.save(st)
+        st.position, st.steps = 0, st.steps + self.steps_per_epoch
+        return self._validate(epoch, start, on_epoch_end)
+
+    def _step(self, idx: torch.Tensor, epoch: int, i: int) -> None:
+        st, cfg = self.state, self.cfg
+        xb = self.x_train[idx] if cfg.augment == "none" else augment_batch(self.x_train[idx], cfg.augment, self.order)
+        unlabeled = self.unlabeled.draw(len(idx)) if self.unlabeled is not None else None
+        step = _Step(self.strategy, self.model, cfg, self.loss_fn, xb, self.y_train[idx], idx, st.steps + len(st.losses),
+                     epoch, self.epochs, unlabeled)
+        loss = self.runner.loss(step.loss, len(idx))
+        if self.strategy.has_regularizer:
+            loss = loss + self.strategy.regularizer(self.model)
+        logged = self.runner.global_loss(loss)  # the global batch's loss
+        if not torch.isfinite(logged):  # one host sync per step: never step (or save) on a NaN
+            raise TrainingDiverged(
+                f"training diverged: the loss is {float(logged)} at epoch {epoch}, step {i // cfg.batch_size + 1} "
+                f"(training examples {idx[:5].tolist()}{'…' if len(idx) > 5 else ''}); nothing was saved from "
+                "this step — lower --lr, check the inputs for extreme values, or resume from the last checkpoint"
+            )
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
+        st.losses.append(logged)  # summed once per epoch: no per-step arithmetic or host sync
+
+    def _validate(self, epoch: int, start: float, on_epoch_end: EpochCallback | None) -> bool:
+        st, has_val = self.state, len(self.x_val) > 0
+        validate = epoch % self.eval_every == 0 or epoch == self.epochs
         if validate:
-            if ddp is not None:
-                ddp.sync_buffers(model)  # BatchNorm statistics of rank 0 everywhere: every process scores the same model
+            self.runner.sync_buffers(self.model)
             eval_start = time.perf_counter()
-            val_value = (mse(net, x_val, y_val) if numeric else accuracy(net, x_val, y_val)) if has_val else float("nan")
+            score = mse if self.numeric else accuracy
+            val_value = score(self.net, self.x_val, self.y_val) if has_val else float("nan")
             st.eval_seconds += time.perf_counter() - eval_start
         st.train_seconds += time.perf_counter() - start  # bookkeeping below (history, best copy, checkpoint) excluded
-        if validate:
-            record = {"epoch": epoch, "train_loss": _mean_loss(st.losses, n, cfg.batch_size),
-                      f"val_{metric_name}": val_value, "elapsed_seconds": st.train_seconds}
-            st.history.append(record)
-            if on_epoch_end is not None:
-                on_epoch_end(record | {"epochs": epochs})
-            if has_val and sign * val_value > st.best_score:
-                st.best_score, st.best_value, st.best_epoch = sign * val_value, val_value, epoch
-                st.best_state = copy.deepcopy(model.state_dict())
-            stop = cfg.patience is not None and has_val and epoch - st.best_epoch >= cfg.patience * eval_every
-        st.epoch += 1
-        if checkpoint is not None and writes and time.perf_counter() - last_save >= checkpoint_interval:
-            save_checkpoint(checkpoint, state=st, **saved)
-            last_save = time.perf_counter()
-    epoch = st.epoch - 1
-    best_epoch = st.best_epoch
-    if st.best_state is not None and cfg.restore_best:
-        model.load_state_dict(st.best_state)
-    else:
-        best_epoch = epoch
-    model.eval()
-    if ddp is not None:
-        ddp.check_replicas(model)
-    return RunResult(
-        epochs=epoch,
-        best_epoch=best_epoch,
-        val_metric=metric_name,
-        val_value=st.best_value,
-        train_seconds=st.train_seconds,
-        steps=st.steps,
-        samples_seen=epoch * n,
-        history=st.history,
-        config=asdict(cfg) | {"epochs": epochs, "lr": head_lr, "backbone_lr": backbone_lr, "device": device.type,
-                              "processes": 1 if ddp is None else ddp.world},
-        cached_blocks=start_block,
-        eval_seconds=st.eval_seconds,
-        trainable_params=sum(p.numel() for name, p in model.named_parameters() if name in st.trained),
-        trained_parameters=sorted(st.trained),
-    )
+        if not validate:
+            return False
+        record = {"epoch": epoch, "train_loss": _mean_loss(st.losses, self.n, self.cfg.batch_size),
+                  f"val_{self.metric_name}": val_value, "elapsed_seconds": st.train_seconds}
+        st.history.append(record)
+        if on_epoch_end is not None:
+            on_epoch_end(record | {"epochs": self.epochs})
+        if has_val and self.sign * val_value > st.best_score:
+            st.best_score, st.best_value, st.best_epoch = self.sign * val_value, val_value, epoch
+            st.best_state = copy.deepcopy(self.model.state_dict())
+        return self.cfg.patience is not None and has_val and epoch - st.best_epoch >= self.cfg.patience * self.eval_every
+
+    def result(self) -> RunResult:
+        """Restore the best validation weights (with `restore_best`) and say what the run did."""
+        st, model = self.state, self.model
+        epoch, best_epoch = st.epoch - 1, st.best_epoch
+        if st.best_state is not None and self.cfg.restore_best:
+            model.load_state_dict(st.best_state)
+        else:
+            best_epoch = epoch
+        model.eval()
+        self.runner.finish(model)
+        return RunResult(
+            epochs=epoch, best_epoch=best_epoch, val_metric=self.metric_name, val_value=st.best_value,
+            train_seconds=st.train_seconds, steps=st.steps, samples_seen=epoch * self.n, history=st.history,
+            config=asdict(self.cfg) | {"epochs": self.epochs, "lr": self.head_lr, "backbone_lr": self.backbone_lr,
+                                       "device": self.runner.device.type, "processes": self.runner.processes},
+            cached_blocks=self.start_block, eval_seconds=st.eval_seconds,
+            trainable_params=sum(p.numel() for name, p in model.named_parameters() if name in st.trained),
+            trained_parameters=sorted(st.trained),
+        )

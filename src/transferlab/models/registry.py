@@ -50,7 +50,7 @@ def register_backbone(name: str, config_cls: type, summary: str, *, folder_based
     The keyword arguments are the entry's properties (see BackboneEntry): `inputs` the kinds of
     input it takes, `tiny(scratch)` the options of a tiny instance for the conformance suite.
 
-    Example:
+    Examples:
         >>> from dataclasses import dataclass
         >>> @dataclass
         ... class TinyConfig:
@@ -87,7 +87,7 @@ def unregister_backbone(name: str) -> None:
 def list_backbones(pattern: str = "*") -> list[str]:
     """Names of registered backbones matching a glob pattern, in name order.
 
-    Example:
+    Examples:
         >>> [n for n in list_backbones() if n in ("cnn", "mlp")]
         ['cnn', 'mlp']
     """
@@ -112,7 +112,7 @@ def backbone_config_class(name: str) -> type:
 def resolve_backbone_ref(ref: str, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """A backbone reference as (registered name, options): `hf:/path` → ("hf", {"path": "/path"}).
 
-    Example:
+    Examples:
         >>> resolve_backbone_ref("hf:/models/bert", {"max_length": 32})
         ('hf', {'path': '/models/bert', 'max_length': 32})
         >>> resolve_backbone_ref("cnn")
@@ -134,7 +134,7 @@ def create_backbone(name: str, input_spec: InputSpec | tuple[int, ...], **config
 
     Unknown options are refused (not ignored), naming the options the backbone accepts.
 
-    Example:
+    Examples:
         >>> bb = create_backbone("mlp", (1, 28, 28), hidden=[128], activation="relu", dropout=0.2)
         >>> bb.feature_dim
         128

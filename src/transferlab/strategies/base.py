@@ -160,7 +160,7 @@ class Strategy:
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, batch: TrainingBatch, cfg: "TrainConfig") -> torch.Tensor:
         """The loss of one training step (the regulariser, if any, is added after). Default: `batch.criterion`.
 
-        Example (label smoothing as a strategy):
+        Examples:
             >>> import torch.nn.functional as F
             >>> class Smooth(Strategy):
             ...     def loss(self, logits, targets, batch, cfg):
@@ -278,7 +278,7 @@ def register_strategy(name: str, *, order: float = DEFAULT_ORDER) -> Callable[[t
 def list_strategies() -> list[str]:
     """Registered strategy names in their declared order, the from-scratch baseline first.
 
-    Example:
+    Examples:
         >>> list_strategies()[:5]
         ['scratch', 'full', 'partial', 'add-layers', 'linear-probe']
     """
@@ -299,7 +299,7 @@ def strategy_options(name: str) -> list[dataclasses.Field]:
 def create_strategy(name: str, **options: Any) -> Strategy:
     """Build a registered strategy with its options; options it doesn't have are refused.
 
-    Example:
+    Examples:
         >>> create_strategy("partial", freeze=2).describe()
         'partial(freeze=2)'
     """

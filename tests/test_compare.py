@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 import transferlab
 from transferlab.cli import app
 from transferlab.compare import CompareConfig, rebuild, run_comparison
-from transferlab.compare.cli_support import resolve_config
+from transferlab.compare.config import resolve_config
 from transferlab.compare.statistics import CELL_KEYS
 from transferlab.errors import ConfigError
 

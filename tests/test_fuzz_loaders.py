@@ -196,7 +196,7 @@ def test_text_bytes(data, name):
 # ---- compare --config (YAML) ----
 
 def _resolve(path: Path):
-    from transferlab.compare.cli_support import resolve_config
+    from transferlab.compare.config import resolve_config
 
     try:
         config, execution = resolve_config(path, {}, {"freeze": None, "hidden": None}, {"epochs": None, "lr": None})
@@ -410,7 +410,7 @@ def test_data_error_messages(name, content, expected):
     ("pretrained: m\ndata: d\nimage_size: big\n", ["image_size must be", "'big'"]),
 ])
 def test_compare_config_error_messages(yaml_text, expected):
-    from transferlab.compare.cli_support import resolve_config
+    from transferlab.compare.config import resolve_config
 
     path = _file("messages/exp.yaml", yaml_text)
     if expected is None:
@@ -423,7 +423,7 @@ def test_compare_config_error_messages(yaml_text, expected):
 
 
 def test_compare_config_not_utf8_names_the_file():
-    from transferlab.compare.cli_support import resolve_config
+    from transferlab.compare.config import resolve_config
 
     path = _file("messages/latin1.yaml", b"pretrained: m\ndata: caf\xe9\n")
     with pytest.raises(TransferlabError, match=r"latin1\.yaml is not UTF-8 text \(byte 23\)"):

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 import transferlab.api
-import transferlab.compare.cli_support
+import transferlab.cli_compare
 from transferlab.cli import app
 from transferlab.errors import ConfigError
 from transferlab.plugin_options import PluginOption, assign_options, plugin_options, shared_names
@@ -83,7 +83,7 @@ def test_every_strategy_option_reaches_the_comparison_grid(option, monkeypatch):
         seen["config"] = config
         raise Captured
 
-    monkeypatch.setattr(transferlab.compare.cli_support, "run_with_progress", stand_in)
+    monkeypatch.setattr(transferlab.cli_compare, "run_with_progress", stand_in)
     _invoke(["compare", "model", "--data", "d", "--out", "o", "--strategies", option.owner, *words])
     spec = next(s for s in seen["config"].strategies if s.name == option.owner)
     assert spec.options == {option.name: value}

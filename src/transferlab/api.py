@@ -177,6 +177,7 @@ def pretrain(
         ...              train=TrainConfig(epochs=5))  # doctest: +SKIP
         >>> r.val_accuracy  # doctest: +SKIP
     """
+    # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
     cfg = train or TrainConfig(epochs=5)
     check_tracking(track, tracking_uri)
     task = load_task(
@@ -271,6 +272,7 @@ def finetune(
         >>> r = finetune("models/src", "digits", strategy="partial", strategy_options={"freeze": 2},
         ...              shots=10, image_size=28, image_margin=4, out="models/tgt")  # doctest: +SKIP
     """
+    # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
     cfg = train or TrainConfig()
     strat = create_strategy(strategy, **(strategy_options or {}))
     check_tracking(track, tracking_uri)

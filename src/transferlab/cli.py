@@ -229,6 +229,7 @@ def pretrain(
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per backbone option, generated)
 ) -> None:
     """Pretrain a backbone on a source task; save it without its output layer."""
+    # long: a typer command's signature is its list of flags (one parameter each)
     from .api import pretrain as api_pretrain
 
     from .models import resolve_backbone_ref
@@ -309,6 +310,7 @@ def finetune(
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
 ) -> None:
     """Fine-tune a pretrained model on a target task with a new output layer, by one strategy."""
+    # long: a typer command's signature is its list of flags (one parameter each)
     from .api import finetune as api_finetune
     from .data import parse_shots
 
@@ -447,7 +449,7 @@ def compare(
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
 ) -> None:
     """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds."""
-    from .compare.cli_support import compare_from_cli
+    from .cli_compare import compare_from_cli
 
     compare_from_cli(
         config_file=config,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .api import pretrain
 from .compare import CompareConfig, ComparisonResult, StrategySpec
-from .compare.cli_support import print_summary, run_with_progress
+from .cli_compare import print_summary, run_with_progress
 from .engine import TrainConfig
 
 DEMO_STRATEGIES = [

@@ -81,7 +81,7 @@ class Advice:
         return f"{self.strategy} {opts}".strip()
 
     def to_json(self) -> dict[str, Any]:
-        from ..compare.statistics import to_jsonable
+        from ..jsonable import to_jsonable
 
         return to_jsonable({
             "pretrained": self.pretrained, "data": self.data, "shots": self.shots,

@@ -55,7 +55,7 @@ class TransferredSummary:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        from ..compare.statistics import to_jsonable
+        from ..jsonable import to_jsonable
 
         return to_jsonable({"blocks": self.blocks, "n_examples": self.n_examples, "models": [m.to_json() for m in self.models],
                         "source_data": self.source_data, "source_accuracy_before": self.source_accuracy_before,

@@ -50,7 +50,7 @@ class ExplainResult:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        from ..compare.statistics import to_jsonable
+        from ..jsonable import to_jsonable
 
         return to_jsonable({
             "model": self.model, "pretrained": self.pretrained, "data": self.data, "n_examples": self.n_examples,
@@ -137,6 +137,7 @@ def explain(
         ...             out="explain-out")  # doctest: +SKIP
         >>> r.cka, r.drift, r.forgetting.drop  # doctest: +SKIP
     """
+    # long: one pass that loads both models once and measures every block; split, it would reload them
     check_method(method)
     if examples < 0:
         raise ConfigError(f"--examples must be 0 or more (attributed test examples); got {examples}")

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 from torch import nn
 
-from ..compare.statistics import to_jsonable
+from ..jsonable import to_jsonable
 from ..errors import ConfigError
 from .probe import probe_accuracy
 from .representations import block_outputs, source_probabilities

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts.files import write_text_atomic
-from .statistics import summarize, to_jsonable
+from ..jsonable import to_jsonable
+from .statistics import summarize
 
 CSV_COLUMNS = ("strategy", "strategy_name", "shots", "seed", "status", "test_accuracy", "macro_f1", "val_accuracy",
                "train_seconds", "epochs", "best_epoch", "steps", "samples_seen", "n_train", "trainable_params",

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..jsonable import to_jsonable  # noqa: F401  (its home; re-exported for older imports)
+
 Verdict = Literal["helps", "hurts", "no-difference"]
 
 CELL_KEYS = (
@@ -179,23 +181,6 @@ def labels_saved(scratch_curve: Mapping[int | str, float], strategy_accuracy: fl
     i = int(np.argmax(acc >= strategy_accuracy))  # first point reaching it; acc[i-1] < target <= acc[i]
     frac = (strategy_accuracy - acc[i - 1]) / (acc[i] - acc[i - 1])
     return float(np.exp(np.log(shots[i - 1]) + frac * (np.log(shots[i]) - np.log(shots[i - 1]))))
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Copy `obj` into plain JSON types: NaN/inf become None, numpy scalars and tuples become Python ones."""
-    if isinstance(obj, Mapping):
-        return {k: to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 def _num(x: float | None) -> float | None:

@@ -62,6 +62,7 @@ def load_task(
         >>> load_task("trec/train.csv", test_data="trec/test.csv").input_spec  # doctest: +SKIP
         InputSpec(kind='text', shape=())
     """
+    # long: the signature and docstring name every data option; the body dispatches on the source kind once
     if target not in ("class", "numeric"):
         raise DataError(f"--target must be 'class' or 'numeric'; got {target!r}")
     text = str(data) not in DATASETS and is_text_source(str(data), text_column)
@@ -209,6 +210,7 @@ def load_inputs(
         >>> x, names = load_inputs("new_digits/", preprocessing=task.preprocessing)  # doctest: +SKIP
         >>> texts, names = load_inputs("questions.txt")   # names: ["line 1", "line 2", ...]  # doctest: +SKIP
     """
+    # long: one dispatch over every input format predict accepts, each branch a few lines
     path = Path(path).expanduser()
     prep = preprocessing or {}
     size, margin = prep.get("image_size"), int(prep.get("image_margin") or 0)

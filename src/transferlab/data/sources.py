@@ -46,6 +46,7 @@ def read_source(
     A .jsonl file, or a .csv whose header has `text_column`, is a text dataset; `test_data` (text
     datasets only) is a second file of the same kind read as the dataset's own test split.
     """
+    # long: one dispatch over every dataset file format, each branch a few lines
     if data not in DATASETS and is_text_source(data, text_column):
         test_path = None
         if test_data is not None:

@@ -52,6 +52,24 @@ def unlabeled_rows(split: TaskSplit) -> np.ndarray:
     return split.task.x_pool[~used]
 
 
+def _inputs(model: TransferModel, split: TaskSplit, strategy: Strategy, k: int, cache: FeatureCache | bool,
+            cache_key: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train, validation and test inputs as the trained part takes them: outputs of the first k blocks, or raw."""
+    shared = (isinstance(cache, FeatureCache) and not strategy.tunes_backbone_before_fit
+              and split.train_index is not None and split.val_index is not None)
+    if k and shared:  # the whole pool and test split once, for every run with this prefix
+        task = split.task
+        pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool)
+        x_tr, x_va = pool[split.train_index], pool[split.val_index]
+        x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
+    elif k:  # this run's own rows only (its prefix may be tuned, or nothing is shared)
+        x_tr, x_va, x_te = (prefix_features(model.backbone, k, a) for a in (split.x_train, split.x_val, split.x_test))
+    else:
+        prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
+        x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
+    return x_tr, x_va, x_te
+
+
 def train_run(
     backbone: Backbone,
     split: TaskSplit,
@@ -82,6 +100,7 @@ def train_run(
     (inputs in the task's format), or by default the pool rows that are neither training nor
     validation rows (`unlabeled_rows`); never the test split.
     """
+    # long: the run's phases in order (prepare, first phase, inputs, fit, finalize, test) with their docs
     check_augment(cfg.augment, backbone.input_spec.kind)  # before any phase trains (setfit's pairs come first)
     strategy = strategy.for_run()  # per-run state lives in this copy only
     set_threads(cfg.threads)
@@ -97,18 +116,7 @@ def train_run(
     k = 0
     if cache is not False and cfg.augment == "none":  # augmented images change every step
         k = cacheable_prefix(model.backbone, strategy.frozen_throughout(model.backbone))
-    shared = (isinstance(cache, FeatureCache) and not strategy.tunes_backbone_before_fit
-              and split.train_index is not None and split.val_index is not None)
-    if k and shared:  # the whole pool and test split once, for every run with this prefix
-        task = split.task
-        pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool)
-        x_tr, x_va = pool[split.train_index], pool[split.val_index]
-        x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
-    elif k:  # this run's own rows only (its prefix may be tuned, or nothing is shared)
-        x_tr, x_va, x_te = (prefix_features(model.backbone, k, a) for a in (split.x_train, split.x_val, split.x_test))
-    else:
-        prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
-        x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
+    x_tr, x_va, x_te = _inputs(model, split, strategy, k, cache, cache_key)
     x_un = None
     if strategy.needs_unlabeled:
         rows = unlabeled if unlabeled is not None else unlabeled_rows(split)

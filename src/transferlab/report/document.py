@@ -70,6 +70,7 @@ def render_report(
         >>> page.startswith("<!DOCTYPE html>")
         True
     """
+    # long: the report page's sections in reading order; each is a call into a section renderer
     cells = check_summary(summary)
     colors = plots.strategy_colors(ordered_strategies(cells))
     head = headline(cells)

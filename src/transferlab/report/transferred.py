@@ -12,15 +12,15 @@ import math
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import numbers as fmt
 from .plots import to_base64_png
 
-if TYPE_CHECKING:
-    from ..analysis.attributions import Attribution
-    from ..analysis.comparison import TransferredSummary
-    from ..analysis.explanation import ExplainResult
+# The report renders analysis results without importing analysis (no import cycle): the objects it
+# takes are analysis.attributions.Attribution, analysis.comparison.TransferredSummary and
+# analysis.explanation.ExplainResult, read by attribute.
+Attribution = TransferredSummary = ExplainResult = Any
 
 _HOW_TO_READ = (
     "CKA (linear centred kernel alignment, Kornblith et al. 2019) compares the pretrained and the fine-tuned "

@@ -1,55 +1,16 @@
-"""`transferlab compare`: merge the YAML config and flags, run with a progress display, print the summary."""
+"""`transferlab compare` on the terminal: merge the YAML config and flags, show progress, print the summary.
+
+Terminal code lives here, in the command layer; `compare/` computes and writes, and prints nothing.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..plugin_options import GivenFlags
-from .config import CompareConfig, StrategySpec, load_config_file, strategy_spec
-from .grid import ComparisonResult, run_comparison
-
-
-def resolve_config(config_file: Path | None, flags: dict[str, Any], strategy_flags: Any,
-                   train_flags: dict[str, Any]) -> tuple[CompareConfig, dict[str, Any]]:
-    """YAML settings, overridden by every flag that was given; returns the config and execution settings."""
-    settings = load_config_file(config_file) if config_file else {}
-    execution = {k: settings.pop(k) for k in ("jobs", "threads") if k in settings}
-    for key, value in execution.items():
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1) and not (key == "threads" and value is None):
-            raise ConfigError(f"{config_file}: {key} must be a whole number ≥ 1; got {value!r}")
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    train = settings.get("train") or {}
-    if not isinstance(train, dict):
-        raise ConfigError(f"{config_file}: train must be a mapping of training settings, e.g. {{lr: 0.001, epochs: 20}}; "
-                          f"got {train!r}")
-    train = dict(train)
-    train.update({k: v for k, v in train_flags.items() if v is not None})
-    settings["train"] = train
-    for required in ("pretrained", "data"):
-        if not settings.get(required):
-            raise ConfigError(f"compare needs {required.upper() if required == 'pretrained' else '--data'} "
-                              f"(on the command line or in --config)")
-    if isinstance(settings.get("strategies"), str):
-        settings["strategies"] = [s.strip() for s in settings["strategies"].split(",") if s.strip()]
-    if isinstance(strategy_flags, dict):  # {option: value} from the Python API (None: not given)
-        strategy_flags = GivenFlags("strategy", {k: v for k, v in strategy_flags.items() if v is not None})
-    if strategy_flags:
-        settings["strategies"] = _apply_strategy_flags(settings.get("strategies"), strategy_flags)
-    return CompareConfig(**settings), execution
-
-
-def _apply_strategy_flags(strategies: list | None, given: Any) -> list[StrategySpec]:
-    """Strategy flags (`--freeze 2`, `--lora-alpha 8`) go to the listed strategies that take them; a flag
-    no listed strategy takes, or one several take with different meanings, is refused."""
-    from ..strategies import list_strategies
-
-    specs = [strategy_spec(s) for s in (strategies if strategies is not None else list_strategies())]
-    routed = given.route(list(dict.fromkeys(s.name for s in specs)), refuse_unknown=True)
-    for spec in specs:
-        spec.options = {**spec.options, **routed.get(spec.name, {})}
-    return [StrategySpec(s.name, s.options, s.label, s.train) for s in specs]
+from .compare.config import CompareConfig, resolve_config
+from .compare.grid import ComparisonResult, run_comparison
+from .errors import ConfigError
 
 
 def print_summary(result: ComparisonResult) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from torch import nn
 
 from .artifacts import LoadedModel, load_model, load_model_folder, resolve_model, save_model_folder
-from .data import check_input_fits, load_task, split_task
+from .data import DataOptions, check_input_fits, split_task
 from .data.task import Task, TaskSplit
 from .engine import RunResult, TrainConfig, seed_everything
 from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: public here too)
@@ -180,10 +180,9 @@ def pretrain(
     # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
     cfg = train or TrainConfig(epochs=5)
     check_tracking(track, tracking_uri)
-    task = load_task(
-        data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
-        text_column=text_column, test_data=test_data,
-    )
+    options = DataOptions(classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column,
+                          text_column=text_column, test_data=test_data, target=target)
+    task = options.load(data)
     split = split_task(task, shots=None, seed=cfg.seed)
     seed_everything(cfg.seed)
     if isinstance(backbone, Backbone):  # a user's module, wrapped with wrap_module
@@ -285,10 +284,8 @@ def finetune(
                          enabled=session.is_main) as tracker:
         with session.main_first():  # a packaged encoder is written into the store once, by rank 0
             source = load(pretrained, module=module)
-        task = load_task(
-            data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
-            text_column=text_column, test_data=test_data,
-        )
+        task = DataOptions(classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column,
+                           text_column=text_column, test_data=test_data, target=target).load(data)
         check_input_fits(task, source.input_spec, model_name=str(pretrained))
         split = split_task(task, shots=shots, seed=cfg.seed)
         if session.is_main:
@@ -358,16 +355,9 @@ def evaluate(
         test_data = test_data or target_task.get("test_data")
     if not data:
         raise ConfigError(f"{model} records no target task; pass --data")
-    task = load_task(
-        data,
-        classes=prep.get("classes"),
-        image_size=prep.get("image_size"),
-        image_margin=prep.get("image_margin") or 0,
-        label_column=label_column or prep.get("label_column", "label"),
-        target=loaded.config.get("target", "class"),
-        text_column=text_column or prep.get("text_column") or "text",
-        test_data=test_data,
-    )
+    recorded = {k: prep.get(k) for k in ("classes", "image_size", "image_margin", "label_column", "text_column")}
+    task = DataOptions.from_preprocessing(recorded, label_column=label_column, text_column=text_column,
+                                          target=loaded.config.get("target", "class"), test_data=test_data).load(data)
     check_input_fits(task, loaded.input_spec, model_name=str(model))
     if task.is_numeric:
         m = _test_metrics(loaded.model, task)

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from ..artifacts import LoadedModel, load_model_folder, resolve_model
-from ..data import check_input_fits, load_task, split_task
+from ..data import DataOptions, check_input_fits, split_task
 from ..data.task import Task, TaskSplit
 
 
@@ -25,10 +25,15 @@ class TargetSpec:
     text_column: str = "text"
     test_data: str | None = None
 
+    @property
+    def options(self) -> DataOptions:
+        """How the dataset is read: the DataOptions every command shares (class labels: analyses score classes)."""
+        return DataOptions(classes=self.classes, image_size=self.image_size, image_margin=self.image_margin,
+                           label_column=self.label_column, text_column=self.text_column, test_data=self.test_data)
+
     def load(self) -> Task:
         """The task with class labels (analyses score classes; a numeric target is never read here)."""
-        return load_task(self.data, classes=self.classes, image_size=self.image_size, image_margin=self.image_margin,
-                         label_column=self.label_column, text_column=self.text_column, test_data=self.test_data)
+        return self.options.load(self.data)
 
     def labelled(self, shots: int | None, seed: int) -> tuple[Task, TaskSplit]:
         """The task and its training split: K labelled examples per class (all with shots=None); never the test split."""

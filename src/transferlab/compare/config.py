@@ -114,6 +114,14 @@ class CompareConfig:
                                                       for c in self.classes):
             raise ConfigError(f"classes must list class names or numbers; got {self.classes!r}")
 
+    @property
+    def data_options(self) -> "DataOptions":
+        """How the target dataset is read (the same DataOptions as finetune's)."""
+        from ..data import DataOptions
+
+        return DataOptions(classes=self.classes, image_size=self.image_size, image_margin=self.image_margin,
+                           label_column=self.label_column, text_column=self.text_column, test_data=self.test_data)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["strategies"] = [s.to_dict() for s in self.strategies or []]

@@ -84,12 +84,10 @@ def _run_in_worker(cell: Cell) -> dict[str, Any]:
 def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
                  checkpoints_dir: Path | None = None) -> CellRunner:
     from ..artifacts import load_model as load
-    from ..data import check_input_fits, load_task
+    from ..data import check_input_fits
 
     source = load(config.pretrained)
-    task = load_task(config.data, classes=config.classes, image_size=config.image_size,
-                     image_margin=config.image_margin, label_column=config.label_column,
-                     text_column=config.text_column, test_data=config.test_data)
+    task = config.data_options.load(config.data)
     check_input_fits(task, source.input_spec, model_name=config.pretrained)
     return CellRunner(task=task, source=source, train=dict(config.train), threads=threads, models_dir=models_dir,
                       checkpoints_dir=checkpoints_dir)

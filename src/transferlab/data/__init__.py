@@ -13,6 +13,7 @@ from transferlab.data.builtin import DATASETS, BuiltinDataset, list_datasets, re
 from transferlab.data.classes import parse_classes
 from transferlab.data.images import frame_image, frame_images, preprocess_inputs
 from transferlab.data.loading import load_inputs, load_task
+from transferlab.data.options import DataOptions
 from transferlab.data.rawdata import RawData
 from transferlab.data.shapes import check_input_fits
 from transferlab.data.splits import parse_shots, split_task
@@ -20,6 +21,7 @@ from transferlab.data.task import InputSpec, Task, TaskSplit
 
 __all__ = [
     "DATASETS",
+    "DataOptions",
     "BuiltinDataset",
     "InputSpec",
     "RawData",

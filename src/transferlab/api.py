@@ -13,6 +13,7 @@ from .artifacts import LoadedModel, load_model_folder, resolve_model, save_model
 from .data import check_input_fits, load_task, split_task
 from .data.task import Task, TaskSplit
 from .engine import RunResult, TrainConfig, seed_everything
+from .engine.adaptation import adaptation_run, check_adaptation_options, prepare_adaptation
 from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: public here too)
 from .engine.runtime import run_environment
 from .engine.distributed import Session, distributed_session
@@ -282,10 +283,16 @@ def finetune(
     checkpoint_every: int | None = None,
     track: str | None = None,
     tracking_uri: str | None = None,
+    unlabeled_data: str | None = None,
+    source_data: str | None = None,
 ) -> FinetuneResult:
     """Adapt a pretrained model to a target task with a new output layer (seed §2.2.2), by one strategy.
 
     `shots=K` trains on K labelled examples per class (None: all). The test split is never trained on.
+    Domain-adaptation strategies (adabn, dann, coral, mmd, self-training, source-free) also learn from
+    `unlabeled_data` (a path, or "train": the target's pool without its labels) and take `shots=0`;
+    those that need labelled source data read `source_data` (default: the model's recorded source task).
+    See docs/domain_adaptation.md.
     `cache=False` runs a frozen backbone prefix every step instead of once (same result, slower).
     `track`, `tracking_uri` and data-parallel runs under torchrun work as in `pretrain`.
 
@@ -295,6 +302,7 @@ def finetune(
     """
     cfg = train or TrainConfig()
     strat = create_strategy(strategy, **(strategy_options or {}))
+    adapts = check_adaptation_options(strat, shots=shots, unlabeled_data=unlabeled_data, source_data=source_data)
     check_tracking(track, tracking_uri)
     params = {"command": "finetune", "pretrained": str(pretrained), "data": str(data), "test_data": test_data,
               "strategy": strategy, "strategy_options": strategy_options or {}, "shots": shots if shots is not None else "all",
@@ -310,15 +318,21 @@ def finetune(
             text_column=text_column, test_data=test_data,
         )
         check_input_fits(task, source.input_spec, model_name=str(pretrained))
-        split = split_task(task, shots=shots, seed=cfg.seed)
+        adaptation = prepare_adaptation(strat, source, task, str(pretrained), unlabeled_data=unlabeled_data,
+                                        source_data=source_data, seed=cfg.seed) if adapts else None
+        split = split_task(task, shots=shots, seed=cfg.seed) if adaptation is None else None
         if session.is_main:
             checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
         else:
             checkpoint = Path(out) / _CHECKPOINT if out is not None else None
-        model, run, metrics = train_run(source.backbone, split, strat, cfg,
-                                        progress=None if quiet or not session.is_main else strat.describe(),
-                                        cache=cache, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                                        resume=resume, on_epoch_end=tracker.log_epoch)
+        run_options = {"progress": None if quiet or not session.is_main else strat.describe(), "cache": cache,
+                       "checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "resume": resume,
+                       "on_epoch_end": tracker.log_epoch}
+        if adaptation is None:
+            model, run, metrics = train_run(source.backbone, split, strat, cfg, **run_options)
+        else:
+            model, run, metrics, split = adaptation_run(source.backbone, task, strat, cfg, shots=shots,
+                                                        **adaptation.run_inputs(), **run_options)
         total = sum(p.numel() for p in model.parameters())
         trainable = run.trainable_params
         if out is not None and session.is_main:
@@ -329,6 +343,7 @@ def finetune(
                 "preprocessing": task.preprocessing | {"label_column": label_column},
                 "target": task.target,
                 "pretrained_from": {"path": str(source.path), "sha256": source.config["weights"]["sha256"]},
+                **({"adaptation": adaptation.record(strat)} if adaptation is not None else {}),
                 "metrics": {f"test_{k}": v for k, v in metrics.items() if k != "n"} | {f"val_{run.val_metric}": run.val_value},
                 "training": {
                     "strategy": strat.name,

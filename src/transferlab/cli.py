@@ -306,7 +306,12 @@ def finetune(
     beta: Annotated[Optional[float], typer.Option(help="l2-sp: weight of β/2·‖w‖² on the head (--alpha: on the backbone drift)")] = None,
     bn: Annotated[str, typer.Option(help="BatchNorm policy: train | freeze (statistics and affine parameters fixed)")] = "train",
     cache: Annotated[bool, typer.Option(help="compute a frozen backbone prefix once, not every step (same result)")] = True,
-    shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all'")] = "all",
+    shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all' (0: none, for domain adaptation)")] = "all",
+    unlabeled_data: Annotated[Optional[str], typer.Option(
+        help="unlabeled target inputs for domain adaptation: a path (labels in it are ignored) or 'train' (the "
+             "target's training pool without its labels)")] = None,
+    source_data: Annotated[Optional[str], typer.Option(
+        help="labelled source data for dann/coral/mmd/self-training (default: the model's recorded source task)")] = None,
     classes: Classes = None,
     image_size: ImageSize = None,
     image_margin: ImageMargin = 0,
@@ -359,7 +364,8 @@ def finetune(
     if _launched_in_processes(ctx, nproc, cfg.batch_size):
         return
     result = api_finetune(
-        pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
+        pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots, allow_zero=True), out=out,
+        unlabeled_data=unlabeled_data, source_data=source_data,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data,
         train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache, resume=resume,

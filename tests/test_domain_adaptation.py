@@ -255,3 +255,40 @@ def test_cli_source_free_at_zero_shots_then_evaluate(domains, tmp_path):
     assert json.loads(ev.stdout.strip().splitlines()[-1])["test_accuracy"] == pytest.approx(ft["test_accuracy"])
     bad = runner.invoke(app, ["finetune", str(domains["model"]), "--data", str(domains["target"]), "--shots", "0"])
     assert bad.exit_code == 2 and "which strategy 'full' cannot do" in " ".join(bad.stderr.split())
+
+
+def test_compare_has_a_zero_labels_column_and_a_source_only_baseline(domains, tmp_path):
+    from transferlab.compare import CompareConfig, run_comparison
+
+    config = CompareConfig(pretrained=str(domains["model"]), data=str(domains["target"]), unlabeled_data="train",
+                           strategies=["linear-probe", "adabn", "source-free"], shots=[0, 3], seeds=2,
+                           train={"epochs": 2})
+    result = run_comparison(config, tmp_path / "cmp")
+    assert result.failed == 0
+    cells = {(c["strategy"], c["shots"]): c for c in result.summary["cells"]}
+    # 0 labels: only what learns without labels, against source-only; scratch and linear-probe cannot run
+    assert {s for s, k in cells if k == 0} == {"source-only", "adabn", "source-free"}
+    assert cells[("source-only", 0)]["verdict"] == "baseline"
+    for name in ("adabn", "source-free"):
+        zero = cells[(name, 0)]
+        assert zero["verdict_baseline"] == "source-only" and zero["delta_vs_scratch"] is None
+        assert zero["verdict"] in ("helps", "hurts", "no-difference") and zero["delta_vs_source_only"] is not None
+    # K labels: the verdict is against scratch, and against source-only beside it
+    three = cells[("source-free", 3)]
+    assert three["verdict_baseline"] == "scratch" and three["verdict_vs_source_only"] in ("helps", "hurts", "no-difference")
+    assert cells[("scratch", 3)]["verdict"] == "baseline" and ("scratch", 0) not in cells
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    assert "vs source-only" in page and "vs scratch" in page
+
+
+def test_compare_refuses_zero_labels_without_unlabeled_data(domains, tmp_path):
+    result = runner.invoke(app, ["compare", str(domains["model"]), "--data", str(domains["target"]), "--shots", "0,5",
+                                 "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "--shots 0 compares strategies that learn without target labels" in " ".join(result.stderr.split())
+    result = runner.invoke(app, ["compare", str(domains["model"]), "--data", str(domains["target"]), "--strategies",
+                                 "full", "--unlabeled-data", "train", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "none of them is in the comparison" in " ".join(result.stderr.split())
+    result = runner.invoke(app, ["compare", str(domains["model"]), "--data", str(domains["target"]), "--strategies",
+                                 "dann", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "learn from unlabeled target data" in " ".join(result.stderr.split())

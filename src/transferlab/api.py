@@ -13,7 +13,7 @@ from .artifacts import LoadedModel, load_model_folder, resolve_model, save_model
 from .data import check_input_fits, load_task, split_task
 from .data.task import Task, TaskSplit
 from .engine import RunResult, TrainConfig, seed_everything
-from .engine.adaptation import adaptation_run, check_adaptation_options, prepare_adaptation
+from .engine.adaptation import adaptation_run, check_adaptation_options, needs_source, prepare_adaptation
 from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: public here too)
 from .engine.runtime import run_environment
 from .engine.distributed import Session, distributed_session
@@ -318,8 +318,8 @@ def finetune(
             text_column=text_column, test_data=test_data,
         )
         check_input_fits(task, source.input_spec, model_name=str(pretrained))
-        adaptation = prepare_adaptation(strat, source, task, str(pretrained), unlabeled_data=unlabeled_data,
-                                        source_data=source_data, seed=cfg.seed) if adapts else None
+        adaptation = prepare_adaptation(source, task, str(pretrained), unlabeled_data=unlabeled_data, source_data=source_data,
+                                        with_source=needs_source(strat), seed=cfg.seed) if adapts else None
         split = split_task(task, shots=shots, seed=cfg.seed) if adaptation is None else None
         if session.is_main:
             checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)

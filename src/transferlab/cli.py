@@ -479,6 +479,11 @@ def compare(
     label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV")] = None,
     text_column: Annotated[Optional[str], typer.Option(help="text column of a CSV/JSONL (default text)")] = None,
     test_data: TestData = None,
+    unlabeled_data: Annotated[Optional[str], typer.Option(
+        help="unlabeled target inputs (a path, or 'train': the target's pool without labels); adds the domain-"
+             "adaptation strategies, the 0-labels column and the source-only baseline")] = None,
+    source_data: Annotated[Optional[str], typer.Option(
+        help="labelled source data for dann/coral/mmd/self-training (default: the model's recorded source task)")] = None,
     epochs: Epochs = None,
     lr: Annotated[Optional[float], typer.Option(help="learning rate of the head (default 1e-3; 1e-2 for text encoders)")] = None,
     augment: Annotated[Optional[str], typer.Option(help="random image transforms per training batch: none | shift | affine")] = None,
@@ -497,7 +502,8 @@ def compare(
         config_file=config,
         flags={"pretrained": pretrained, "data": data, "strategies": strategies, "shots": shots, "seeds": seeds,
                "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column,
-               "text_column": text_column, "test_data": test_data},
+               "text_column": text_column, "test_data": test_data, "unlabeled_data": unlabeled_data,
+               "source_data": source_data},
         strategy_flags={"freeze": freeze, "hidden": _ints(hidden, "--hidden")},
         train_flags={"epochs": epochs, "lr": lr, "augment": augment},
         out=out, jobs=jobs, threads=threads, force=force, save_models=save_models, json_out=json_out, quiet=quiet,

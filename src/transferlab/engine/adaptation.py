@@ -206,16 +206,16 @@ class AdaptationInputs:
                 "model_selection": getattr(strategy, "model_selection", "")}
 
 
-def prepare_adaptation(strategy: Strategy, pretrained: Any, task: Task, model_name: str, *, unlabeled_data: str,
-                       source_data: str | None, seed: int) -> AdaptationInputs:
-    """Read the unlabeled rows and, for a strategy that needs them, the labelled source rows.
+def prepare_adaptation(pretrained: Any, task: Task, model_name: str, *, unlabeled_data: str, source_data: str | None,
+                       with_source: bool, seed: int = 0) -> AdaptationInputs:
+    """Read the unlabeled rows and, `with_source` (a strategy needs them), the labelled source rows.
 
     `pretrained` is the loaded pretrained model (artifacts.LoadedModel): its recorded source task is the
     default source data, read with its recorded preprocessing; its source head may start the head.
     """
     unlabeled = load_unlabeled(unlabeled_data, task)
     source = None
-    if needs_source(strategy):
+    if with_source:
         source_data = source_data or default_source_data(pretrained.config, model_name)
         source = load_source_rows(source_data, pretrained.config.get("preprocessing") or {}, task, seed=seed)
     names = list((pretrained.config.get("source_task") or {}).get("label_names") or pretrained.label_names or [])

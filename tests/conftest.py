@@ -53,6 +53,8 @@ def make_split(task: Task, shots: int | None = None, seed: int = 0) -> TaskSplit
         y_val=task.y_pool[val_idx],
         shots=shots,
         seed=seed,
+        train_index=np.array(train_idx, dtype=np.int64),
+        val_index=np.array(val_idx, dtype=np.int64),
     )
 
 

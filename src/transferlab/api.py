@@ -18,7 +18,7 @@ from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: publ
 from .engine.runtime import run_environment
 from .engine.distributed import Session, distributed_session
 from .errors import ArtifactError, ConfigError
-from .models import Backbone, create_backbone
+from .models import Backbone, create_backbone, resolve_backbone_ref
 from .strategies import create_strategy
 from .tracking import Tracker, check_tracking, tracking_run
 
@@ -203,10 +203,9 @@ def pretrain(
     if isinstance(backbone, Backbone):  # a user's module, wrapped with wrap_module
         check_input_fits(task, backbone.input_spec, model_name="the given backbone")
         net = backbone
-    elif backbone.startswith("hf:"):  # a local Hugging Face encoder folder
-        net = create_backbone("hf", task.input_spec, **({"path": backbone[3:]} | (backbone_config or {})))
-    else:
-        net = create_backbone(backbone, task.input_spec, **(backbone_config or {}))
+    else:  # a registered name, or a reference such as hf:/path (resolved by the registry entry)
+        name_, options_ = resolve_backbone_ref(backbone, backbone_config)
+        net = create_backbone(name_, task.input_spec, **options_)
     strategy = create_strategy("full")
     name = backbone if isinstance(backbone, str) else "user module"
     params = {"command": "pretrain", "data": str(data), "test_data": test_data, "classes": classes, "image_size": image_size,

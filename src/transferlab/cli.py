@@ -11,6 +11,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from .cli_options import GivenFlags, with_plugin_flags
 from .errors import TransferlabError
 
 app = typer.Typer(
@@ -45,48 +46,39 @@ def _emit(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=None, default=str))
 
 
-def _ints(value: str | None, flag: str) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"{flag} takes comma-separated whole numbers like 128,64; got {value!r}") from None
-
-
 # Options shared by several commands.
-Data = Annotated[str, typer.Option("--data", help="built-in dataset (see `transferlab datasets`) or a path")]
-Classes = Annotated[Optional[str], typer.Option(help="class subset: 0-4, 5,7,9 or class names")]
-ImageSize = Annotated[Optional[int], typer.Option(help="resize (keeping aspect) and pad images to N×N")]
-ImageMargin = Annotated[int, typer.Option(help="fit images into (N−2M)² first, pad M each side")]
-LabelColumn = Annotated[str, typer.Option(help="label column of a CSV")]
-TextColumn = Annotated[str, typer.Option(help="text column of a CSV/JSONL text dataset")]
-TestData = Annotated[Optional[str], typer.Option(help="a separate test file (text datasets): the fixed test split")]
-Target = Annotated[str, typer.Option(help="class: labels are classes (cross-entropy); numeric: numbers to regress (MSE)")]
-Out = Annotated[Path, typer.Option(help="folder to save the model in")]
-Overwrite = Annotated[bool, typer.Option(help="replace an existing model folder at --out")]
-Resume = Annotated[bool, typer.Option("--resume", help="continue the run whose checkpoint is in --out")]
-CheckpointEvery = Annotated[Optional[int], typer.Option(help="also checkpoint every N steps (default: each epoch)")]
-Epochs = Annotated[Optional[int], typer.Option(help="epochs (default: enough for ~300 steps, 10–200)")]
-BatchSize = Annotated[int, typer.Option(help="minibatch size")]
-Lr = Annotated[Optional[float], typer.Option(help="learning rate of the head (default 1e-3; 1e-2 for text encoders)")]
-BackboneLr = Annotated[Optional[float], typer.Option(help="learning rate of the backbone (default: --lr; 2e-5 for text encoders)")]
-Optimizer = Annotated[str, typer.Option(help="adam | adamw | sgd (momentum 0.9)")]
-Schedule = Annotated[str, typer.Option(help="none | cosine | onecycle")]
-Loss = Annotated[Optional[str], typer.Option(help="cross-entropy | mse (default: cross-entropy for classes, mse for numbers)")]
-Patience = Annotated[Optional[int], typer.Option(help="stop after N validation passes without a better val accuracy")]
-WeightDecay = Annotated[float, typer.Option(help="weight decay")]
-Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give identical weights")]
-Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads (default 1: measured fastest here)")]
-Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the trained part (slower for small models on CPU; see benchmarks/compile.py)")]
-Augment = Annotated[str, typer.Option(help="random image transforms per training batch: none | shift | affine (shift + rotation + scale)")]
-Device = Annotated[str, typer.Option(help="auto (cuda if a GPU is visible, else mps, else cpu) | cpu | cuda | mps")]
-Precision = Annotated[str, typer.Option(help="fp32 | bf16 (autocast of the forward pass; CUDA only)")]
-Nproc = Annotated[int, typer.Option(help="train data-parallel in N processes on this machine (torchrun; gloo on CPU, nccl on CUDA)")]
-Track = Annotated[Optional[str], typer.Option(help="record params, per-epoch metrics and the model folder: mlflow | tensorboard")]
-TrackingUri = Annotated[Optional[str], typer.Option(help="mlflow: tracking URI (default sqlite:///./mlruns/mlflow.db); tensorboard: log folder (default runs)")]
-Json = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+Data = Annotated[str, typer.Option("--data", help="built-in dataset (see `transferlab datasets`) or a path", rich_help_panel="Data")]
+Classes = Annotated[Optional[str], typer.Option(help="class subset: 0-4, 5,7,9 or class names", rich_help_panel="Data")]
+ImageSize = Annotated[Optional[int], typer.Option(help="resize (keeping aspect) and pad images to N×N", rich_help_panel="Data")]
+ImageMargin = Annotated[int, typer.Option(help="fit images into (N−2M)² first, pad M each side", rich_help_panel="Data")]
+LabelColumn = Annotated[str, typer.Option(help="label column of a CSV", rich_help_panel="Data")]
+TextColumn = Annotated[str, typer.Option(help="text column of a CSV/JSONL text dataset", rich_help_panel="Data")]
+TestData = Annotated[Optional[str], typer.Option(help="a separate test file (text datasets): the fixed test split", rich_help_panel="Data")]
+Target = Annotated[str, typer.Option(help="class: labels are classes (cross-entropy); numeric: numbers to regress (MSE)", rich_help_panel="Data")]
+Out = Annotated[Path, typer.Option(help="folder to save the model in", rich_help_panel="Output")]
+Overwrite = Annotated[bool, typer.Option(help="replace an existing model folder at --out", rich_help_panel="Output")]
+Resume = Annotated[bool, typer.Option("--resume", help="continue the run whose checkpoint is in --out", rich_help_panel="Output")]
+CheckpointEvery = Annotated[Optional[int], typer.Option(help="also checkpoint every N steps (default: each epoch)", rich_help_panel="Output")]
+Epochs = Annotated[Optional[int], typer.Option(help="epochs (default: enough for ~300 steps, 10–200)", rich_help_panel="Training")]
+BatchSize = Annotated[int, typer.Option(help="minibatch size", rich_help_panel="Training")]
+Lr = Annotated[Optional[float], typer.Option(help="learning rate of the head (default 1e-3; 1e-2 for text encoders)", rich_help_panel="Training")]
+BackboneLr = Annotated[Optional[float], typer.Option(help="learning rate of the backbone (default: --lr; 2e-5 for text encoders)", rich_help_panel="Training")]
+Optimizer = Annotated[str, typer.Option(help="adam | adamw | sgd (momentum 0.9)", rich_help_panel="Training")]
+Schedule = Annotated[str, typer.Option(help="none | cosine | onecycle", rich_help_panel="Training")]
+Loss = Annotated[Optional[str], typer.Option(help="cross-entropy | mse (default: cross-entropy for classes, mse for numbers)", rich_help_panel="Training")]
+Patience = Annotated[Optional[int], typer.Option(help="stop after N validation passes without a better val accuracy", rich_help_panel="Training")]
+WeightDecay = Annotated[float, typer.Option(help="weight decay", rich_help_panel="Training")]
+Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give identical weights", rich_help_panel="Training")]
+Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads (default 1: measured fastest here)", rich_help_panel="Training")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the trained part (slower for small models on CPU; see benchmarks/compile.py)", rich_help_panel="Training")]
+Augment = Annotated[str, typer.Option(help="random image transforms per training batch: none | shift | affine (shift + rotation + scale)", rich_help_panel="Training")]
+Device = Annotated[str, typer.Option(help="auto (cuda if a GPU is visible, else mps, else cpu) | cpu | cuda | mps", rich_help_panel="Training")]
+Precision = Annotated[str, typer.Option(help="fp32 | bf16 (autocast of the forward pass; CUDA only)", rich_help_panel="Training")]
+Nproc = Annotated[int, typer.Option(help="train data-parallel in N processes on this machine (torchrun; gloo on CPU, nccl on CUDA)", rich_help_panel="Training")]
+Track = Annotated[Optional[str], typer.Option(help="record params, per-epoch metrics and the model folder: mlflow | tensorboard", rich_help_panel="Output")]
+TrackingUri = Annotated[Optional[str], typer.Option(help="mlflow: tracking URI (default sqlite:///./mlruns/mlflow.db); tensorboard: log folder (default runs)", rich_help_panel="Output")]
+Json = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout", rich_help_panel="Output")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars", rich_help_panel="Output")]
 
 
 def is_main_process() -> bool:
@@ -165,51 +157,44 @@ def datasets(json_out: Json = False) -> None:
 @app.command()
 @_friendly
 def backbones(json_out: Json = False) -> None:
-    """List the registered backbones and their options."""
-    from .models import list_backbones
-    from .models.registry import backbone_config_class, backbone_summary
-    import dataclasses
+    """List the registered backbones and their options (each one a flag of `pretrain`)."""
+    from .cli_options import RESERVED
+    from .plugin_options import describe_plugins
 
-    rows = [
-        {
-            "name": n,
-            "summary": backbone_summary(n),
-            "options": {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in dataclasses.fields(backbone_config_class(n))},  # type: ignore[misc]
-        }
-        for n in list_backbones()
-    ]
+    rows = describe_plugins("backbone", RESERVED["backbone"])
     if json_out:
         _emit({"backbones": rows})
         return
     for r in rows:
-        typer.echo(f"{r['name']:6s} {r['summary']}\n       options: {r['options']}")
+        typer.echo(f"{r['name']:8s} {r['summary']}")
+        for o in r["fields"]:
+            typer.echo(f"{'':8s} {' / '.join(o['flags'])} ({o['type']}, default {o['default']}): {o['help']}")
 
 
 @app.command()
 @_friendly
 def strategies(json_out: Json = False) -> None:
-    """List the registered strategies, a line each, with their options."""
-    from .strategies.describe import describe_strategies
+    """List the registered strategies, a line each, with their options (each one a flag of `finetune`, `compare`)."""
+    from .cli_options import RESERVED
+    from .plugin_options import describe_plugins
 
-    rows = describe_strategies()
+    rows = describe_plugins("strategy", RESERVED["strategy"])
     if json_out:
         _emit({"strategies": rows})
         return
     for r in rows:
-        opts = ", ".join(f"--{o['name'].replace('_', '-')} ({o['default']})" for o in r["options"])
+        opts = ", ".join(f"{' / '.join(o['flags'])} {o['type']} ({o['default']})" for o in r["options"])
         typer.echo(f"{r['name']:13s} {r['summary']}" + (f"\n{'':13s} options: {opts}" if opts else ""))
 
 
 @app.command()
 @_friendly
+@with_plugin_flags("backbone")
 def pretrain(
     data: Data = "mnist5k",
     out: Out = Path("models/pretrained"),
-    backbone: Annotated[str, typer.Option(help="registered backbone (see `transferlab backbones`)")] = "cnn",
-    hidden: Annotated[Optional[str], typer.Option(help="mlp hidden sizes (128,64) or cnn dense width")] = None,
-    activation: Annotated[Optional[str], typer.Option(help="mlp activation: relu | tanh | sigmoid | gelu")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="dropout of the backbone")] = None,
-    channels: Annotated[Optional[str], typer.Option(help="cnn conv widths, e.g. 16,32")] = None,
+    backbone: Annotated[str, typer.Option(help="registered backbone (see `transferlab backbones`), or hf:/path",
+                                          rich_help_panel="Backbone options")] = "cnn",
     classes: Classes = None,
     image_size: ImageSize = None,
     image_margin: ImageMargin = 0,
@@ -217,7 +202,7 @@ def pretrain(
     text_column: TextColumn = "text",
     test_data: TestData = None,
     target: Target = "class",
-    epochs: Annotated[int, typer.Option(help="epochs")] = 5,
+    epochs: Annotated[int, typer.Option(help="epochs", rich_help_panel="Training")] = 5,
     batch_size: BatchSize = 32,
     lr: Lr = None,
     backbone_lr: BackboneLr = None,
@@ -241,20 +226,15 @@ def pretrain(
     json_out: Json = False,
     quiet: Quiet = False,
     ctx: typer.Context = None,  # type: ignore[assignment]
+    plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per backbone option, generated)
 ) -> None:
     """Pretrain a backbone on a source task; save it without its output layer."""
     from .api import pretrain as api_pretrain
 
-    arch: dict[str, Any] = {}
-    if hidden is not None:
-        widths = _ints(hidden, "--hidden")
-        arch["hidden"] = widths[0] if backbone == "cnn" and widths and len(widths) == 1 else widths
-    if activation is not None:
-        arch["activation"] = activation
-    if dropout is not None:
-        arch["dropout"] = dropout
-    if channels is not None:
-        arch["channels"] = _ints(channels, "--channels")
+    from .models import resolve_backbone_ref
+
+    kind = resolve_backbone_ref(backbone)[0]
+    arch = plugin_flags.route([kind])[kind]
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, augment=augment,
@@ -283,35 +263,25 @@ def pretrain(
 
 @app.command()
 @_friendly
+@with_plugin_flags("strategy")
 def finetune(
     pretrained: Annotated[str, typer.Argument(help="pretrained model folder or store name")],
     data: Data,
-    out: Annotated[Optional[Path], typer.Option(help="folder to save the fine-tuned model in")] = None,
-    strategy: Annotated[str, typer.Option(help="registered strategy (see `transferlab strategies`)")] = "full",
-    freeze: Annotated[Optional[int], typer.Option(help="partial: number of blocks frozen, input side first")] = None,
-    hidden: Annotated[Optional[str], typer.Option(help="add-layers: new hidden layer sizes, e.g. 128,64")] = None,
-    freeze_backbone: Annotated[bool, typer.Option(help="add-layers: keep the backbone frozen")] = False,
-    rank: Annotated[Optional[int], typer.Option(help="lora: rank of the update")] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="lora: scale α (update × α/rank)")] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(help="lora: dropout on the adapter input")] = None,
-    targets: Annotated[Optional[str], typer.Option(help="lora: comma-separated layer names to adapt")] = None,
-    adapter_lr: Annotated[Optional[float], typer.Option(help="lora: learning rate of the adapters (default 1e-3)")] = None,
-    iterations: Annotated[Optional[int], typer.Option(help="setfit: positive and negative pairs per example")] = None,
-    max_pairs: Annotated[Optional[int], typer.Option(help="setfit: cap on contrastive pairs")] = None,
-    pair_lr: Annotated[Optional[float], typer.Option(help="setfit: learning rate of the pair phase")] = None,
-    probe_fraction: Annotated[Optional[float], typer.Option(help="lp-ft: share of epochs spent probing first")] = None,
-    every: Annotated[Optional[int], typer.Option(help="gradual-unfreeze: epochs between unfreezing blocks")] = None,
-    every_steps: Annotated[Optional[int], typer.Option(help="gradual-unfreeze: unfreeze per N steps instead")] = None,
-    lr_decay: Annotated[Optional[float], typer.Option(help="discriminative-lr: rate × decay per block toward the input")] = None,
-    beta: Annotated[Optional[float], typer.Option(help="l2-sp: weight of β/2·‖w‖² on the head (--alpha: on the backbone drift)")] = None,
-    bn: Annotated[str, typer.Option(help="BatchNorm policy: train | freeze (statistics and affine parameters fixed)")] = "train",
-    cache: Annotated[bool, typer.Option(help="compute a frozen backbone prefix once, not every step (same result)")] = True,
-    shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all' (0: none, for domain adaptation)")] = "all",
+    out: Annotated[Optional[Path], typer.Option(help="folder to save the fine-tuned model in", rich_help_panel="Output")] = None,
+    strategy: Annotated[str, typer.Option(help="registered strategy (see `transferlab strategies`)",
+                                          rich_help_panel="Strategy options")] = "full",
+    bn: Annotated[str, typer.Option(help="BatchNorm policy: train | freeze (statistics and affine parameters fixed)",
+                                    rich_help_panel="Training")] = "train",
+    cache: Annotated[bool, typer.Option(help="compute a frozen backbone prefix once, not every step (same result)",
+                                        rich_help_panel="Training")] = True,
+    shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all' (0: none, for domain adaptation)",
+                                       rich_help_panel="Data")] = "all",
     unlabeled_data: Annotated[Optional[str], typer.Option(
         help="unlabeled target inputs for domain adaptation: a path (labels in it are ignored) or 'train' (the "
-             "target's training pool without its labels)")] = None,
+             "target's training pool without its labels)", rich_help_panel="Data")] = None,
     source_data: Annotated[Optional[str], typer.Option(
-        help="labelled source data for dann/coral/mmd/self-training (default: the model's recorded source task)")] = None,
+        help="labelled source data for dann/coral/mmd/self-training (default: the model's recorded source task)",
+        rich_help_panel="Data")] = None,
     classes: Classes = None,
     image_size: ImageSize = None,
     image_margin: ImageMargin = 0,
@@ -343,19 +313,13 @@ def finetune(
     json_out: Json = False,
     quiet: Quiet = False,
     ctx: typer.Context = None,  # type: ignore[assignment]
+    plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
 ) -> None:
     """Fine-tune a pretrained model on a target task with a new output layer, by one strategy."""
     from .api import finetune as api_finetune
     from .data import parse_shots
 
-    given = {
-        "freeze": freeze, "hidden": _ints(hidden, "--hidden"), "freeze_backbone": True if freeze_backbone else None,
-        "rank": rank, "alpha": alpha, "lora_dropout": lora_dropout, "targets": targets.split(",") if targets else None,
-        "adapter_lr": adapter_lr,
-        "iterations": iterations, "max_pairs": max_pairs, "pair_lr": pair_lr, "probe_fraction": probe_fraction,
-        "every": every, "every_steps": every_steps, "lr_decay": lr_decay, "beta": beta,
-    }
-    options = {k: v for k, v in given.items() if v is not None}  # the strategy refuses options it lacks
+    options = plugin_flags.route([strategy])[strategy]  # the strategy refuses options it lacks
     cfg = _train_config(
         epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, bn=bn,
@@ -464,6 +428,7 @@ def export(
 
 @app.command()
 @_friendly
+@with_plugin_flags("strategy")
 def compare(
     pretrained: Annotated[Optional[str], typer.Argument(help="pretrained model folder or store name")] = None,
     data: Annotated[Optional[str], typer.Option(help="target dataset: built-in name or path")] = None,
@@ -471,8 +436,6 @@ def compare(
     strategies: Annotated[Optional[str], typer.Option(help="comma-separated (default: all registered; scratch is always added)")] = None,
     shots: Annotated[Optional[str], typer.Option(help="label budgets per class, e.g. 1,5,10,all (default 1,5,10,all)")] = None,
     seeds: Annotated[Optional[int], typer.Option(help="seeds per cell (default 3)")] = None,
-    freeze: Annotated[Optional[int], typer.Option(help="partial: blocks frozen")] = None,
-    hidden: Annotated[Optional[str], typer.Option(help="add-layers: new hidden layer sizes")] = None,
     classes: Classes = None,
     image_size: ImageSize = None,
     image_margin: Annotated[Optional[int], typer.Option(help="fit images into (N−2M)² first, pad M each side")] = None,
@@ -494,6 +457,7 @@ def compare(
     save_models: Annotated[bool, typer.Option(help="save the seed-0 model of every cell under OUT/models/")] = False,
     json_out: Json = False,
     quiet: Quiet = False,
+    plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
 ) -> None:
     """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds."""
     from .compare.cli_support import compare_from_cli
@@ -504,7 +468,7 @@ def compare(
                "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column,
                "text_column": text_column, "test_data": test_data, "unlabeled_data": unlabeled_data,
                "source_data": source_data},
-        strategy_flags={"freeze": freeze, "hidden": _ints(hidden, "--hidden")},
+        strategy_flags=plugin_flags,
         train_flags={"epochs": epochs, "lr": lr, "augment": augment},
         out=out, jobs=jobs, threads=threads, force=force, save_models=save_models, json_out=json_out, quiet=quiet,
     )

@@ -257,13 +257,9 @@ def load_model_folder(path: str | Path, *, module: nn.Sequential | None = None) 
                        source_head=load_source_head(path, config))
 
 
-# Backbones built from a Hugging Face folder named in their config, not from sizes in config.json.
-_FOLDER_BACKBONES = ("minilm", "hf")
-
-
 def _build_backbone(config: dict[str, Any], module: nn.Sequential | None, state: dict[str, torch.Tensor],
                     weights: Path) -> Backbone:
-    from ..models import create_backbone, wrap_module
+    from ..models import backbone_entry, create_backbone, list_backbones, wrap_module
 
     spec = config["architecture"]["backbone"]
     input_spec = InputSpec.from_dict(config["input_spec"])
@@ -278,7 +274,8 @@ def _build_backbone(config: dict[str, Any], module: nn.Sequential | None, state:
     def build() -> Backbone:
         return create_backbone(spec["name"], input_spec, **spec["config"])
 
-    if spec["name"] not in _FOLDER_BACKBONES:
+    folder_based = spec.get("name") in list_backbones() and backbone_entry(spec["name"]).folder_based
+    if not folder_based:  # a folder-based backbone's sizes come from its folder, not from config.json
         _check_shapes(build, state, weights, "backbone", spec)  # sizes from config.json are checked unallocated
     return build()
 

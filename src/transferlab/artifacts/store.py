@@ -32,12 +32,14 @@ def materialize(ref: str) -> Path:
     weights and a model card saying where it came from.
     """
     from ..data.task import InputSpec
-    from ..models import create_backbone
+    from ..models import create_backbone, resolve_backbone_ref
     from .model_folder import save_model_folder
 
-    if ref.startswith("hf:"):
-        folder = Path(ref[3:]).expanduser().resolve()
-        name, backbone = f"hf-{folder.name}", create_backbone("hf", InputSpec("text", ()), path=str(folder))
+    kind, options = resolve_backbone_ref(ref)
+    if kind != ref:  # a folder reference such as hf:/path (the registry entry says which option it sets)
+        (option, value), = options.items()
+        folder = Path(value).expanduser().resolve()
+        name, backbone = f"{kind}-{folder.name}", create_backbone(kind, InputSpec("text", ()), **{option: str(folder)})
         origin = f"the local Hugging Face folder {folder}"
     else:
         name, backbone, origin = ref, create_backbone(ref, InputSpec("text", ())), PACKAGED[ref]
@@ -55,6 +57,15 @@ def materialize(ref: str) -> Path:
     return dest
 
 
+def _is_backbone_ref(ref: str) -> bool:
+    """`hf:/path` and the like: a reference a registry entry resolves (models imported only when one could be)."""
+    if ":" not in ref:
+        return False
+    from ..models import resolve_backbone_ref
+
+    return resolve_backbone_ref(ref)[0] != ref
+
+
 def resolve_model(ref: str | Path) -> Path:
     """A model given by path, by its name in the store, or a packaged encoder (`minilm`, `hf:/path`).
 
@@ -67,7 +78,7 @@ def resolve_model(ref: str | Path) -> Path:
     in_store = store_root() / str(ref)
     if (in_store / CONFIG).is_file():
         return in_store
-    if str(ref) in PACKAGED or str(ref).startswith("hf:"):
+    if str(ref) in PACKAGED or _is_backbone_ref(str(ref)):
         return materialize(str(ref))
     if path.is_file():
         raise ArtifactError(

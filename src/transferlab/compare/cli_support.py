@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..plugin_options import GivenFlags
 from .config import CompareConfig, StrategySpec, load_config_file, strategy_spec
 from .grid import ComparisonResult, run_comparison
 
 
-def resolve_config(config_file: Path | None, flags: dict[str, Any], strategy_flags: dict[str, Any],
+def resolve_config(config_file: Path | None, flags: dict[str, Any], strategy_flags: Any,
                    train_flags: dict[str, Any]) -> tuple[CompareConfig, dict[str, Any]]:
     """YAML settings, overridden by every flag that was given; returns the config and execution settings."""
     settings = load_config_file(config_file) if config_file else {}
@@ -32,23 +33,22 @@ def resolve_config(config_file: Path | None, flags: dict[str, Any], strategy_fla
                               f"(on the command line or in --config)")
     if isinstance(settings.get("strategies"), str):
         settings["strategies"] = [s.strip() for s in settings["strategies"].split(",") if s.strip()]
-    given = {k: v for k, v in strategy_flags.items() if v is not None}
-    if given:
-        settings["strategies"] = _apply_strategy_flags(settings.get("strategies"), given)
+    if isinstance(strategy_flags, dict):  # {option: value} from the Python API (None: not given)
+        strategy_flags = GivenFlags("strategy", {k: v for k, v in strategy_flags.items() if v is not None})
+    if strategy_flags:
+        settings["strategies"] = _apply_strategy_flags(settings.get("strategies"), strategy_flags)
     return CompareConfig(**settings), execution
 
 
-def _apply_strategy_flags(strategies: list | None, given: dict[str, Any]) -> list[StrategySpec]:
-    """--freeze / --hidden go to the strategies that take them; an option no listed strategy takes is refused."""
-    from ..strategies import list_strategies, strategy_options
+def _apply_strategy_flags(strategies: list | None, given: Any) -> list[StrategySpec]:
+    """Strategy flags (`--freeze 2`, `--lora-alpha 8`) go to the listed strategies that take them; a flag
+    no listed strategy takes, or one several take with different meanings, is refused."""
+    from ..strategies import list_strategies
 
     specs = [strategy_spec(s) for s in (strategies if strategies is not None else list_strategies())]
-    for option, value in given.items():
-        takers = [s for s in specs if option in {f.name for f in strategy_options(s.name)}]
-        if not takers:
-            raise ConfigError(f"--{option} applies to no strategy in {[s.label for s in specs]}")
-        for spec in takers:
-            spec.options = {**spec.options, option: value}
+    routed = given.route(list(dict.fromkeys(s.name for s in specs)), refuse_unknown=True)
+    for spec in specs:
+        spec.options = {**spec.options, **routed.get(spec.name, {})}
     return [StrategySpec(s.name, s.options, s.label, s.train) for s in specs]
 
 

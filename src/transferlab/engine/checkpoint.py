@@ -57,7 +57,8 @@ def _set_numpy_state(s: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator) -> None:
+                    optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator,
+                    unlabeled_order: torch.Generator | None = None) -> None:
     """Write a checkpoint atomically (temporary file in the same folder, fsync, rename)."""
     parts: dict[str, Any] = {
         "model": model.state_dict(),
@@ -76,13 +77,16 @@ def save_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, mod
     }
     payload = {"format": "transferlab.checkpoint", "version": 1, "config": config,
                **{k: v for k, v in parts.items() if k in COMPONENTS}}
+    if unlabeled_order is not None:  # the unlabeled stream of a strategy that needs one
+        payload["rng_unlabeled"] = unlabeled_order.get_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from the CUDA generators
         payload["rng_cuda"] = torch.cuda.get_rng_state_all()  # (not in COMPONENTS: CPU tests can't miss it)
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator) -> None:
+                    optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator,
+                    unlabeled_order: torch.Generator | None = None) -> None:
     """Restore everything `save_checkpoint` wrote; refuse a checkpoint of a different configuration."""
     # weights_only=True is explicit, so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot turn the unpickler back on
     # (torch ≥ 2.6 lets that variable override only calls that leave weights_only unset; a test checks it).
@@ -106,6 +110,8 @@ def load_checkpoint(path: Path, *, config: dict[str, Any], state: LoopState, mod
         raise ConfigError(f"{path} is not a transferlab checkpoint; delete it to start the run anew")
     try:
         _restore(payload, path, config, state, model, optimizer, scheduler, order)
+        if unlabeled_order is not None and "rng_unlabeled" in payload:
+            unlabeled_order.set_state(payload["rng_unlabeled"])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
         if isinstance(err, ConfigError):
             raise

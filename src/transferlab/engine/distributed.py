@@ -153,17 +153,18 @@ class DataParallel:
         ids = [self.device.index] if self.device.type == "cuda" else None
         self._ddp = DistributedDataParallel(net, device_ids=ids)
 
-    def loss(self, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], xb: torch.Tensor,
-             yb: torch.Tensor) -> torch.Tensor:
-        """This process's share of the global batch (xb, yb), its mean loss scaled so that DDP's mean
-        of the processes' gradients is the gradient of the global batch mean."""
+    def loss(self, step_loss: Callable[[Callable[..., Any], torch.Tensor], torch.Tensor], batch_len: int,
+             device: torch.device) -> torch.Tensor:
+        """This process's share of a global batch of `batch_len` rows: `step_loss(forward, rows)` computes
+        the mean loss of those rows through the DDP wrapper; it is scaled so that DDP's mean of the
+        processes' gradients is the gradient of the global batch mean."""
         assert self._ddp is not None, "wrap(net) before the first step"
-        g = len(xb)
-        share = torch.arange(g, device=xb.device).tensor_split(self.world)[self.rank]  # contiguous near-equal cut
+        g = batch_len
+        share = torch.arange(g, device=device).tensor_split(self.world)[self.rank]  # contiguous near-equal cut
         weight = len(share) * self.world / g
         if len(share) == 0:  # a last batch smaller than the process count: take part with weight 0
-            share, weight = torch.zeros(1, dtype=torch.long, device=xb.device), 0.0
-        return loss_fn(self._ddp(xb[share]), yb[share]) * weight
+            share, weight = torch.zeros(1, dtype=torch.long, device=device), 0.0
+        return step_loss(self._ddp, share) * weight
 
     def global_loss(self, loss: torch.Tensor) -> torch.Tensor:
         """The global batch's loss on every process (one all-reduce; every process sees a NaN together)."""

@@ -35,6 +35,23 @@ def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
     return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task)
 
 
+def unlabeled_rows(split: TaskSplit) -> np.ndarray:
+    """Inputs of the pool rows that are neither training nor validation rows (their labels unused).
+
+    Example:
+        >>> from transferlab.data import load_task, split_task
+        >>> split = split_task(load_task("digits"), shots=5, seed=0)
+        >>> len(unlabeled_rows(split)) == len(split.task.x_pool) - len(split.x_train) - len(split.x_val)
+        True
+    """
+    if split.train_index is None or split.val_index is None:
+        return split.task.x_pool[:0]
+    used = np.zeros(len(split.task.x_pool), dtype=bool)
+    used[split.train_index] = True
+    used[split.val_index] = True
+    return split.task.x_pool[~used]
+
+
 def train_run(
     backbone: Backbone,
     split: TaskSplit,
@@ -49,6 +66,8 @@ def train_run(
     resume: bool = False,
     checkpoint_interval: float = 0.0,
     on_epoch_end: EpochCallback | None = None,
+    unlabeled: np.ndarray | None = None,
+    initial_head: dict[str, torch.Tensor] | None = None,
 ) -> tuple[TransferModel, RunResult, dict[str, float]]:
     """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
 
@@ -58,21 +77,30 @@ def train_run(
     by every run whose prefix weights `cache_key` names) and only the rest trains; `cache=False`
     runs the whole network every step (the same result, slower). `on_epoch_end(record)` sees every
     validation pass (a tracker's per-epoch metrics), beside the progress bar.
+
+    The run uses its own copy of `strategy` (`strategy.for_run()`): the instance passed in is never
+    changed, so it can be passed to many runs. A strategy that needs unlabeled inputs gets `unlabeled`
+    (inputs in the task's format), or by default the pool rows that are neither training nor
+    validation rows (`unlabeled_rows`); never the test split. `initial_head` (a head state dict) starts the
+    head from given weights instead of a fresh initialisation (engine/adaptation.py: the source head).
     """
     check_augment(cfg.augment, backbone.input_spec.kind)  # before any phase trains (setfit's pairs come first)
+    strategy = strategy.for_run()  # per-run state lives in this copy only
     set_threads(cfg.threads)
     seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
     model = TransferModel(backbone, strategy.head_spec(split.task.num_outputs))
+    if initial_head is not None:  # the head starts from given weights (domain adaptation: the source head, classes matched)
+        model.head.load_state_dict(initial_head)
     strategy.prepare(model)
-    k = 0
-    if cache is not False and strategy.caches_frozen_prefix and cfg.augment == "none":  # augmented images change every step
-        k = cacheable_prefix(model.backbone, strategy.frozen_blocks(model.backbone))
     y_tr, y_va, y_te = _labels(split.y_train), _labels(split.y_val), _labels(split.y_test)
     phase_seconds = 0.0
     if strategy.tunes_backbone_before_fit:
         start = time.perf_counter()
         strategy.before_fit(model, model.backbone.prepare_inputs(split.x_train), y_tr, cfg.seed)
         phase_seconds = time.perf_counter() - start
+    k = 0
+    if cache is not False and cfg.augment == "none":  # augmented images change every step
+        k = cacheable_prefix(model.backbone, strategy.frozen_throughout(model.backbone))
     shared = (isinstance(cache, FeatureCache) and not strategy.tunes_backbone_before_fit
               and split.train_index is not None and split.val_index is not None)
     if k and shared:  # the whole pool and test split once, for every run with this prefix
@@ -85,15 +113,23 @@ def train_run(
     else:
         prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
         x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
+    x_un = None
+    if strategy.needs_unlabeled:
+        rows = unlabeled if unlabeled is not None else unlabeled_rows(split)
+        if len(rows):  # none: fit refuses the run, saying so
+            x_un = prefix_features(model.backbone, k, rows) if k else model.backbone.prepare_inputs(rows)
     with training_progress(progress or "", enabled=progress is not None) as hooks:
         callbacks = [c for c in (hooks.on_epoch_end, on_epoch_end) if c is not None]
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
                      on_epoch_end=(lambda record: [c(record) for c in callbacks]) if callbacks else None,
                      start_block=k, checkpoint=checkpoint,
-                     checkpoint_every=checkpoint_every, resume=resume, checkpoint_interval=checkpoint_interval)
+                     checkpoint_every=checkpoint_every, resume=resume, checkpoint_interval=checkpoint_interval,
+                     x_unlabeled=x_un)
     if phase_seconds:  # the first phase is training time too (time-to-accuracy stays honest)
         result.train_seconds += phase_seconds
         result.trainable_params += sum(p.numel() for p in model.backbone.parameters())
+        result.trained_parameters = sorted(set(result.trained_parameters)
+                                           | {f"backbone.{n}" for n, _ in model.backbone.named_parameters()})
         for record in result.history:
             record["elapsed_seconds"] += phase_seconds
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again

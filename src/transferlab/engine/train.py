@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError, TrainingDiverged
 from ..models.head import FromBlock, TransferModel
-from ..strategies.base import Strategy
+from ..strategies.base import Strategy, TrainingBatch, check_frozen_throughout
 from .augment import AUGMENTS, augment_batch, check_augment
 from .checkpoint import LoopState, load_checkpoint, save_checkpoint
 from .device import DEVICES, PRECISIONS, autocast, check_precision, resolve_device, to_device
@@ -120,6 +120,7 @@ class RunResult:
     cached_blocks: int = 0  # leading frozen blocks whose outputs were computed once, not per step
     eval_seconds: float = 0.0  # the part of train_seconds spent in validation passes
     trainable_params: int = 0  # parameters the optimiser updated (adapters included, before any merge)
+    trained_parameters: list[str] = field(default_factory=list)  # their names (model.named_parameters), sorted
 
     @property
     def val_accuracy(self) -> float:
@@ -185,6 +186,51 @@ def _mean_loss(losses: list[torch.Tensor], n: int, batch_size: int) -> float:
     return sum(v * w for v, w in zip(values, sizes)) / n
 
 
+class _UnlabeledStream:
+    """The second stream: unlabeled rows drawn with replacement by a generator of its own (checkpointed)."""
+
+    def __init__(self, x: torch.Tensor, cfg: TrainConfig) -> None:
+        self.x, self.augment = x, cfg.augment
+        self.order = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # independent of the labelled order
+
+    def draw(self, n: int) -> torch.Tensor:
+        rows = torch.randint(len(self.x), (n,), generator=self.order).to(self.x.device)
+        batch = self.x[rows]
+        return batch if self.augment == "none" else augment_batch(batch, self.augment, self.order)
+
+
+class _Step:
+    """One training step's batch and its loss through the strategy's hook (`loss(forward, rows)`).
+
+    `rows` (None: all) is this process's share under data parallelism; `forward` the network (or its
+    DDP wrapper). The labelled and unlabeled inputs go through one forward pass together.
+    """
+
+    def __init__(self, strategy: Strategy, model: TransferModel, cfg: TrainConfig, criterion: Callable,
+                 x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, step: int, epoch: int, epochs: int,
+                 unlabeled: torch.Tensor | None) -> None:
+        self.strategy, self.model, self.cfg, self.criterion = strategy, model, cfg, criterion
+        self.x, self.y, self.index, self.unlabeled = x, y, index, unlabeled
+        self.step, self.epoch, self.epochs = step, epoch, epochs
+
+    def loss(self, forward: Callable[..., Any], rows: torch.Tensor | None) -> torch.Tensor:
+        take = (lambda t: t) if rows is None else (lambda t: t[rows])
+        x, y, index = take(self.x), take(self.y), take(self.index)
+        u = None if self.unlabeled is None else take(self.unlabeled)
+        features = u_logits = u_features = None
+        if u is None and not self.strategy.needs_features:
+            logits = forward(x)  # (B, num_outputs): the plain path, exactly as without the hook
+        else:
+            features, logits = forward(x if u is None else torch.cat([x, u]), with_features=True)
+            if u is not None:
+                features, u_features = features[: len(x)], features[len(x) :]
+                logits, u_logits = logits[: len(x)], logits[len(x) :]
+        batch = TrainingBatch(x=x, y=y, index=index, model=self.model, criterion=self.criterion, step=self.step,
+                              epoch=self.epoch, epochs=self.epochs, features=features, unlabeled=u,
+                              unlabeled_logits=u_logits, unlabeled_features=u_features)
+        return self.strategy.loss(logits, y, batch, self.cfg)
+
+
 def fit(
     model: TransferModel,
     strategy: Strategy,
@@ -201,6 +247,7 @@ def fit(
     checkpoint_every: int | None = None,
     resume: bool = False,
     checkpoint_interval: float = 0.0,
+    x_unlabeled: torch.Tensor | None = None,
 ) -> RunResult:
     """Train `model` with `strategy` on (x_train, y_train); keep the weights of the best validation epoch.
 
@@ -217,6 +264,10 @@ def fit(
     The run trains on `cfg.device` (data copied there once). Inside a torch.distributed process
     group of several processes it trains data-parallel (engine/distributed.py): each process takes
     its share of every global batch, and only rank 0 writes checkpoints.
+
+    A strategy with `needs_unlabeled` gets, every step, a batch of `x_unlabeled` rows (as many as
+    the labelled batch, drawn with replacement from a generator of its own seeded by `cfg.seed`),
+    passed through the network in the same forward pass as the labelled batch.
     """
     set_threads(cfg.threads)
     order = seed_everything(cfg.seed)
@@ -226,6 +277,11 @@ def fit(
     check_augment(cfg.augment, model.backbone.input_spec.kind)
     if cfg.augment != "none" and start_block:
         raise ConfigError("--augment transforms the input images, so a frozen prefix can't be cached; run with cache off")
+    if strategy.needs_unlabeled and (x_unlabeled is None or len(x_unlabeled) == 0):
+        raise ConfigError(
+            f"strategy {strategy.name!r} trains on unlabeled inputs too, and there are none: every row of the pool is "
+            "a training or validation row — pass unlabeled inputs (train_run(..., unlabeled=...)) or use fewer shots"
+        )
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be a whole number of steps ≥ 1; got {checkpoint_every}")
     epochs = cfg.resolved_epochs(n)
@@ -236,6 +292,7 @@ def fit(
     writes = ddp is None or ddp.rank == 0  # only rank 0 writes checkpoints
     model.to(device)
     x_train, y_train, x_val = (to_device(t, device) for t in (x_train, y_train, x_val))
+    unlabeled = _UnlabeledStream(to_device(x_unlabeled, device), cfg) if strategy.needs_unlabeled else None
     regularizer = strategy.regularizer if strategy.has_regularizer else None
     names = {id(p): name for name, p in model.named_parameters()}
     opt = _optimizer(cfg, strategy.param_groups(model, head_lr, backbone_lr))
@@ -252,7 +309,8 @@ def fit(
 
     st = LoopState()
     identity = asdict(cfg) | {"epochs": epochs, "n_train": n, "start_block": start_block, "strategy": strategy.describe()}
-    saved = {"config": identity, "model": model, "optimizer": opt, "scheduler": sched, "order": order}
+    saved = {"config": identity, "model": model, "optimizer": opt, "scheduler": sched, "order": order,
+             "unlabeled_order": unlabeled.order if unlabeled is not None else None}
     if checkpoint is not None and resume and checkpoint.is_file():
         load_checkpoint(checkpoint, state=st, **saved)
     stop, last_save = False, time.perf_counter()
@@ -262,6 +320,7 @@ def fit(
         strategy.train_mode(model)
         if cfg.bn == "freeze":
             _freeze_batchnorm(model)
+        check_frozen_throughout(strategy, model, start_block, f"at epoch {epoch}")
         if st.position == 0:  # a fresh epoch (a resumed one keeps its order and losses)
             st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
             st.perm, st.losses = torch.randperm(n, generator=order), []
@@ -273,13 +332,16 @@ def fit(
                 strategy.train_mode(model)  # a block was unfrozen mid-epoch: its BatchNorm/dropout now train
                 if cfg.bn == "freeze":
                     _freeze_batchnorm(model)
+                check_frozen_throughout(strategy, model, start_block, f"at step {st.steps + len(st.losses)}")
                 st.trained.update(names[id(p)] for g in opt.param_groups for p in g["params"] if p.requires_grad)
                 if ddp is not None:
                     ddp.wrap(net)
             idx = perm[i : i + cfg.batch_size]
             xb = x_train[idx] if cfg.augment == "none" else augment_batch(x_train[idx], cfg.augment, order)
+            step = _Step(strategy, model, cfg, loss_fn, xb, y_train[idx], idx, st.steps + len(st.losses), epoch, epochs,
+                         unlabeled.draw(len(idx)) if unlabeled is not None else None)
             with autocast(device, cfg.precision):
-                loss = loss_fn(net(xb), y_train[idx]) if ddp is None else ddp.loss(loss_fn, xb, y_train[idx])
+                loss = step.loss(net, None) if ddp is None else ddp.loss(step.loss, len(idx), device)
             if regularizer is not None:
                 loss = loss + regularizer(model)
             logged = loss.detach() if ddp is None else ddp.global_loss(loss)  # the global batch's loss
@@ -349,4 +411,5 @@ def fit(
         cached_blocks=start_block,
         eval_seconds=st.eval_seconds,
         trainable_params=sum(p.numel() for name, p in model.named_parameters() if name in st.trained),
+        trained_parameters=sorted(st.trained),
     )

@@ -16,9 +16,9 @@ from .registry import register_backbone
 class CNNConfig:
     """Conv widths (one conv block each: 3×3 conv → BatchNorm → ReLU → 2×2 max-pool), then one dense block."""
 
-    channels: list[int] = field(default_factory=lambda: [16, 32])
-    hidden: int = 128
-    dropout: float = 0.0
+    channels: list[int] = field(default_factory=lambda: [16, 32], metadata={"help": "conv block widths, input side first"})
+    hidden: int = field(default=128, metadata={"help": "width of the dense block"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout of the dense block"})
 
     def __post_init__(self) -> None:
         self.channels = [int(c) for c in self.channels]
@@ -31,7 +31,8 @@ class CNNConfig:
             raise ConfigError(f"cnn dropout must be in [0, 1); got {self.dropout}")
 
 
-@register_backbone("cnn", CNNConfig, "small conv net: [3×3 conv→BatchNorm→ReLU→max-pool]×n, then a dense block")
+@register_backbone("cnn", CNNConfig, "small conv net: [3×3 conv→BatchNorm→ReLU→max-pool]×n, then a dense block", inputs=("image",),
+                   tiny=lambda scratch: {"channels": [4, 8], "hidden": 16})
 def cnn(cfg: CNNConfig, input_spec: InputSpec) -> Backbone:
     if input_spec.kind != "image":
         raise ConfigError(

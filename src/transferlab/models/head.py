@@ -54,16 +54,24 @@ def build_head(feature_dim: int, spec: HeadSpec) -> nn.Sequential:
 
 
 class TransferModel(nn.Module):
-    """A backbone and a head. Tensor names start with `backbone.` and `head.` (the saved-folder contract)."""
+    """A backbone and a head. Tensor names start with `backbone.` and `head.` (the saved-folder contract).
+
+    `auxiliary` holds modules a strategy trains alongside (a domain discriminator): they are part of
+    the run (optimiser, checkpoints) but not of the saved model.
+    """
 
     def __init__(self, backbone: Backbone, head_spec: HeadSpec) -> None:
         super().__init__()
         self.backbone = backbone
         self.head_spec = head_spec
         self.head = build_head(backbone.feature_dim, head_spec)
+        self.auxiliary = nn.ModuleDict()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.features(x))  # (B, num_outputs)
+    def forward(self, x: torch.Tensor, with_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, num_outputs); with `with_features`, (features (B, feature_dim), logits)."""
+        features = self.backbone.features(x)
+        logits = self.head(features)
+        return (features, logits) if with_features else logits
 
 
 class FromBlock(nn.Module):
@@ -77,5 +85,7 @@ class FromBlock(nn.Module):
         self.model = model
         self.start = start
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.model.head(self.model.backbone.features_from(h, self.start))  # (B, num_outputs)
+    def forward(self, h: torch.Tensor, with_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.backbone.features_from(h, self.start)
+        logits = self.model.head(features)  # (B, num_outputs)
+        return (features, logits) if with_features else logits

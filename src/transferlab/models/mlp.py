@@ -20,9 +20,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "si
 class MLPConfig:
     """Hidden sizes, activation and dropout. The seed's network is hidden=[128], relu, dropout 0.2."""
 
-    hidden: list[int] = field(default_factory=lambda: [128])
-    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
-    dropout: float = 0.2
+    hidden: list[int] = field(default_factory=lambda: [128], metadata={"help": "hidden layer sizes, input side first"})
+    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = field(default="relu", metadata={"help": "activation after each hidden layer"})
+    dropout: float = field(default=0.2, metadata={"help": "dropout after each hidden layer"})
 
     def __post_init__(self) -> None:
         self.hidden = [int(h) for h in self.hidden]
@@ -34,7 +34,8 @@ class MLPConfig:
             raise ConfigError(f"mlp dropout must be in [0, 1); got {self.dropout}")
 
 
-@register_backbone("mlp", MLPConfig, "multi-layer perceptron (the seed's network): Linear→activation→dropout blocks")
+@register_backbone("mlp", MLPConfig, "multi-layer perceptron (the seed's network): Linear→activation→dropout blocks",
+                   tiny=lambda scratch: {"hidden": [16]})
 def mlp(cfg: MLPConfig, input_spec: InputSpec) -> Backbone:
     in_features = math.prod(input_spec.shape)
     blocks: dict[str, nn.Module] = {}

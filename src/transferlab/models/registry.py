@@ -1,48 +1,127 @@
-"""One registry, one factory: `create_backbone(name, ...)`, `list_backbones()` (after timm's create_model)."""
+"""One registry, one factory: `create_backbone(name, ...)`, `list_backbones()` (after timm's create_model).
+
+Everything particular to one backbone is a property of its registry entry, never a name test elsewhere:
+its config dataclass (the options the CLI, YAML and the API accept), whether its weights come from a
+folder named in its config (`folder_based`: config.json holds no sizes to check), and a reference
+prefix that names it with its main option (`ref_prefix="hf:"`, `ref_option="path"`: `hf:/models/x` is
+`create_backbone("hf", path="/models/x")`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from pathlib import Path
 from typing import Any, Callable
 
 from ..data.task import InputSpec
 from ..errors import ConfigError
 from .backbone import Backbone
 
-_BACKBONES: dict[str, tuple[type, Callable[..., Backbone], str]] = {}
+
+@dataclasses.dataclass(frozen=True)
+class BackboneEntry:
+    """A registered backbone: its name, config dataclass, builder and properties."""
+
+    name: str
+    config_cls: type
+    build: Callable[..., Backbone]
+    summary: str
+    folder_based: bool = False  # built from a model folder named in its config (sizes are not in config.json)
+    ref_prefix: str | None = None  # "hf:" — a reference `hf:VALUE` means this backbone with ref_option=VALUE
+    ref_option: str | None = None
+    inputs: tuple[str, ...] = ("image", "vector")  # the kinds of input it takes (InputSpec.kind)
+    # Options of a tiny instance (conformance tests, examples), given a scratch folder it may write to.
+    tiny: Callable[[Path], dict[str, Any]] | None = None
+
+    def tiny_options(self, scratch: Path) -> dict[str, Any]:
+        return self.tiny(scratch) if self.tiny is not None else {}
 
 
-def register_backbone(name: str, config_cls: type, summary: str) -> Callable:
-    """Register `fn(config, input_spec) -> Backbone` under `name`, with its typed config dataclass."""
+_BACKBONES: dict[str, BackboneEntry] = {}
+
+
+def register_backbone(name: str, config_cls: type, summary: str, *, folder_based: bool = False,
+                      ref_prefix: str | None = None, ref_option: str | None = None,
+                      inputs: tuple[str, ...] = ("image", "vector"),
+                      tiny: Callable[[Path], dict[str, Any]] | None = None) -> Callable:
+    """Register `fn(config, input_spec) -> Backbone` under `name`, with its typed config dataclass.
+
+    The keyword arguments are the entry's properties (see BackboneEntry): `inputs` the kinds of
+    input it takes, `tiny(scratch)` the options of a tiny instance for the conformance suite.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class TinyConfig:
+        ...     width: int = 8
+        >>> @register_backbone("tiny-doc", TinyConfig, "a doc example")
+        ... def tiny(cfg, input_spec):
+        ...     from transferlab.models import wrap_module
+        ...     import torch
+        ...     return wrap_module(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(cfg.width)), input_shape=input_spec.shape)
+        >>> "tiny-doc" in list_backbones()
+        True
+        >>> unregister_backbone("tiny-doc")
+    """
+    if (ref_prefix is None) != (ref_option is None):
+        raise ValueError("ref_prefix and ref_option go together")
+    if ref_option is not None and ref_option not in {f.name for f in dataclasses.fields(config_cls)}:
+        raise ValueError(f"ref_option {ref_option!r} is not a field of {config_cls.__name__}")
 
     def decorator(fn: Callable[..., Backbone]) -> Callable[..., Backbone]:
         if name in _BACKBONES:
-            raise ValueError(f"backbone {name!r} is already registered")
-        _BACKBONES[name] = (config_cls, fn, summary)
+            raise ValueError(f"backbone {name!r} is already registered (by {_BACKBONES[name].build.__module__})")
+        _BACKBONES[name] = BackboneEntry(name, config_cls, fn, summary, folder_based, ref_prefix, ref_option,
+                                         tuple(inputs), tiny)
         return fn
 
     return decorator
 
 
+def unregister_backbone(name: str) -> None:
+    """Remove a registered backbone (tests and interactive sessions)."""
+    _BACKBONES.pop(name, None)
+
+
 def list_backbones(pattern: str = "*") -> list[str]:
-    """Names of registered backbones matching a glob pattern.
+    """Names of registered backbones matching a glob pattern, in name order.
 
     Example:
-        >>> list_backbones()
+        >>> [n for n in list_backbones() if n in ("cnn", "mlp")]
         ['cnn', 'mlp']
     """
     return sorted(n for n in _BACKBONES if fnmatch.fnmatch(n, pattern))
 
 
+def backbone_entry(name: str) -> BackboneEntry:
+    """The registry entry of a backbone (its config class and properties)."""
+    _check_name(name)
+    return _BACKBONES[name]
+
+
 def backbone_summary(name: str) -> str:
-    return _BACKBONES[name][2]
+    return backbone_entry(name).summary
 
 
 def backbone_config_class(name: str) -> type:
     """The config dataclass of a registered backbone (its fields are the accepted options)."""
-    _check_name(name)
-    return _BACKBONES[name][0]
+    return backbone_entry(name).config_cls
+
+
+def resolve_backbone_ref(ref: str, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """A backbone reference as (registered name, options): `hf:/path` → ("hf", {"path": "/path"}).
+
+    Example:
+        >>> resolve_backbone_ref("hf:/models/bert", {"max_length": 32})
+        ('hf', {'path': '/models/bert', 'max_length': 32})
+        >>> resolve_backbone_ref("cnn")
+        ('cnn', {})
+    """
+    for entry in _BACKBONES.values():
+        if entry.ref_prefix and ref.startswith(entry.ref_prefix):
+            return entry.name, {entry.ref_option: ref[len(entry.ref_prefix):]} | dict(options or {})
+    return ref, dict(options or {})
 
 
 def _check_name(name: str) -> None:
@@ -60,16 +139,15 @@ def create_backbone(name: str, input_spec: InputSpec | tuple[int, ...], **config
         >>> bb.feature_dim
         128
     """
-    _check_name(name)
-    config_cls, fn, _ = _BACKBONES[name]
-    allowed = {f.name for f in dataclasses.fields(config_cls)}
+    entry = backbone_entry(name)
+    allowed = {f.name for f in dataclasses.fields(entry.config_cls)}
     unknown = sorted(set(config) - allowed)
     if unknown:
         raise ConfigError(f"backbone {name!r} has no option(s) {unknown}; its options are {sorted(allowed)}")
     if not isinstance(input_spec, InputSpec):
         shape = tuple(int(s) for s in input_spec)
         input_spec = InputSpec("image" if len(shape) == 3 else "vector", shape)
-    cfg = config_cls(**config)
-    backbone = fn(cfg, input_spec)
+    cfg = entry.config_cls(**config)
+    backbone = entry.build(cfg, input_spec)
     backbone.spec = {"name": name, "config": dataclasses.asdict(cfg)}
     return backbone

@@ -13,7 +13,7 @@ tokenizer's ids and mask packed as (B, 2, L) int64 (`prepare_inputs` turns strin
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +152,8 @@ class TextBackbone(Backbone):
 class TextEncoderConfig:
     """A local Hugging Face / sentence-transformers encoder folder; `max_length` caps tokens per text."""
 
-    path: str | None = None
-    max_length: int = 128
+    path: str | None = field(default=None, metadata={"help": "the encoder's folder (default: the packaged all-MiniLM-L6-v2)"})
+    max_length: int = field(default=128, metadata={"help": "tokens kept per text (longer texts are cut)"})
 
     def __post_init__(self) -> None:
         if int(self.max_length) < 8:
@@ -212,12 +212,40 @@ def _check_safetensors_only(path: Path) -> None:
     )
 
 
-@register_backbone("minilm", TextEncoderConfig, "all-MiniLM-L6-v2 text encoder (22.7M params, 6 layers, 384-d), offline")
+def tiny_encoder_folder(scratch: Path) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and MiniLM's tokenizer, written once under `scratch`.
+
+    The tiny instance of the text backbones (conformance tests, examples): same code path, a
+    thousandth of the compute.
+    """
+    folder = Path(scratch) / "tiny-encoder"
+    if (folder / "config.json").is_file():
+        return folder
+    _require_text_extra()
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
+    return folder
+
+
+def _tiny(scratch: Path) -> dict:
+    return {"path": str(tiny_encoder_folder(scratch)), "max_length": 16}
+
+
+@register_backbone("minilm", TextEncoderConfig, "all-MiniLM-L6-v2 text encoder (22.7M params, 6 layers, 384-d), offline",
+                   folder_based=True, inputs=("text",), tiny=_tiny)
 def minilm(cfg: TextEncoderConfig, input_spec: InputSpec) -> Backbone:
     return _build(Path(cfg.path) if cfg.path else minilm_path(), cfg.max_length, input_spec)
 
 
-@register_backbone("hf", TextEncoderConfig, "a local Hugging Face BERT-style encoder folder (--backbone hf:/path)")
+@register_backbone("hf", TextEncoderConfig, "a local Hugging Face BERT-style encoder folder (--backbone hf:/path)",
+                   folder_based=True, ref_prefix="hf:", ref_option="path", inputs=("text",), tiny=_tiny)
 def hf(cfg: TextEncoderConfig, input_spec: InputSpec) -> Backbone:
     if not cfg.path:
         raise ConfigError("the hf backbone needs a folder: --backbone hf:/path/to/model")

@@ -1,10 +1,14 @@
-"""Strategies: how a pretrained model is adapted. One registry; the from-scratch baseline is one too."""
+"""Strategies: how a pretrained model is adapted. One registry; the from-scratch baseline is one too.
 
-from . import seed_strategies  # noqa: F401, I001  (register the built-in strategies: the baseline first)
-from . import lora, rates, schedules, setfit  # noqa: F401, E402  (lora imports peft only when used)
-from . import adabn, coral, dann, mmd, self_training, source_free  # noqa: F401, E402  (domain adaptation)
+Every module in this folder is imported once (plugins.import_modules) and registers its strategies
+with `@register_strategy`: adding a strategy is adding a file. Strategies of other installed packages
+come from the `transferlab.strategies` entry-point group.
+"""
+
+from ..plugins import STRATEGY_GROUP, import_modules, load_entry_points
 from .base import (
     Strategy,
+    TrainingBatch,
     create_strategy,
     list_strategies,
     register_strategy,
@@ -12,8 +16,12 @@ from .base import (
     strategy_options,
 )
 
+import_modules(__name__, __path__)
+load_entry_points(STRATEGY_GROUP)
+
 __all__ = [
     "Strategy",
+    "TrainingBatch",
     "create_strategy",
     "list_strategies",
     "register_strategy",

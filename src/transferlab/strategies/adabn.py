@@ -16,7 +16,7 @@ from .base import register_strategy
 from .domain import DomainAdaptation, supervised_loss
 
 
-@register_strategy("adabn")
+@register_strategy("adabn", order=120)
 class AdaBN(DomainAdaptation):
     """AdaBN: the pretrained weights stay; every BatchNorm layer's running mean and variance are
     re-estimated on target inputs (labels unused), so features are normalised with the target
@@ -32,6 +32,7 @@ class AdaBN(DomainAdaptation):
 
     summary = "AdaBN: re-estimate BatchNorm statistics on unlabeled target data; weights unchanged"
     needs_features = False
+    adapts_statistics = True  # BatchNorm running statistics change in blocks whose weights stay frozen
 
     def prepare(self, model: TransferModel) -> None:
         for p in model.backbone.parameters():

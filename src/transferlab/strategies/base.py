@@ -12,30 +12,61 @@ what differs from the defaults:
 - `before_fit(model, x, y, seed)`: an optional first phase on the training inputs (set
   `tunes_backbone_before_fit = True` when it changes the backbone);
 - `on_epoch_start(model, epoch, epochs)`: a phase schedule (which blocks train from this epoch on);
+- `on_step_start(model, step)`: a per-step schedule (with `has_step_schedule = True`);
+- `loss(logits, targets, batch, cfg)`: the training loss of one step. It sees the logits, the targets,
+  the train config and the whole `TrainingBatch` (inputs, rows, step, the backbone features with
+  `needs_features = True`, the outputs of an unlabeled batch with `needs_unlabeled = True`, the
+  configured criterion). Label smoothing, distillation, domain-adaptation and consistency losses are
+  this hook (default: the configured criterion, cross-entropy or MSE);
 - `regularizer(model)`: a term added to every step's loss (with `has_regularizer = True`);
 - `finalize(model)`: anything done once after training, before evaluation and saving (default: nothing);
 - `train_mode(model)`: put the model in training mode; frozen blocks stay in eval mode so a frozen
   BatchNorm keeps its statistics and a frozen dropout is off.
 
-A strategy whose frozen prefix is *not* a fixed function of the input (say it perturbs frozen
-blocks) sets `caches_frozen_prefix = False`; otherwise the engine computes the outputs of the
-leading frozen blocks once and trains the rest on them.
+Extra trainable modules a strategy needs during training only (a domain discriminator) go into
+`model.auxiliary` in `prepare`: they train (their own "auxiliary" parameter group), move to the run's
+device and are checkpointed with the run, but are not part of the saved model.
 
-Then decorate the class with `@register_strategy("name")`. Every registered strategy is run by the
-conformance tests automatically.
+**Per-run state.** The engine runs a fresh copy of the strategy for every run (`for_run()`: same
+config, nothing else), so attributes a hook sets (`self.start_` in `prepare`) live in that run's
+object only: one strategy instance can be passed to many runs and gives the same result each time.
+`__init__` stores the config and nothing else.
+
+**Unlabeled batches.** A strategy that sets `needs_unlabeled = True` gets, at every step, a batch of
+unlabeled inputs (`batch.unlabeled`, drawn by the engine from its own seeded stream, checkpointed
+with the run) and their outputs (`batch.unlabeled_logits`, `batch.unlabeled_features`). They come
+from the rows of the task's pool that are neither training nor validation rows, or from inputs the
+caller passes; never from the test split.
+
+**Cached frozen prefix.** The engine computes the outputs of the leading blocks that stay frozen for
+the *whole run* once, and trains the rest on them. Which blocks those are is
+`frozen_throughout(backbone)`: by default `frozen_blocks` — or nothing at all when the strategy has a
+phase schedule (`on_epoch_start`/`on_step_start`). A strategy
+may declare more (override it); the engine verifies the declaration at every phase change and
+refuses a run in which a cached block trains or leaves eval mode.
+
+Then decorate the class with `@register_strategy("name")`, in a module of its own in `strategies/`
+(found without an import line anywhere). Every registered strategy is run by the conformance tests
+automatically.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+import torch
 
 from ..errors import ConfigError
 from ..models.backbone import Backbone
 from ..models.head import HeadSpec, TransferModel
 
+if TYPE_CHECKING:  # the engine imports strategies, never the reverse at run time
+    from ..engine.train import TrainConfig
+
 _STRATEGIES: dict[str, type["Strategy"]] = {}
+DEFAULT_ORDER = 1000.0  # plug-ins that declare no order are listed after the built-ins, by name
 
 
 @dataclasses.dataclass
@@ -43,22 +74,99 @@ class NoOptions:
     """This strategy has no options."""
 
 
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclasses.dataclass
+class TrainingBatch:
+    """What a strategy's `loss` hook sees of one training step (this process's share under data parallelism).
+
+    Attributes:
+        x: the inputs as the trained part of the network takes them (outputs of a cached frozen prefix
+            when there is one), (B, ...).
+        y: the targets, (B,).
+        index: the rows of the training split in this batch, (B,).
+        model: the model being trained.
+        criterion: the configured loss (`--loss`: cross-entropy, or MSE), `criterion(logits, y)`.
+        step: optimiser steps taken before this one in the whole run (0-based).
+        epoch, epochs: the current epoch (1-based) and the run's number of epochs.
+        features: backbone features of `x`, (B, feature_dim), when the strategy sets `needs_features`.
+        unlabeled: a batch of unlabeled inputs, when the strategy sets `needs_unlabeled`.
+        unlabeled_logits, unlabeled_features: the network's outputs for `unlabeled` (computed in the
+            same forward pass as the labelled batch).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+    model: TransferModel
+    criterion: Criterion
+    step: int
+    epoch: int
+    epochs: int
+    features: torch.Tensor | None = None
+    unlabeled: torch.Tensor | None = None
+    unlabeled_logits: torch.Tensor | None = None
+    unlabeled_features: torch.Tensor | None = None
+
+
 class Strategy:
     """Base class: full fine-tuning of every parameter with a new linear head."""
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    order: ClassVar[float] = DEFAULT_ORDER  # where listings put it (set by register_strategy)
     Config: ClassVar[type] = NoOptions
     uses_pretrained_weights: ClassVar[bool] = True
+    # False: never cache a frozen prefix (e.g. a strategy that perturbs frozen blocks). Caching is
+    # otherwise decided by `frozen_throughout`, and verified by the engine.
     caches_frozen_prefix: ClassVar[bool] = True
     # True when `before_fit` changes the backbone (its features are then not shared with other runs)
     tunes_backbone_before_fit: ClassVar[bool] = False
+    # True: the loss hook gets the backbone features of the batch (`batch.features`)
+    needs_features: ClassVar[bool] = False
+    # True: every step also gets a batch of unlabeled inputs and their outputs (`batch.unlabeled*`)
+    needs_unlabeled: ClassVar[bool] = False
+    # Options that keep the strategy's extra work tiny (the conformance suite runs every strategy with them)
+    tiny_options: ClassVar[dict[str, Any]] = {}
 
     def before_fit(self, model: TransferModel, x: Any, y: Any, seed: int) -> None:
         """An optional first phase on the training split (e.g. SetFit's contrastive tuning). Default: nothing."""
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()
+
+    def for_run(self) -> "Strategy":
+        """A fresh copy for one run: the same config and nothing else (after scikit-learn's `clone`).
+
+        The engine calls it at the start of every run, so state a hook keeps on `self` never leaks
+        from one run into the next.
+        """
+        return type(self)(copy.deepcopy(self.config))
+
+    def frozen_throughout(self, backbone: Backbone) -> list[str]:
+        """Blocks that stay frozen (and in eval mode) for the whole run: the engine may cache their outputs.
+
+        Default: `frozen_blocks(backbone)` (asked after `prepare` and `before_fit`), unless the strategy
+        changes what trains during the run (it overrides `on_epoch_start` or `on_step_start`) — then
+        none. The engine checks the declaration at every phase change (`check_frozen_throughout`).
+        """
+        cls = type(self)
+        scheduled = cls.on_epoch_start is not Strategy.on_epoch_start or cls.on_step_start is not Strategy.on_step_start
+        if scheduled or not self.caches_frozen_prefix:
+            return []
+        return self.frozen_blocks(backbone)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, batch: TrainingBatch, cfg: "TrainConfig") -> torch.Tensor:
+        """The loss of one training step (the regulariser, if any, is added after). Default: `batch.criterion`.
+
+        Example (label smoothing as a strategy):
+            >>> import torch.nn.functional as F
+            >>> class Smooth(Strategy):
+            ...     def loss(self, logits, targets, batch, cfg):
+            ...         return F.cross_entropy(logits, targets, label_smoothing=0.1)
+        """
+        return batch.criterion(logits, targets)
 
     def head_spec(self, num_outputs: int) -> HeadSpec:
         return HeadSpec(num_outputs=num_outputs)
@@ -78,7 +186,7 @@ class Strategy:
         groups = [{"name": "head", "params": head, "lr": lr}]
         if backbone:
             groups.insert(0, {"name": "backbone", "params": backbone, "lr": lr if backbone_lr is None else backbone_lr})
-        return groups
+        return groups + auxiliary_groups(model, lr)
 
     def train_mode(self, model: TransferModel) -> None:
         model.train()
@@ -119,6 +227,28 @@ class Strategy:
         return f"{self.name}({opts})" if opts else self.name
 
 
+def auxiliary_groups(model: TransferModel, lr: float) -> list[dict[str, Any]]:
+    """The parameter group of `model.auxiliary` (modules a strategy adds for training only), if any."""
+    params = list(model.auxiliary.parameters())
+    return [{"name": "auxiliary", "params": params, "lr": lr}] if params else []
+
+
+def check_frozen_throughout(strategy: Strategy, model: TransferModel, cached: int, when: str) -> None:
+    """Refuse a run in which a block whose outputs are cached trains or leaves eval mode.
+
+    Caching is exact only if those blocks never change; a strategy that declares more in
+    `frozen_throughout` than it keeps frozen would otherwise silently never train them.
+    """
+    for name in model.backbone.block_names[:cached]:
+        block = model.backbone.blocks[name]
+        if any(p.requires_grad for p in block.parameters()) or any(m.training for m in block.modules()):
+            raise ConfigError(
+                f"strategy {strategy.name!r} made block {name!r} trainable {when}, but declared it frozen for the "
+                f"whole run (frozen_throughout), so its outputs were cached and it could not train; fix the "
+                f"strategy's frozen_throughout, or run with cache off (--no-cache)"
+            )
+
+
 def freeze(backbone: Backbone, block_names: list[str]) -> None:
     """Stop gradients for the named blocks (their BatchNorm/dropout go to eval mode in `train_mode`)."""
     for name in block_names:
@@ -126,13 +256,19 @@ def freeze(backbone: Backbone, block_names: list[str]) -> None:
             p.requires_grad_(False)
 
 
-def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    """Class decorator: register a Strategy subclass under `name`."""
+def register_strategy(name: str, *, order: float = DEFAULT_ORDER) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Class decorator: register a Strategy subclass under `name`.
+
+    `order` places it in listings (`list_strategies`, `transferlab strategies`, a comparison's
+    default grid): lower first, ties by name. The from-scratch baseline is 0; the built-ins use
+    10..110; a plug-in without one comes after them.
+    """
 
     def decorator(cls: type[Strategy]) -> type[Strategy]:
         if name in _STRATEGIES:
-            raise ValueError(f"strategy {name!r} is already registered")
+            raise ValueError(f"strategy {name!r} is already registered (by {_STRATEGIES[name].__module__})")
         cls.name = name
+        cls.order = float(order)
         _STRATEGIES[name] = cls
         return cls
 
@@ -140,13 +276,13 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
 
 def list_strategies() -> list[str]:
-    """Registered strategy names, the from-scratch baseline first.
+    """Registered strategy names in their declared order, the from-scratch baseline first.
 
     Example:
-        >>> list_strategies()
+        >>> list_strategies()[:5]
         ['scratch', 'full', 'partial', 'add-layers', 'linear-probe']
     """
-    return list(_STRATEGIES)
+    return sorted(_STRATEGIES, key=lambda n: (_STRATEGIES[n].order, n))
 
 
 def strategy_class(name: str) -> type[Strategy]:

@@ -26,7 +26,7 @@ class CORALConfig:
             raise ConfigError(f"--coral-weight must be a number ≥ 0; got {self.coral_weight}")
 
 
-@register_strategy("coral")
+@register_strategy("coral", order=122)
 class CORAL(DomainAdaptation):
     """Deep CORAL: the classification loss on labelled source rows plus λ × the distance between
     the covariance matrices of source and target backbone features, computed on every step's

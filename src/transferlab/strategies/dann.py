@@ -36,7 +36,7 @@ class DANNConfig:
         self.discriminator_hidden = int(self.discriminator_hidden)
 
 
-@register_strategy("dann")
+@register_strategy("dann", order=121)
 class DANN(DomainAdaptation):
     """DANN: the classifier learns the labelled source rows while a domain classifier, behind a
     gradient-reversal layer, learns to tell source features from target features; the reversed

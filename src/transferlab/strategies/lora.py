@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.backbone import Backbone
 from ..models.head import TransferModel
-from .base import Strategy, freeze, register_strategy
+from .base import Strategy, auxiliary_groups, freeze, register_strategy
 
 TEXT_TARGETS = ("query", "key", "value")
 
@@ -67,7 +67,7 @@ def _targets(backbone: Backbone, names: list[str] | None) -> list[str]:
     return list(layers)
 
 
-@register_strategy("lora")
+@register_strategy("lora", order=50)
 class LoRA(Strategy):
     """Low-rank adapters on the backbone's layers (peft); merged into the weights after training.
 
@@ -111,7 +111,7 @@ class LoRA(Strategy):
         groups = [{"name": "backbone", "params": rest, "lr": lr if backbone_lr is None else backbone_lr},
                   {"name": "adapters", "params": adapters, "lr": self.config.adapter_lr},
                   {"name": "head", "params": list(model.head.parameters()), "lr": lr}]
-        return [g for g in groups if g["params"]]
+        return [g for g in groups if g["params"]] + auxiliary_groups(model, lr)
 
     def finalize(self, model: TransferModel) -> None:
         """Merge ΔW into W and put the plain layers back: the model is an ordinary backbone again."""

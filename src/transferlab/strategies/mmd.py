@@ -34,7 +34,7 @@ class MMDConfig:
         return [2.0 ** (k - (self.kernels - 1) / 2) for k in range(self.kernels)]
 
 
-@register_strategy("mmd")
+@register_strategy("mmd", order=123)
 class MMD(DomainAdaptation):
     """DAN: the classification loss on labelled source rows plus λ × MK-MMD² between source and
     target features (and, with `on_logits`, between their outputs), a family of Gaussian kernels

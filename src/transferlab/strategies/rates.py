@@ -10,7 +10,7 @@ import torch
 from ..errors import ConfigError
 from ..models.backbone import Backbone
 from ..models.head import TransferModel
-from .base import Strategy, register_strategy
+from .base import Strategy, auxiliary_groups, register_strategy
 
 
 @dataclass
@@ -22,7 +22,7 @@ class DiscriminativeConfig:
             raise ConfigError(f"--lr-decay must be in (0, 1]; got {self.lr_decay}")
 
 
-@register_strategy("discriminative-lr")
+@register_strategy("discriminative-lr", order=60)
 class DiscriminativeLR(Strategy):
     """Layer-wise learning-rate decay: the top block trains at the backbone rate, each block below at × decay.
 
@@ -42,7 +42,8 @@ class DiscriminativeLR(Strategy):
              "lr": top * self.config.lr_decay ** (len(names) - 1 - i)}
             for i, name in enumerate(names)
         ]
-        return [g for g in groups if g["params"]] + [{"name": "head", "params": list(model.head.parameters()), "lr": lr}]
+        return [g for g in groups if g["params"]] + [{"name": "head", "params": list(model.head.parameters()), "lr": lr}] \
+            + auxiliary_groups(model, lr)
 
 
 @dataclass
@@ -55,7 +56,7 @@ class L2SPConfig:
             raise ConfigError(f"--alpha and --beta must be ≥ 0; got {self.alpha}, {self.beta}")
 
 
-@register_strategy("l2-sp")
+@register_strategy("l2-sp", order=70)
 class L2SP(Strategy):
     """Full fine-tuning pulled toward the pretrained weights: + α/2·‖w − w⁰‖² (backbone) + β/2·‖w‖² (head).
 
@@ -83,7 +84,7 @@ class L2SP(Strategy):
         return 0.5 * self.config.alpha * spread + 0.5 * self.config.beta * head
 
 
-@register_strategy("bitfit")
+@register_strategy("bitfit", order=80)
 class BitFit(Strategy):
     """Only the backbone's bias terms (and the new head) train (Ben Zaken et al., ACL 2022).
 

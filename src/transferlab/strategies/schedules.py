@@ -29,7 +29,7 @@ class LPFTConfig:
             raise ConfigError(f"--probe-fraction must be between 0 and 1 (exclusive); got {self.probe_fraction}")
 
 
-@register_strategy("lp-ft")
+@register_strategy("lp-ft", order=90)
 class LPFT(Strategy):
     """Linear probe, then full fine-tuning from the probed head (Kumar et al., ICLR 2022).
 
@@ -72,7 +72,7 @@ class GradualConfig:
             raise ConfigError(f"--every-steps must be a whole number ≥ 1; got {self.every_steps}")
 
 
-@register_strategy("gradual-unfreeze")
+@register_strategy("gradual-unfreeze", order=100)
 class GradualUnfreeze(Strategy):
     """Gradual unfreezing (Howard & Ruder, ULMFiT, ACL 2018): the head first, then one more block every N epochs, top down.
 

@@ -10,7 +10,7 @@ from ..models.head import HeadSpec, TransferModel
 from .base import Strategy, freeze, register_strategy
 
 
-@register_strategy("scratch")
+@register_strategy("scratch", order=0)
 class Scratch(Strategy):
     """Same architecture, random initialisation, everything trains: the baseline every transfer is judged against."""
 
@@ -22,7 +22,7 @@ class Scratch(Strategy):
         super().prepare(model)
 
 
-@register_strategy("full")
+@register_strategy("full", order=10)
 class Full(Strategy):
     """Full fine-tuning (seed §2.2.3): start from the pretrained backbone, every parameter trains.
 
@@ -42,7 +42,7 @@ class PartialConfig:
         self.freeze = int(self.freeze)
 
 
-@register_strategy("partial")
+@register_strategy("partial", order=20)
 class Partial(Strategy):
     """Partial fine-tuning (seed §2.2.3): the first N blocks stay frozen, the rest and the head train.
 
@@ -78,7 +78,7 @@ class AddLayersConfig:
             raise ConfigError(f"--hidden must be comma-separated positive integers like 128,64; got {self.hidden}")
 
 
-@register_strategy("add-layers")
+@register_strategy("add-layers", order=30)
 class AddLayers(Strategy):
     """New hidden layers between the pretrained backbone and the new output layer (seed §2.2.3).
 
@@ -96,7 +96,7 @@ class AddLayers(Strategy):
         return backbone.block_names if self.config.freeze_backbone else []
 
 
-@register_strategy("linear-probe")
+@register_strategy("linear-probe", order=40)
 class LinearProbe(Strategy):
     """The pretrained backbone is frozen; only a new linear output layer trains.
 

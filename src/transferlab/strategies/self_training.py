@@ -55,7 +55,7 @@ def strong_view(x: torch.Tensor, cutout: float, generator: torch.Generator) -> t
     return out.clamp(0.0, 1.0)
 
 
-@register_strategy("self-training")
+@register_strategy("self-training", order=124)
 class SelfTraining(DomainAdaptation):
     """FixMatch-style self-training: the model's prediction on an unlabeled target row (the weak
     view: the row as given, or with `--augment`) becomes its pseudo-label when its confidence is at

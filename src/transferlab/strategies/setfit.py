@@ -55,7 +55,7 @@ def contrastive_pairs(y: np.ndarray, iterations: int, max_pairs: int, rng: np.ra
     return pairs[:max_pairs]
 
 
-@register_strategy("setfit")
+@register_strategy("setfit", order=110)
 class SetFit(Strategy):
     """Contrastive fine-tuning of the encoder on pairs of the few labelled examples, then a linear head.
 
@@ -66,6 +66,7 @@ class SetFit(Strategy):
     summary = "SetFit: contrastive pair fine-tuning of the encoder, then a linear head on its embeddings"
     Config = SetFitConfig
     tunes_backbone_before_fit = True
+    tiny_options = {"iterations": 2}
 
     def frozen_blocks(self, backbone: Backbone) -> list[str]:
         return backbone.block_names  # phase 2: the tuned encoder is frozen, only the head trains

@@ -42,7 +42,7 @@ def cluster_labels(features: torch.Tensor, probabilities: torch.Tensor) -> torch
     return (f @ F.normalize(centroids, dim=1).T).argmax(1)
 
 
-@register_strategy("source-free")
+@register_strategy("source-free", order=125)
 class SourceFree(DomainAdaptation):
     """SHOT: the source head (the "source hypothesis") is kept frozen and the backbone learns to
     make target predictions confident and diverse (information maximisation: mean entropy −
@@ -57,6 +57,7 @@ class SourceFree(DomainAdaptation):
 
     summary = "SHOT: source-free; information maximisation + pseudo-labels, source head frozen"
     Config = SourceFreeConfig
+    trains_head = False  # the source hypothesis stays as it is
 
     def prepare(self, model: TransferModel) -> None:
         super().prepare(model)

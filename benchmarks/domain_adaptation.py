@@ -74,7 +74,8 @@ def _unlabeled(pair: str, task: Any, out: Path) -> str:
 def _run_cell(pair: str, strategy: str, shots: int, seed: int, *, source: Any, task: Any, unlabeled: Any,
               source_rows: Any, epochs: int, threads: int) -> dict[str, Any]:
     from transferlab.data import split_task
-    from transferlab.engine import TrainConfig, train_run
+    from transferlab.engine import TrainConfig
+    from transferlab.engine.run import train_run
     from transferlab.engine.adaptation import adaptation_run, source_only_metrics
     from transferlab.strategies import create_strategy
 

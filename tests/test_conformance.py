@@ -223,6 +223,8 @@ def test_json_contract_per_strategy(strategy_name, image_model, tmp_path):
     options = []
     for key, value in strategy_class(strategy_name).tiny_options.items():
         options += ["--" + key.replace("_", "-"), str(value)]
+    if strategy_class(strategy_name).needs_unlabeled:  # domain adaptation: the target's pool without its labels
+        options += ["--unlabeled-data", "train"]
     record = _json("finetune", model, "--data", data, "--strategy", strategy_name, *options, "--shots", "4",
                    "--epochs", "1", "--out", tmp_path / "ft", "--json")
     assert FINETUNE_KEYS <= set(record) and record["strategy"] == strategy_name

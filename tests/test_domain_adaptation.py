@@ -232,14 +232,20 @@ def test_source_free_needs_a_source_head_that_names_the_classes(domains, tmp_pat
                  unlabeled_data="train", train=TrainConfig(epochs=1, threads=1))
 
 
-def test_self_training_refuses_vector_inputs(tmp_path):
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "vec.npz", x=rng.normal(size=(60, 6)).astype(np.float32), y=np.repeat(np.arange(3), 20))
-    pretrain(str(tmp_path / "vec.npz"), backbone="mlp", backbone_config={"hidden": [8]}, out=tmp_path / "m",
-             train=TrainConfig(epochs=1, threads=1))
-    with pytest.raises(ConfigError, match="self-training's strong views transform images; this task's inputs are vectors"):
-        finetune(str(tmp_path / "m"), str(tmp_path / "vec.npz"), strategy="self-training", shots=0,
-                 unlabeled_data="train", train=TrainConfig(epochs=1, threads=1))
+def test_self_training_strong_views_for_vectors_and_text():
+    from transferlab.strategies.self_training import SelfTrainingConfig, strong_view
+
+    cfg, gen = SelfTrainingConfig(drop=0.5), torch.Generator().manual_seed(0)
+    vectors = torch.ones(4, 10)
+    view = strong_view(vectors, cfg, gen)
+    assert view.shape == vectors.shape and (view.abs() < 0.5).any() and not torch.equal(view, vectors)
+    packed = torch.stack([torch.arange(1, 9).repeat(3, 1), torch.ones(3, 8, dtype=torch.long)], dim=1)  # (3, 2, 8)
+    view = strong_view(packed, cfg, gen)
+    assert torch.equal(view[:, 0], packed[:, 0]) and (view[:, 1, 0] == 1).all() and view[:, 1].sum() < packed[:, 1].sum()
+    again = strong_view(packed, cfg, torch.Generator().manual_seed(0).manual_seed(0))
+    assert again.shape == packed.shape
+    with pytest.raises(ConfigError, match=r"--drop must be in \[0, 1\); got 1.5"):
+        SelfTrainingConfig(drop=1.5)
 
 
 def test_cli_source_free_at_zero_shots_then_evaluate(domains, tmp_path):

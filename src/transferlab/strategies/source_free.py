@@ -22,7 +22,7 @@ from .domain import DomainAdaptation, entropy, supervised_loss, unlabeled_part
 @dataclass
 class SourceFreeConfig:
     diversity_weight: float = field(default=1.0, metadata={"help": "weight of the diversity term −H(mean prediction)"})
-    pseudo_weight: float = field(default=0.3, metadata={"help": "weight β of the cross-entropy on clustering pseudo-labels"})
+    pseudo_weight: float = field(default=0.0, metadata={"help": "weight β of the cross-entropy on clustering pseudo-labels (0: SHOT-IM)"})
 
     def __post_init__(self) -> None:
         for name in ("diversity_weight", "pseudo_weight"):
@@ -51,7 +51,9 @@ class SourceFree(DomainAdaptation):
 
     The centroids are computed over each step's unlabeled rows (the paper computes them over the
     whole target set once per epoch): a small-batch approximation that keeps every step a function
-    of its own batch, so resume stays exact. With `--shots K` the K labelled rows per class add
+    of its own batch, so resume stays exact. It is off by default (β = 0: the paper's SHOT-IM
+    variant): on MNIST-5k → USPS at 0 labels, β = 0.3 with batch centroids collapsed to 0.51 test
+    accuracy where β = 0 reached 0.87 (one seed, docs/domain_adaptation.md). With `--shots K` the K labelled rows per class add
     their cross-entropy. The head must be the source head (classes matched by name).
     """
 

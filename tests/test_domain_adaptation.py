@@ -298,3 +298,24 @@ def test_compare_refuses_zero_labels_without_unlabeled_data(domains, tmp_path):
     result = runner.invoke(app, ["compare", str(domains["model"]), "--data", str(domains["target"]), "--strategies",
                                  "dann", "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "learn from unlabeled target data" in " ".join(result.stderr.split())
+
+
+def test_advise_knows_an_unlabeled_pool(domains):
+    from transferlab.analysis import advise
+    from transferlab.analysis.adaptation_advice import adaptation_choice
+
+    zero = advise(str(domains["model"]), str(domains["target"]), shots=0, unlabeled_data="train")
+    assert zero.shots == 0 and zero.strategy in ("self-training", "adabn")  # source data and a matching head exist
+    assert "--shots 0 --unlabeled-data train" in zero.command and "LogME needs labels" in " ".join(zero.notes)
+    assert zero.domain_gap is not None
+    few = advise(str(domains["model"]), str(domains["target"]), shots=5, unlabeled_data="train")
+    assert any("an unlabeled pool is given" in n and "--unlabeled-data train" in n for n in few.notes)
+    assert adaptation_choice(has_source=False, head_matches=True, level="large")[0] == "source-free"
+    with pytest.raises(ConfigError, match="something must name the target's classes"):
+        adaptation_choice(has_source=False, head_matches=False, level="large")
+    with pytest.raises(ConfigError, match="--shots 0 asks how to adapt without target labels; pass --unlabeled-data"):
+        advise(str(domains["model"]), str(domains["target"]), shots=0)
+    result = runner.invoke(app, ["advise", str(domains["model"]), "--data", str(domains["target"]), "--shots", "0",
+                                 "--unlabeled-data", "train", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["shots"] == 0

@@ -532,6 +532,9 @@ def advise(
     data: Data,
     shots: Annotated[str, typer.Option(help="labelled examples per class you have, or 'all'")] = "all",
     source_data: Annotated[Optional[str], typer.Option(help="source dataset (default: the one the model records)")] = None,
+    unlabeled_data: Annotated[Optional[str], typer.Option(
+        help="an unlabeled target pool you have (a path, or 'train'); with --shots 0 the advice is a domain-adaptation "
+             "strategy")] = None,
     seed: Annotated[int, typer.Option(help="seed of the --shots draw (as finetune draws it)")] = 0,
     classes: Classes = None,
     image_size: ImageSize = None,
@@ -546,7 +549,8 @@ def advise(
     from .analysis import advise as api_advise
     from .data import parse_shots
 
-    result = api_advise(pretrained, data, shots=parse_shots(shots), source_data=source_data, seed=seed, classes=classes,
+    result = api_advise(pretrained, data, shots=parse_shots(shots, allow_zero=True), source_data=source_data,
+                        unlabeled_data=unlabeled_data, seed=seed, classes=classes,
                         image_size=image_size, image_margin=image_margin, label_column=label_column,
                         text_column=text_column, test_data=test_data, threads=threads)
     if json_out:

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise gpu-check clean
+.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise bench-da gpu-check clean
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ bench-text: $(STAMP)
 
 bench-advise: $(STAMP)
 	$(PY) benchmarks/advise.py
+
+# Domain adaptation from unlabeled target data: 4 pairs × 0 and 5 labels per class × 5 seeds (long on a CPU).
+bench-da: $(STAMP)
+	$(PY) benchmarks/domain_adaptation.py
 
 # The seed's Keras example needs tensorflow-cpu: a separate venv, so the main one stays torch-only.
 KERAS_VENV := .venv-keras

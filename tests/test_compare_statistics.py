@@ -223,8 +223,8 @@ def test_summarize_requires_baseline_runs():
 def test_summarize_rejects_bad_input():
     with pytest.raises(ValueError, match="non-empty"):
         summarize([])
-    with pytest.raises(ValueError, match="shots=0"):
-        summarize([_grid_run("scratch", 0, 0, 0.5, 1, 1)])
+    with pytest.raises(ValueError, match="shots=-1"):  # 0 is a budget (domain adaptation); negative ones are not
+        summarize([_grid_run("scratch", -1, 0, 0.5, 1, 1)])
     with pytest.raises(ValueError, match="lacks"):
         summarize([{"strategy": "scratch", "shots": 5, "seed": 0}])
     with pytest.raises(ValueError, match="share seed 0"):

@@ -13,6 +13,7 @@ from .artifacts import LoadedModel, load_model, load_model_folder, resolve_model
 from .data import DataOptions, check_input_fits, split_task
 from .data.task import Task, TaskSplit
 from .engine import RunResult, TrainConfig, seed_everything
+from .engine.adaptation import adaptation_run, check_adaptation_options, needs_source, prepare_adaptation
 from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: public here too)
 from .engine.provenance import model_record
 from .engine.runtime import run_environment
@@ -260,10 +261,16 @@ def finetune(
     checkpoint_every: int | None = None,
     track: str | None = None,
     tracking_uri: str | None = None,
+    unlabeled_data: str | None = None,
+    source_data: str | None = None,
 ) -> FinetuneResult:
     """Adapt a pretrained model to a target task with a new output layer (seed §2.2.2), by one strategy.
 
     `shots=K` trains on K labelled examples per class (None: all). The test split is never trained on.
+    Domain-adaptation strategies (adabn, dann, coral, mmd, self-training, source-free) also learn from
+    `unlabeled_data` (a path, or "train": the target's pool without its labels) and take `shots=0`;
+    those that need labelled source data read `source_data` (default: the model's recorded source task).
+    See docs/domain_adaptation.md.
     `cache=False` runs a frozen backbone prefix every step instead of once (same result, slower).
     `track`, `tracking_uri` and data-parallel runs under torchrun work as in `pretrain`.
 
@@ -274,6 +281,7 @@ def finetune(
     # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
     cfg = train or TrainConfig()
     strat = create_strategy(strategy, **(strategy_options or {}))
+    adapts = check_adaptation_options(strat, shots=shots, unlabeled_data=unlabeled_data, source_data=source_data)
     check_tracking(track, tracking_uri)
     params = {"command": "finetune", "pretrained": str(pretrained), "data": str(data), "test_data": test_data,
               "strategy": strategy, "strategy_options": strategy_options or {}, "shots": shots if shots is not None else "all",
@@ -287,20 +295,28 @@ def finetune(
         task = DataOptions(classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column,
                            text_column=text_column, test_data=test_data, target=target).load(data)
         check_input_fits(task, source.input_spec, model_name=str(pretrained))
-        split = split_task(task, shots=shots, seed=cfg.seed)
+        adaptation = prepare_adaptation(source, task, str(pretrained), unlabeled_data=unlabeled_data, source_data=source_data,
+                                        with_source=needs_source(strat), seed=cfg.seed) if adapts else None
+        split = split_task(task, shots=shots, seed=cfg.seed) if adaptation is None else None
         if session.is_main:
             checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
         else:
             checkpoint = Path(out) / _CHECKPOINT if out is not None else None
-        model, run, metrics = train_run(source.backbone, split, strat, cfg,
-                                        progress=None if quiet or not session.is_main else strat.describe(),
-                                        cache=cache, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                                        resume=resume, on_epoch_end=tracker.log_epoch)
+        run_options = {"progress": None if quiet or not session.is_main else strat.describe(), "cache": cache,
+                       "checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "resume": resume,
+                       "on_epoch_end": tracker.log_epoch}
+        if adaptation is None:
+            model, run, metrics = train_run(source.backbone, split, strat, cfg, **run_options)
+        else:
+            model, run, metrics, split = adaptation_run(source.backbone, task, strat, cfg, shots=shots,
+                                                        **adaptation.run_inputs(), **run_options)
         total = sum(p.numel() for p in model.parameters())
         trainable = run.trainable_params
         if out is not None and session.is_main:
             info = model_record(task, split, run, metrics, threads=cfg.threads, test_data=test_data, path=str(data),
                                 label_column=label_column, strategy=strat, pretrained=source)
+            if adaptation is not None:
+                info["adaptation"] = adaptation.record(strat)
             save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
         _log_result(tracker, run, metrics, out if session.is_main else None)
     return FinetuneResult(

@@ -275,7 +275,14 @@ def finetune(
                                     rich_help_panel="Training")] = "train",
     cache: Annotated[bool, typer.Option(help="compute a frozen backbone prefix once, not every step (same result)",
                                         rich_help_panel="Training")] = True,
-    shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all'", rich_help_panel="Data")] = "all",
+    shots: Annotated[str, typer.Option(help="labelled examples per class, or 'all' (0: none, for domain adaptation)",
+                                       rich_help_panel="Data")] = "all",
+    unlabeled_data: Annotated[Optional[str], typer.Option(
+        help="unlabeled target inputs for domain adaptation: a path (labels in it are ignored) or 'train' (the "
+             "target's training pool without its labels)", rich_help_panel="Data")] = None,
+    source_data: Annotated[Optional[str], typer.Option(
+        help="labelled source data for dann/coral/mmd/self-training (default: the model's recorded source task)",
+        rich_help_panel="Data")] = None,
     classes: Classes = None,
     image_size: ImageSize = None,
     image_margin: ImageMargin = 0,
@@ -323,7 +330,8 @@ def finetune(
     if _launched_in_processes(ctx, nproc, cfg.batch_size):
         return
     result = api_finetune(
-        pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
+        pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots, allow_zero=True), out=out,
+        unlabeled_data=unlabeled_data, source_data=source_data,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data,
         train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache, resume=resume,
@@ -436,6 +444,11 @@ def compare(
     label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV")] = None,
     text_column: Annotated[Optional[str], typer.Option(help="text column of a CSV/JSONL (default text)")] = None,
     test_data: TestData = None,
+    unlabeled_data: Annotated[Optional[str], typer.Option(
+        help="unlabeled target inputs (a path, or 'train': the target's pool without labels); adds the domain-"
+             "adaptation strategies, the 0-labels column and the source-only baseline")] = None,
+    source_data: Annotated[Optional[str], typer.Option(
+        help="labelled source data for dann/coral/mmd/self-training (default: the model's recorded source task)")] = None,
     epochs: Epochs = None,
     lr: Annotated[Optional[float], typer.Option(help="learning rate of the head (default 1e-3; 1e-2 for text encoders)")] = None,
     augment: Annotated[Optional[str], typer.Option(help="random image transforms per training batch: none | shift | affine")] = None,
@@ -455,7 +468,8 @@ def compare(
         config_file=config,
         flags={"pretrained": pretrained, "data": data, "strategies": strategies, "shots": shots, "seeds": seeds,
                "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column,
-               "text_column": text_column, "test_data": test_data},
+               "text_column": text_column, "test_data": test_data, "unlabeled_data": unlabeled_data,
+               "source_data": source_data},
         strategy_flags=plugin_flags,
         train_flags={"epochs": epochs, "lr": lr, "augment": augment},
         out=out, jobs=jobs, threads=threads, force=force, save_models=save_models, json_out=json_out, quiet=quiet,
@@ -520,6 +534,9 @@ def advise(
     data: Data,
     shots: Annotated[str, typer.Option(help="labelled examples per class you have, or 'all'")] = "all",
     source_data: Annotated[Optional[str], typer.Option(help="source dataset (default: the one the model records)")] = None,
+    unlabeled_data: Annotated[Optional[str], typer.Option(
+        help="an unlabeled target pool you have (a path, or 'train'); with --shots 0 the advice is a domain-adaptation "
+             "strategy")] = None,
     seed: Annotated[int, typer.Option(help="seed of the --shots draw (as finetune draws it)")] = 0,
     classes: Classes = None,
     image_size: ImageSize = None,
@@ -534,7 +551,8 @@ def advise(
     from .analysis import advise as api_advise
     from .data import parse_shots
 
-    result = api_advise(pretrained, data, shots=parse_shots(shots), source_data=source_data, seed=seed, classes=classes,
+    result = api_advise(pretrained, data, shots=parse_shots(shots, allow_zero=True), source_data=source_data,
+                        unlabeled_data=unlabeled_data, seed=seed, classes=classes,
                         image_size=image_size, image_margin=image_margin, label_column=label_column,
                         text_column=text_column, test_data=test_data, threads=threads)
     if json_out:

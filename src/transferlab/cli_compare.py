@@ -15,6 +15,8 @@ from .errors import ConfigError
 
 def print_summary(result: ComparisonResult) -> None:
     from rich.console import Console
+
+    from ..report.cells import verdict_label
     from rich.table import Table
 
     console = Console(width=max(Console().width, 110))  # the table needs ~110 columns; narrower wraps every row
@@ -31,13 +33,16 @@ def print_summary(result: ComparisonResult) -> None:
         colour = {"helps": "green", "hurts": "red"}.get(c["verdict"], "")
         speedup = c["time_to_scratch_accuracy_speedup"]
         table.add_row(str(c["shots"]), c["strategy"], pm(c["mean"], c["ci_low"], c["ci_high"]), delta,
-                      f"[{colour}]{c['verdict']}[/{colour}]" if colour else c["verdict"],
+                      f"[{colour}]{verdict_label(c)}[/{colour}]" if colour else verdict_label(c),
                       f"{c['train_seconds_mean']:.2f}", "never" if speedup is None else f"{speedup:.1f}×")
     console.print(table)
     for c in result.summary["cells"]:
-        if c["verdict"] == "hurts":
+        if c["verdict"] == "hurts" and c.get("delta_vs_scratch") is not None:
             console.print(f"[bold red]warning:[/bold red] negative transfer — {c['strategy']} at {c['shots']} shots is "
                           f"{c['delta_vs_scratch']:+.3f} below scratch (95% CI entirely below 0)")
+        elif c["verdict"] == "hurts":
+            console.print(f"[bold red]warning:[/bold red] adaptation hurts — {c['strategy']} at {c['shots']} labels is "
+                          f"{c['delta_vs_source_only']:+.3f} below source-only (95% CI entirely below 0)")
     for shots, rec in result.summary["recommendation"].items():
         console.print(f"{shots} shots: best {rec['best']}; cheapest within its CI: {rec['cheapest_within_ci']}")
     if result.failed:

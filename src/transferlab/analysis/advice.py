@@ -38,7 +38,7 @@ import numpy as np
 from torch import nn
 
 from ..data import check_input_fits
-from ..errors import TransferlabError
+from ..errors import ConfigError, TransferlabError
 from .domain_gap import normalized_frechet_distance
 from .forgetting import source_spec
 from .representations import block_outputs
@@ -169,10 +169,15 @@ def advise(
     test_data: str | None = None,
     module: nn.Sequential | None = None,
     threads: int | None = None,
+    unlabeled_data: str | None = None,
 ) -> Advice:
     """Recommend a strategy and freeze depth from layer-wise LogME, the domain gap and the number of labels.
 
     The source inputs come from the source task the pretrained model records (or `source_data`).
+    With `unlabeled_data` (a path, or "train": the target pool without labels) it knows an unlabeled
+    pool is there: at `shots=0` it recommends a domain-adaptation strategy (LogME needs labels, so the
+    choice rests on the domain gap and on what names the target classes); with K labels it says how a
+    domain-adaptation strategy could use the pool.
 
     Example:
         >>> a = advise("models/src", "digits", shots=5, image_size=28, image_margin=4)  # doctest: +SKIP
@@ -180,6 +185,10 @@ def advise(
     """
     start = time.perf_counter()
     target = TargetSpec(data, classes, image_size, image_margin, label_column, text_column, test_data)
+    if shots == 0:
+        if unlabeled_data is None:
+            raise ConfigError("--shots 0 asks how to adapt without target labels; pass --unlabeled-data PATH (or train)")
+        return _advise_without_labels(pretrained, target, source_data, unlabeled_data, module, threads, start)
     task, split = target.labelled(shots, seed)
     loaded = load_model(pretrained, task, module=module)
     names = loaded.backbone.block_names
@@ -193,6 +202,12 @@ def advise(
     k = len(split.y_train) / task.num_classes
     level = gap_level(gap)
     strategy, options, freeze = recommend(k, level, best, len(names))
+    if unlabeled_data is not None:
+        from ..data.unlabeled import load_unlabeled
+        from .adaptation_advice import unlabeled_note
+
+        notes.append(unlabeled_note(level, shots if shots is not None else "all", unlabeled_data,
+                                    len(load_unlabeled(unlabeled_data, task))))
     return Advice(
         pretrained=str(pretrained), data=str(data), shots=shots if shots is not None else "all", labels_per_class=k,
         strategy=strategy, options=options, freeze=freeze, blocks=names, layers=layers, best_block=names[best],
@@ -225,3 +240,36 @@ def _domain_gap(loaded, task, source_data: str | None, layers: list[dict[str, An
     half = len(xs) // 2
     within = normalized_frechet_distance(out_s[last][:half], out_s[last][half:]) if half >= 2 else None
     return layers[-1]["gap"], within
+
+
+def _advise_without_labels(pretrained, target: TargetSpec, source_data: str | None, unlabeled_data: str,
+                           module: nn.Sequential | None, threads: int | None, start: float) -> Advice:
+    """0 labels: the domain gap from unlabeled target inputs, then `adaptation_choice` (no LogME: it needs labels)."""
+    from dataclasses import replace
+
+    from ..data.unlabeled import load_unlabeled
+    from ..engine.adaptation import matched_source_head
+    from .adaptation_advice import adaptation_choice
+
+    task = target.load()
+    task = replace(task, x_pool=load_unlabeled(unlabeled_data, task))  # the gap is measured on the unlabeled rows
+    loaded = load_model(pretrained, task, module=module)
+    names, notes = loaded.backbone.block_names, []
+    layers = [{"block": n, "freeze": i + 1, "logme": None, "dim": None} for i, n in enumerate(names)]
+    with analysis_threads(threads):
+        gap, within = _domain_gap(loaded, task, source_data, layers, notes)
+    level = gap_level(gap)
+    source_names = (loaded.config.get("source_task") or {}).get("label_names") or []
+    head_matches = matched_source_head(loaded.source_head, source_names, task) is not None
+    has_source = gap is not None and head_matches  # the source task loaded, and its classes are the target's
+    strategy, why = adaptation_choice(has_source=has_source, head_matches=head_matches, level=level)
+    gap_text = "unknown" if gap is None else f"{gap:.2f} ({level}; within the source: {within:.2f})" if within is not None \
+        else f"{gap:.2f} ({level})"
+    command = _command(str(pretrained), target, 0, strategy, {}).replace(" --out OUT", f" --unlabeled-data {unlabeled_data} --out OUT")
+    return Advice(
+        pretrained=str(pretrained), data=str(target.data), shots=0, labels_per_class=0.0, strategy=strategy, options={},
+        freeze=0, blocks=names, layers=layers, best_block=names[-1], domain_gap=gap, gap_level=level,
+        gap_within_source=within, reason=f"0 labels per class, an unlabeled pool; domain gap {gap_text}: {why}.",
+        command=command, seconds=time.perf_counter() - start,
+        notes=notes + ["LogME needs labels: at 0 labels the layer scores are not computed"],
+    )

@@ -53,6 +53,21 @@ class CellRunner:
     _splits: dict[tuple[str, int], TaskSplit] = field(default_factory=dict)
     # Outputs of frozen prefixes of the pretrained backbone, shared by every seed and strategy here.
     _features: FeatureCache = field(default_factory=FeatureCache)
+    adaptation: Any = None  # engine.adaptation.AdaptationInputs when the comparison has unlabeled target data
+
+    def source_only_applies(self) -> bool:
+        """True when the pretrained model's source head names every target class (source-only is a baseline)."""
+        from ..engine.adaptation import matched_source_head
+
+        names = (self.source.config.get("source_task") or {}).get("label_names") or []
+        return not self.task.is_numeric and matched_source_head(self.source.source_head, names, self.task) is not None
+
+    def runs_at(self, spec: StrategySpec, shots: int | str) -> bool:
+        """At 0 labels only strategies that learn without target labels run."""
+        from ..engine.adaptation import learns_without_labels
+        from ..strategies import strategy_class
+
+        return shots != 0 or learns_without_labels(strategy_class(spec.name))
 
     def split(self, shots: int | str, seed: int) -> TaskSplit:
         from ..data import split_task
@@ -74,6 +89,16 @@ class CellRunner:
             return base | {"status": "failed", "error": f"{type(err).__name__}: {err}",
                            "traceback": traceback.format_exc(limit=5)}
 
+    def _source_only(self) -> dict[str, Any]:
+        """The source-only baseline's record: no training, the same test split as every cell."""
+        from ..engine.adaptation import source_only_metrics
+
+        names = (self.source.config.get("source_task") or {}).get("label_names") or []
+        m = source_only_metrics(copy.deepcopy(self.source.backbone), self.source.source_head, names, self.task)
+        return {"status": "finished", "test_accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n_test": m["n"],
+                "train_seconds": 0.0, "epochs": 0, "steps": 0, "samples_seen": 0, "n_train": 0, "trainable_params": 0,
+                "total_params": sum(p.numel() for p in self.source.backbone.parameters()), "history": []}
+
     def _run(self, cell: Cell) -> dict[str, Any]:
         from ..engine.provenance import model_record
         from ..engine.run import train_run
@@ -81,20 +106,29 @@ class CellRunner:
         from ..strategies import create_strategy
 
         start = time.perf_counter()
-        split = self.split(cell.shots, cell.seed)
         if cell.spec is None:
-            from .reference import tfidf_logreg
+            from .reference import SOURCE_ONLY, tfidf_logreg
 
-            return tfidf_logreg(split, cell.seed) | {"cell_seconds": time.perf_counter() - start}
+            if cell.reference == SOURCE_ONLY:
+                return self._source_only() | {"cell_seconds": time.perf_counter() - start}
+            return tfidf_logreg(self.split(cell.shots, cell.seed), cell.seed) | {"cell_seconds": time.perf_counter() - start}
         strategy = create_strategy(cell.spec.name, **cell.spec.options)
         cfg = TrainConfig(**(self.train | cell.spec.train), seed=cell.seed, threads=self.threads)
         checkpoint = None
         if self.checkpoints_dir is not None:
             safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.label)
             checkpoint = self.checkpoints_dir / f"{safe}-{cell.shots}shot-seed{cell.seed}.pt"
-        model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, cache=self._features,
-                                        cache_key=self.source.config["weights"]["sha256"], checkpoint=checkpoint,
-                                        resume=True, checkpoint_interval=CHECKPOINT_INTERVAL)
+        options = {"cache": self._features, "cache_key": self.source.config["weights"]["sha256"],
+                   "checkpoint": checkpoint, "resume": True, "checkpoint_interval": CHECKPOINT_INTERVAL}
+        if getattr(strategy, "needs_unlabeled", False) and self.adaptation is not None:
+            from ..engine.adaptation import adaptation_run
+
+            shots = None if cell.shots == "all" else int(cell.shots)
+            model, run, metrics, split = adaptation_run(copy.deepcopy(self.source.backbone), self.task, strategy, cfg,
+                                                        shots=shots, **self.adaptation.run_inputs(), **options)
+        else:
+            split = self.split(cell.shots, cell.seed)
+            model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, **options)
         if checkpoint is not None:
             checkpoint.unlink(missing_ok=True)  # the run is recorded next; its checkpoint has done its job
         forward_total, forward_trainable = flops_per_example(model, model.backbone.example_input())

@@ -70,12 +70,18 @@ class CompareConfig:
     text_column: str = "text"
     test_data: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
+    unlabeled_data: str | None = None  # domain adaptation: target inputs without labels, or "train" (the pool)
+    source_data: str | None = None  # labelled source data of dann/coral/mmd/self-training (default: the model's)
 
     def __post_init__(self) -> None:
+        from ..engine.adaptation import adaptation_strategies
         from ..strategies import list_strategies
 
         self._check_types()
-        specs = self.strategies if self.strategies is not None else list_strategies()
+        adapting = set(adaptation_strategies())
+        # by default every registered strategy; those that learn from unlabeled data only when it is given
+        specs = self.strategies if self.strategies is not None else [
+            n for n in list_strategies() if n not in adapting or self.unlabeled_data is not None]
         if not isinstance(specs, (list, tuple)):
             raise ConfigError(f"strategies must be a list (or a comma-separated text); got {specs!r}")
         self.strategies = [strategy_spec(s) for s in specs]
@@ -86,6 +92,7 @@ class CompareConfig:
         if dupes:
             raise ConfigError(f"strategy labels must be unique; {dupes} appear twice. Give each a distinct `label`")
         self.shots = parse_shots_list(self.shots)
+        self._check_adaptation(adapting)
         if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
             raise ConfigError(f"--seeds must be a whole number ≥ 1; got {self.seeds!r}")
         unknown = sorted(set(self.train) - set(TRAIN_KEYS))
@@ -96,13 +103,28 @@ class CompareConfig:
         check_train_types(self.train, "train")
         TrainConfig(**self.train)  # validate now
 
+    def _check_adaptation(self, adapting: set[str]) -> None:
+        """0 labels and domain-adaptation strategies need unlabeled data; unlabeled data needs such a strategy."""
+        names = [s.name for s in self.strategies or []]
+        if self.unlabeled_data is None:
+            if 0 in self.shots:
+                raise ConfigError("--shots 0 compares strategies that learn without target labels, from unlabeled "
+                                  "target data; pass --unlabeled-data PATH (or train), or drop 0 from --shots")
+            needing = [n for n in names if n in adapting]
+            if needing:
+                raise ConfigError(f"strategies {needing} learn from unlabeled target data; pass --unlabeled-data PATH "
+                                  "(or --unlabeled-data train: the target's pool without its labels)")
+        elif not any(n in adapting for n in names):
+            raise ConfigError(f"--unlabeled-data is used by {sorted(adapting)} only, and none of them is in the "
+                              f"comparison {names}; add one to --strategies, or drop --unlabeled-data")
+
     def _check_types(self) -> None:
         """Settings from a YAML file can be any type (YAML reads 2020-01-01 as a date): refuse the wrong ones."""
         for name in ("pretrained", "data", "test_data"):
             if isinstance(getattr(self, name), Path):
                 setattr(self, name, str(getattr(self, name)))
         expected = {"pretrained": (str,), "data": (str,), "label_column": (str,), "text_column": (str,),
-                    "test_data": (str, type(None)), "classes": (str, list, type(None)), "image_size": (int, type(None)),
+                    "test_data": (str, type(None)), "unlabeled_data": (str, type(None)), "source_data": (str, type(None)), "classes": (str, list, type(None)), "image_size": (int, type(None)),
                     "image_margin": (int,), "train": (dict,)}
         for name, types in expected.items():
             value = getattr(self, name)
@@ -211,7 +233,7 @@ def parse_shots_list(value: Any) -> list[int | str]:
     if not items:
         raise ConfigError("--shots needs at least one label budget, e.g. 1,5,10,all")
     try:
-        parsed = {parse_shots(str(v).strip() if isinstance(v, str) else v) for v in items}
+        parsed = {parse_shots(str(v).strip() if isinstance(v, str) else v, allow_zero=True) for v in items}
     except DataError as err:
         raise ConfigError(f"--shots {value!r}: {err}") from None
     ints = sorted(p for p in parsed if p is not None)

@@ -89,8 +89,16 @@ def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
     source = load(config.pretrained)
     task = config.data_options.load(config.data)
     check_input_fits(task, source.input_spec, model_name=config.pretrained)
+    adaptation = None
+    if config.unlabeled_data is not None:
+        from ..engine.adaptation import needs_source, prepare_adaptation
+        from ..strategies import strategy_class
+
+        with_source = any(needs_source(strategy_class(s.name)) for s in config.strategies or [])
+        adaptation = prepare_adaptation(source, task, config.pretrained, unlabeled_data=config.unlabeled_data,
+                                        source_data=config.source_data, with_source=with_source)
     return CellRunner(task=task, source=source, train=dict(config.train), threads=threads, models_dir=models_dir,
-                      checkpoints_dir=checkpoints_dir)
+                      checkpoints_dir=checkpoints_dir, adaptation=adaptation)
 
 
 def run_comparison(
@@ -131,12 +139,14 @@ def run_comparison(
     from .outputs import write_config
 
     write_config(out, identity)
-    from .reference import TFIDF
+    from .reference import SOURCE_ONLY, TFIDF
 
     references = [TFIDF] if runner.task.input_spec.kind == "text" else []  # a classic line to read against
+    if config.unlabeled_data is not None and runner.source_only_applies():  # the model's own head, classes matched
+        references.append(SOURCE_ONLY)
     cells = [cell for shots in config.shots for seed in range(config.seeds)
-             for cell in [*(Cell(spec, shots, seed) for spec in config.strategies or []),
-                          *(Cell(None, shots, seed, reference=r) for r in references)]]
+             for cell in [*(Cell(spec, shots, seed) for spec in config.strategies or [] if runner.runs_at(spec, shots)),
+                          *(Cell(None, shots, seed, reference=r) for r in references if shots != 0 or r == SOURCE_ONLY)]]
     with RunStore(out / STORE) as store:
         store.set_meta("config", identity)
         done_keys = store.finished()

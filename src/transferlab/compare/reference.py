@@ -1,4 +1,5 @@
-"""Reference baselines that are not strategies: for text, TF-IDF features + logistic regression (scikit-learn).
+"""Reference baselines that are not strategies: for text, TF-IDF features + logistic regression (scikit-learn);
+and source-only: the pretrained model with its own source head, applied to the target unchanged.
 
 A classic, cheap line to read the neural strategies against: it sees exactly the same labelled
 examples of each (shots, seed) cell and is scored on the same test split.
@@ -14,6 +15,7 @@ import numpy as np
 from ..data.task import TaskSplit
 
 TFIDF = "tfidf-logreg"
+SOURCE_ONLY = "source-only"  # the pretrained model with its source head, classes matched by name (no training)
 
 
 def tfidf_logreg(split: TaskSplit, seed: int) -> dict[str, Any]:

@@ -34,6 +34,8 @@ CELL_KEYS = (
 """Keys every cell of `summarize` carries (a contract with the report and the CLI)."""
 
 _REQUIRED_RUN_KEYS = ("strategy", "shots", "seed", "test_accuracy")
+BASELINE_NAME = "scratch"
+SOURCE_ONLY = "source-only"  # the pretrained model with its source head (compare's reference at every budget)
 
 
 def _check_confidence(confidence: float) -> None:
@@ -200,9 +202,9 @@ def _check_runs(runs: Sequence[Mapping[str, Any]]) -> None:
         if missing:
             raise ValueError(f"run {i} lacks {missing}; every run needs {list(_REQUIRED_RUN_KEYS)}")
         shots = run["shots"]
-        ok_int = isinstance(shots, int) and not isinstance(shots, bool) and shots > 0
+        ok_int = isinstance(shots, int) and not isinstance(shots, bool) and shots >= 0
         if not (ok_int or shots == "all"):
-            raise ValueError(f"run {i} has shots={shots!r}; allowed: a positive int (labels per class) or 'all'")
+            raise ValueError(f"run {i} has shots={shots!r}; allowed: an int ≥ 0 (labels per class) or 'all'")
 
 
 def _vs_baseline(
@@ -222,20 +224,44 @@ def _vs_baseline(
     }
 
 
+def _vs_source_only(runs: list[Mapping[str, Any]], source_only: list[Mapping[str, Any]],
+                    confidence: float) -> dict[str, Any]:
+    """Delta and verdict against the source-only baseline (the pretrained model's own head), paired by seed."""
+    mine, base = _by_seed(runs, "strategy"), _by_seed(source_only, SOURCE_ONLY)
+    seeds = sorted(mine.keys() & base.keys())
+    if not seeds:
+        return {"delta_vs_source_only": None, "verdict_vs_source_only": None}
+    d, lo, hi = paired_delta([mine[s]["test_accuracy"] for s in seeds], [base[s]["test_accuracy"] for s in seeds],
+                             confidence)
+    return {"delta_vs_source_only": d, "verdict_vs_source_only": verdict(lo, hi)}
+
+
 def _cell(
     strategy: str, shots: int | str, runs: list[Mapping[str, Any]], scratch: list[Mapping[str, Any]],
     scratch_curve: dict[int, float], is_baseline: bool, confidence: float,
+    source_only: list[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     mean, lo, hi = mean_ci([r["test_accuracy"] for r in runs], confidence)
     f1 = [r.get("macro_f1") for r in runs]
     f1_mean, f1_lo, f1_hi = (None, None, None) if any(v is None for v in f1) else mean_ci(f1, confidence)
+    extra = _vs_source_only(runs, source_only, confidence) if source_only and strategy != SOURCE_ONLY else \
+        {"delta_vs_source_only": None, "verdict_vs_source_only": None}
     if is_baseline:
         vs = {"delta_vs_scratch": 0.0, "delta_ci_low": None, "delta_ci_high": None, "verdict": "baseline",
               "speedup": 1.0, "reach_fraction": 1.0, "n_paired_seeds": len(runs)}
         needed = float(shots) if isinstance(shots, int) else None
+    elif not scratch and shots == 0:  # no scratch without labels: the verdict is against source-only
+        d_lo = d_hi = None
+        if extra["delta_vs_source_only"] is not None:
+            _, d_lo, d_hi = paired_delta(*_paired(runs, source_only or []), confidence)
+        vs = {"delta_vs_scratch": None, "delta_ci_low": d_lo, "delta_ci_high": d_hi,
+              "verdict": "baseline" if strategy == SOURCE_ONLY else (extra["verdict_vs_source_only"] or "no-difference"),
+              "speedup": None, "reach_fraction": None, "n_paired_seeds": len(runs)}
+        needed = labels_saved(scratch_curve, mean)
     else:
         vs = _vs_baseline(runs, scratch, confidence)
         needed = labels_saved(scratch_curve, mean) if isinstance(shots, int) else None
+    verdict_baseline = SOURCE_ONLY if (shots == 0 and not scratch) else BASELINE_NAME
     cell = {
         "strategy": strategy, "shots": shots, "n_seeds": len(runs), "mean": mean, "ci_low": lo, "ci_high": hi,
         "delta_vs_scratch": vs["delta_vs_scratch"], "delta_ci_low": vs["delta_ci_low"],
@@ -246,8 +272,15 @@ def _cell(
         "train_flops_mean": _mean_of(runs, "train_flops"), "reach_fraction": vs["reach_fraction"],
         "n_paired_seeds": vs["n_paired_seeds"], "scratch_labels_needed": needed,
         "labels_saved_per_class": None if needed is None or not isinstance(shots, int) else needed - shots,
+        "verdict_baseline": verdict_baseline, **extra,
     }
     return {k: _num(v) if isinstance(v, float) else v for k, v in cell.items()}
+
+
+def _paired(runs: Sequence[Mapping[str, Any]], base: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
+    mine, theirs = _by_seed(runs, "strategy"), _by_seed(base, "baseline")
+    seeds = sorted(mine.keys() & theirs.keys())
+    return [mine[s]["test_accuracy"] for s in seeds], [theirs[s]["test_accuracy"] for s in seeds]
 
 
 def _recommend(cells: list[dict[str, Any]], confidence: float) -> dict[str, Any]:
@@ -301,12 +334,16 @@ def summarize(
     _check_confidence(confidence)
     _check_runs(runs)
     strategies = list(dict.fromkeys(r["strategy"] for r in runs))
-    if baseline not in strategies:
+    labelled = any(r["shots"] != 0 for r in runs)  # 0 labels: no scratch; the baseline there is source-only
+    if baseline not in strategies and not labelled:
+        strategies = [SOURCE_ONLY] + [s for s in strategies if s != SOURCE_ONLY] if SOURCE_ONLY in strategies else strategies
+    elif baseline not in strategies:
         raise ValueError(
             f"no runs of the baseline strategy {baseline!r} among strategies {strategies}; {baseline} runs are "
             f"required to compare against — add {baseline!r} to the grid"
         )
-    strategies = [baseline] + [s for s in strategies if s != baseline]
+    if baseline in strategies:
+        strategies = [baseline] + [s for s in strategies if s != baseline]
     shots_seen = set(r["shots"] for r in runs)
     shots_order: list[int | str] = sorted(s for s in shots_seen if s != "all")
     shots_order += ["all"] if "all" in shots_seen else []
@@ -325,8 +362,9 @@ def summarize(
     recommendation: dict[str, Any] = {}
     for shots in shots_order:
         scratch = groups.get((baseline, shots), [])
+        source_only = groups.get((SOURCE_ONLY, shots), [])
         row = [
-            _cell(s, shots, groups[(s, shots)], scratch, scratch_curve, s == baseline, confidence)
+            _cell(s, shots, groups[(s, shots)], scratch, scratch_curve, s == baseline, confidence, source_only)
             for s in strategies if (s, shots) in groups
         ]
         cells.extend(row)

@@ -31,12 +31,14 @@ def holdout_mask(y: np.ndarray, class_names: list[str], fraction: float, *, purp
     return mask
 
 
-def parse_shots(value: str | int | None) -> int | None:
+def parse_shots(value: str | int | None, *, allow_zero: bool = False) -> int | None:
     """Parse a label budget: "all" or None = every training example, else K ≥ 1 examples per class.
 
+    `allow_zero=True` also accepts 0: no target labels (domain adaptation from unlabeled target data).
+
     Example:
-        >>> parse_shots("10"), parse_shots("all")
-        (10, None)
+        >>> parse_shots("10"), parse_shots("all"), parse_shots("0", allow_zero=True)
+        (10, None, 0)
     """
     if value is None:
         return None
@@ -49,8 +51,12 @@ def parse_shots(value: str | int | None) -> int | None:
         value = int(text)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise DataError(f"shots must be a whole number of examples per class (e.g. 10) or 'all'; got {value!r}")
+    if value == 0 and allow_zero:
+        return 0
     if value < 1:
-        raise DataError(f"shots must be at least 1 example per class; got {value}. Use 'all' for every training example")
+        zero = " (0 is for strategies that learn without target labels: adabn, dann, coral, mmd, self-training, source-free)"
+        raise DataError(f"shots must be at least 1 example per class; got {value}. Use 'all' for every training "
+                        f"example{zero if value == 0 else ''}")
     return int(value)
 
 

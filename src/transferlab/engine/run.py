@@ -85,6 +85,7 @@ def train_run(
     checkpoint_interval: float = 0.0,
     on_epoch_end: EpochCallback | None = None,
     unlabeled: np.ndarray | None = None,
+    initial_head: dict[str, torch.Tensor] | None = None,
 ) -> tuple[TransferModel, RunResult, dict[str, float]]:
     """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
 
@@ -98,7 +99,8 @@ def train_run(
     The run uses its own copy of `strategy` (`strategy.for_run()`): the instance passed in is never
     changed, so it can be passed to many runs. A strategy that needs unlabeled inputs gets `unlabeled`
     (inputs in the task's format), or by default the pool rows that are neither training nor
-    validation rows (`unlabeled_rows`); never the test split.
+    validation rows (`unlabeled_rows`); never the test split. `initial_head` (a head state dict) starts the
+    head from given weights instead of a fresh initialisation (engine/adaptation.py: the source head).
     """
     # long: the run's phases in order (prepare, first phase, inputs, fit, finalize, test) with their docs
     check_augment(cfg.augment, backbone.input_spec.kind)  # before any phase trains (setfit's pairs come first)
@@ -106,6 +108,8 @@ def train_run(
     set_threads(cfg.threads)
     seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
     model = TransferModel(backbone, strategy.head_spec(split.task.num_outputs))
+    if initial_head is not None:  # the head starts from given weights (domain adaptation: the source head, classes matched)
+        model.head.load_state_dict(initial_head)
     strategy.prepare(model)
     y_tr, y_va, y_te = _labels(split.y_train), _labels(split.y_val), _labels(split.y_test)
     phase_seconds = 0.0

@@ -199,6 +199,20 @@ class _UnlabeledStream:
         return batch if self.augment == "none" else augment_batch(batch, self.augment, self.order)
 
 
+def _same_shape(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Zero-pad every non-batch dimension to the largest, so batches can be concatenated.
+
+    Texts are padded to the longest text of their own set (packed ids and mask (N, 2, L)): a labelled
+    and an unlabeled batch may differ in L. Zeros are padding (id 0, mask 0), which the encoder ignores.
+    """
+    shape = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+    padded = []
+    for t in tensors:
+        pad = [p for d in reversed(range(1, t.dim())) for p in (0, shape[d - 1] - t.shape[d])]
+        padded.append(F.pad(t, pad) if any(pad) else t)
+    return padded
+
+
 class _Step:
     """One training step's batch and its loss through the strategy's hook (`loss(forward, rows)`).
 
@@ -221,7 +235,7 @@ class _Step:
         if u is None and not self.strategy.needs_features:
             logits = forward(x)  # (B, num_outputs): the plain path, exactly as without the hook
         else:
-            features, logits = forward(x if u is None else torch.cat([x, u]), with_features=True)
+            features, logits = forward(x if u is None else torch.cat(_same_shape(x, u)), with_features=True)
             if u is not None:
                 features, u_features = features[: len(x)], features[len(x) :]
                 logits, u_logits = logits[: len(x)], logits[len(x) :]

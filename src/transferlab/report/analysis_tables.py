@@ -65,7 +65,7 @@ def print_advice(advice: Advice) -> None:
         table.add_column(col, justify="left" if col == "block" else "right")
     for layer in advice.layers:
         mark = " ◀" if layer["block"] == advice.best_block else ""
-        table.add_row(layer["block"] + mark, _f(layer["logme"]), _f(layer.get("gap")), str(layer["dim"]))
+        table.add_row(layer["block"] + mark, _f(layer["logme"]), _f(layer.get("gap")), str(layer["dim"]) if layer["dim"] is not None else "—")
     console.print(table)
     console.print(f"[bold]advice: {advice.label}[/bold] (blocks frozen: {advice.freeze} of {len(advice.blocks)})")
     console.print(advice.reason, soft_wrap=False)

@@ -108,3 +108,19 @@ def number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if x == x and x not in (float("inf"), float("-inf")) else None
+
+
+def verdict_label(cell: Cell) -> str:
+    """The verdict with the baseline it is against: 'helps vs scratch', and vs source-only where that was run.
+
+    At 0 labels there is no scratch run: the verdict is against source-only (the pretrained model's own head).
+    """
+    verdict = str(cell.get("verdict") or "—")
+    if verdict == "baseline":
+        return verdict
+    against = cell.get("verdict_baseline") or BASELINE
+    text = f"{verdict} vs {against}"
+    other = cell.get("verdict_vs_source_only")
+    if other and against != "source-only":
+        text += f"; {other} vs source-only"
+    return text

@@ -7,7 +7,7 @@ from html import escape
 from typing import Any
 
 from . import numbers as fmt
-from .cells import Cell, is_baseline, number, shots_int, shots_key, shots_label
+from .cells import Cell, is_baseline, number, shots_int, shots_key, shots_label, verdict_label
 from .verdict import shots_heading
 
 _CELL_COLUMNS = (
@@ -43,7 +43,7 @@ def cell_table(cells: Sequence[Cell]) -> str:
             escape(fmt.with_ci(c.get("macro_f1_mean"), c.get("macro_f1_ci_low"), c.get("macro_f1_ci_high"))),
             escape(fmt.MISSING if is_baseline(c) else fmt.with_ci(
                 c.get("delta_vs_scratch"), c.get("delta_ci_low"), c.get("delta_ci_high"), sign=True)),
-            f'<span class="verdict {css}">{escape(verdict)}</span>',
+            f'<span class="verdict {css}">{escape(verdict)}</span>' + escape(verdict_label(c)[len(verdict):]),
             escape(fmt.seconds(c.get("train_seconds_mean"))),
             escape(params),
             escape(fmt.si(c.get("train_flops_mean"), "FLOP")),

@@ -46,7 +46,7 @@ def headline(cells: Sequence[Cell]) -> Headline:
         here = cells_at(transfer, shots)
         winners = [c for c in here if c.get("verdict") == "helps"]
         if winners:
-            helps.append((shots, max(winners, key=lambda c: number(c.get("delta_vs_scratch")) or 0.0)))
+            helps.append((shots, max(winners, key=lambda c: number(_delta(c)) or 0.0)))
         elif all(c.get("verdict") == "hurts" for c in here):
             hurts_all.append(shots)
         else:
@@ -56,11 +56,12 @@ def headline(cells: Sequence[Cell]) -> Headline:
     if helps:
         budgets = budget_phrase([s for s, _ in helps])
         names = {str(c["strategy"]) for _, c in helps}
-        deltas = [short_delta(c.get("delta_vs_scratch")) for _, c in helps]
-        if len(names) == 1:
-            detail = f"{', '.join(deltas)} over scratch for {names.pop()}"
+        deltas = [short_delta(_delta(c)) for _, c in helps]
+        against = {_against(c) for _, c in helps}
+        if len(names) == 1 and len(against) == 1:
+            detail = f"{', '.join(deltas)} over {against.pop()} for {names.pop()}"
         else:
-            detail = ", ".join(f"{d} for {c['strategy']}" for d, (_, c) in zip(deltas, helps)) + " over scratch"
+            detail = ", ".join(f"{d} over {_against(c)} for {c['strategy']}" for d, (_, c) in zip(deltas, helps))
         sentences.append(f"Transfer helps {budgets} ({detail})")
     if neutral:
         sentences.append(f"no difference {budget_phrase(neutral)}")
@@ -70,11 +71,20 @@ def headline(cells: Sequence[Cell]) -> Headline:
     text = text[0].upper() + text[1:] + "."
 
     warnings = [
-        f"{c['strategy']} hurts {budget_phrase([c['shots']])} ({short_delta(c.get('delta_vs_scratch'))})"
+        f"{c['strategy']} hurts {budget_phrase([c['shots']])} ({short_delta(_delta(c))}{'' if _against(c) == 'scratch' else ' vs ' + _against(c)})"
         for c in sorted(transfer, key=lambda c: shots_key(c["shots"]))
         if c.get("verdict") == "hurts"
     ]
     return Headline(text, warnings)
+
+
+def _against(cell: Cell) -> str:
+    """The baseline a cell's verdict is against: scratch, or source-only at 0 labels."""
+    return str(cell.get("verdict_baseline") or "scratch")
+
+
+def _delta(cell: Cell) -> Any:
+    return cell.get("delta_vs_scratch") if _against(cell) == "scratch" else cell.get("delta_vs_source_only")
 
 
 def _join(items: Sequence[str]) -> str:

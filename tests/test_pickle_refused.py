@@ -33,6 +33,7 @@ from transferlab.artifacts import add_model
 from transferlab.cli import app
 from transferlab.engine import TrainConfig
 from transferlab.errors import TransferlabError
+from transferlab.artifacts.model_folder import seal_config
 
 FORCE = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 
@@ -83,7 +84,7 @@ def world(tmp_path_factory, tiny_bert_path) -> World:
 def _rewrite_config(folder: Path, change: Callable[[dict], None]) -> None:
     config = json.loads((folder / "config.json").read_text())
     change(config)
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps(seal_config(config)))
 
 
 def _sha256(path: Path) -> str:

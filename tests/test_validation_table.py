@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 import transferlab
 from transferlab.cli import app
 from transferlab.engine import TrainConfig
+from transferlab.artifacts.model_folder import seal_config
 
 
 def _npz(tmp: Path, name: str = "bad.npz", **arrays) -> str:
@@ -61,7 +62,7 @@ def _damaged(tmp: Path, pretrained: Path, keep: Callable[[str], bool], rename: b
     save_file(tensors, str(folder / "model.safetensors"))
     config = json.loads((folder / "config.json").read_text())
     config["weights"]["sha256"] = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps(seal_config(config)))
     return str(folder)
 
 

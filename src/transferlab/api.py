@@ -163,8 +163,8 @@ def _run_folder(out: str | Path | None, *, overwrite: bool, resume: bool) -> Pat
         if not any(out.iterdir()):
             out.rmdir()
     if resume and not checkpoint.is_file() and (out / CONFIG).is_file():
-        raise ArtifactError(f"{out} holds a finished model and no unfinished run is saved beside it ({checkpoint}); "
-                            "there is nothing to resume (drop --resume)")
+        raise ArtifactError(f"{out} holds a finished model; there is nothing to resume (no unfinished run is saved "
+                            f"beside it at {checkpoint}) — drop --resume")
     if checkpoint.is_file() and not resume:
         if not overwrite:
             raise ArtifactError(f"{out} has an unfinished run ({checkpoint}); pass --resume to continue it, "

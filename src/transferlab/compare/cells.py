@@ -40,6 +40,17 @@ class Cell:
         return f"{self.label} · {self.shots} shots · seed {self.seed}"
 
 
+def checkpoint_name(cell: Cell) -> str:
+    """The file an unfinished cell's checkpoint is kept in, under OUT/checkpoints/."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.label)
+    return f"{safe}-{cell.shots}shot-seed{cell.seed}.pt"
+
+
+def model_name(cell: Cell) -> str:
+    """The folder a cell's seed-0 model is saved in, under OUT/models/ (--save-models)."""
+    return f"{cell.label}-{cell.shots}shot"
+
+
 @dataclass
 class CellRunner:
     """Runs cells against one loaded task and pretrained model; splits are drawn once per (shots, seed)."""
@@ -89,8 +100,7 @@ class CellRunner:
         cfg = TrainConfig(**(self.train | cell.spec.train), seed=cell.seed, threads=self.threads)
         checkpoint = None
         if self.checkpoints_dir is not None:
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.label)
-            checkpoint = self.checkpoints_dir / f"{safe}-{cell.shots}shot-seed{cell.seed}.pt"
+            checkpoint = self.checkpoints_dir / checkpoint_name(cell)
         model, run, metrics = train_run(copy.deepcopy(self.source.backbone), split, strategy, cfg, cache=self._features,
                                         cache_key=self.source.config["weights"]["sha256"], checkpoint=checkpoint,
                                         resume=True, checkpoint_interval=CHECKPOINT_INTERVAL)
@@ -107,7 +117,7 @@ class CellRunner:
                 "metrics": {"val_accuracy": run.val_accuracy, "test_accuracy": metrics["accuracy"]},
                 "training": {"strategy": strategy.name, "strategy_options": strategy.options(), "train": run.config},
             }
-            save_model_folder(self.models_dir / f"{cell.spec.label}-{cell.shots}shot", backbone=model.backbone,
+            save_model_folder(self.models_dir / model_name(cell), backbone=model.backbone,
                               head=model.head, head_spec=model.head_spec, info=info, overwrite=True)
         return {
             "status": "finished",

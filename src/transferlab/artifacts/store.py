@@ -84,13 +84,16 @@ def materialize(ref: str) -> Path:
     from ..models import create_backbone
     from .model_folder import save_model_folder
 
+    if not ref.startswith("hf:") and (store_root() / ref / CONFIG).is_file():
+        return store_root() / ref  # written on an earlier use
+    root = writable_store()  # before the encoder is built: a store that can't be written is said at once
     if ref.startswith("hf:"):
         folder = Path(ref[3:]).expanduser().resolve()
         name, backbone = f"hf-{folder.name}", create_backbone("hf", InputSpec("text", ()), path=str(folder))
         origin = f"the local Hugging Face folder {folder}"
     else:
         name, backbone, origin = ref, create_backbone(ref, InputSpec("text", ())), PACKAGED[ref]
-    dest = writable_store() / name
+    dest = root / check_store_name(name)
     if (dest / CONFIG).is_file():
         return dest
     info = {

@@ -113,8 +113,35 @@ def claim_folder(out: str | Path) -> Path:
 _WORKER: CellRunner | None = None  # one per worker process (ProcessPoolExecutor initializer)
 
 
-def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None, checkpoints_dir: Path | None) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux prctl PR_SET_PDEATHSIG).
+
+    A comparison killed with SIGKILL cannot stop its workers itself; without this they would train on,
+    orphaned, holding hundreds of MB each. If the parent is already gone, exit now. Elsewhere than
+    Linux there is no such call: the pool's own shutdown on a normal exit or an exception still applies.
+    """
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None, checkpoints_dir: Path | None,
+                 parent_pid: int | None = None) -> None:
     global _WORKER
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     _WORKER = _make_runner(config, threads, models_dir, checkpoints_dir)
 
 
@@ -220,7 +247,7 @@ def _execute(todo, runner, config, jobs, threads, models_dir, checkpoints_dir, o
 
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited OpenMP/torch thread state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(config, threads, models_dir, checkpoints_dir)) as pool:
+                             initargs=(config, threads, models_dir, checkpoints_dir, os.getpid())) as pool:
         pending = {pool.submit(_run_in_worker, cell): cell for cell in todo}
         try:
             while pending:

@@ -25,11 +25,12 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import transferlab
-from transferlab.artifacts import add_model, load_model_folder, remove_model
+from transferlab.artifacts import add_model, load_model_folder, remove_model, save_model_folder
 from transferlab.artifacts.model_folder import seal_config
 from transferlab.artifacts.ownership import MANIFEST, STORE_MARKER
 from transferlab.cli import app
 from transferlab.errors import ArtifactError, ConfigError
+from transferlab.models import wrap_module
 
 runner = CliRunner()
 
@@ -222,8 +223,8 @@ def test_the_weights_hold_exactly_the_recorded_tensors(world, tmp_path, isolated
 
 def test_models_add_verifies_a_wrapped_user_module_folder(tmp_path, isolated_store):
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.ReLU())
-    backbone = transferlab.wrap_module(net, input_shape=(4,))
-    transferlab.save_model_folder(tmp_path / "user", backbone=backbone, head=None, head_spec=None,
+    backbone = wrap_module(net, input_shape=(4,))
+    save_model_folder(tmp_path / "user", backbone=backbone, head=None, head_spec=None,
                                   info={"label_names": [], "preprocessing": {}, "metrics": {}})
     assert _config(tmp_path / "user")["architecture"]["backbone"] is None
     add_model(tmp_path / "user", "fine")  # a good one is stored
@@ -279,7 +280,7 @@ def test_compare_of_a_model_inside_out_deletes_nothing(world, tmp_path, monkeypa
     before = snapshot(work)
     monkeypatch.chdir(work)
     for extra in ([], ["--force"]):
-        one_line_error(cli(*_compare_args(world, "models/src", "."), *extra), "models/src/README.md")
+        one_line_error(cli(*_compare_args(world, "models/src", "."), *extra), "(config.yaml, models, report.html, results.csv)")
         assert snapshot(work) == before
 
 

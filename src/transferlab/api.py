@@ -174,6 +174,14 @@ def _run_folder(out: str | Path | None, *, overwrite: bool, resume: bool) -> Pat
     return checkpoint  # its folder appears with the first checkpoint: a run that fails at once leaves nothing
 
 
+def _check_out_name(out: str | Path | None) -> None:
+    """--out's name must fit the file system with transferlab's temporary names: said before any data is read."""
+    from .artifacts.ownership import check_name_length
+
+    if out is not None:
+        check_name_length(out)
+
+
 def _end_run(checkpoint: Path | None) -> None:
     """The model is saved: remove the run's checkpoint and its run-private folder."""
     from .artifacts.files import remove_stale
@@ -231,6 +239,7 @@ def pretrain(
     """
     cfg = train or TrainConfig(epochs=5)
     check_tracking(track, tracking_uri)
+    _check_out_name(out)
     task = load_task(
         data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data,
@@ -335,6 +344,7 @@ def finetune(
     cfg = train or TrainConfig()
     strat = create_strategy(strategy, **(strategy_options or {}))
     check_tracking(track, tracking_uri)
+    _check_out_name(out)
     params = {"command": "finetune", "pretrained": str(pretrained), "data": str(data), "test_data": test_data,
               "strategy": strategy, "strategy_options": strategy_options or {}, "shots": shots if shots is not None else "all",
               "classes": classes, "image_size": image_size, "image_margin": image_margin, "train": asdict(cfg)}

@@ -137,6 +137,12 @@ def writable_model_path(out: str | Path) -> Path:
     check_name_length(out)
     if out.is_symlink():
         out = out.resolve()
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ArtifactError(f"--out {out}: the folder {parent} is not writable (the model and its checkpoint are "
+                            "written there); choose a writable location")
     return out
 
 

@@ -18,6 +18,7 @@ from transferlab.analysis.forgetting import source_accuracy, source_task
 from transferlab.cli import app
 from transferlab.compare.run_store import RunStore
 from transferlab.errors import ArtifactError, ConfigError
+from transferlab.artifacts.model_folder import seal_config
 
 TINY_CNN = {"channels": [4, 8], "hidden": 16}
 runner = CliRunner()
@@ -43,7 +44,7 @@ def _without_source_head(src: Path, dest: Path) -> Path:
     (dest / "source_head.safetensors").unlink()
     config = json.loads((dest / "config.json").read_text())
     del config["source_head"]
-    (dest / "config.json").write_text(json.dumps(config))
+    (dest / "config.json").write_text(json.dumps(seal_config(config)))
     return dest
 
 
@@ -355,6 +356,6 @@ def test_lower_level_analyses_refuse_mismatched_inputs(models, tmp_path):
     shutil.copytree(models["cnn"], folder)
     config = json.loads((folder / "config.json").read_text())
     config["source_task"] = {"data": "n/a", "label_names": config["label_names"]}
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps(seal_config(config)))
     with pytest.raises(ConfigError, match="records no source dataset; pass --source-data"):
         forgetting(transferlab.load(folder), cnn.backbone)

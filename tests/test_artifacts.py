@@ -10,6 +10,7 @@ from transferlab.artifacts import add_model, list_models, load_model_folder, rem
 from transferlab.artifacts.store import PACKAGED
 from transferlab.errors import ArtifactError, ConfigError
 from transferlab.models import HeadSpec, TransferModel, create_backbone, wrap_module
+from transferlab.artifacts.model_folder import seal_config
 
 INFO = {
     "source_task": {"data": "tiny", "label_names": ["a", "b"], "n_train": 4},
@@ -93,7 +94,7 @@ def test_a_pickle_in_place_of_weights_never_runs(tmp_path):
     import hashlib
 
     cfg["weights"]["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()  # even with a matching hash
-    cfg_path.write_text(json.dumps(cfg))
+    cfg_path.write_text(json.dumps(seal_config(cfg)))  # a forger re-hashes config.json too
     with pytest.raises(ArtifactError, match="is not a readable safetensors file"):
         load_model_folder(tmp_path / "m")
     assert not marker.exists()

@@ -81,7 +81,8 @@ def test_a_backbone_pretrained_on_noise_never_helps(setup, tmp_path):
 def test_cells_are_paired_and_outputs_written(setup, tmp_path):
     out = tmp_path / "c"
     result = run_comparison(_config(setup, shots=[1, 3], seeds=2, strategies=["linear-probe", "full"]), out)
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "report.html", "results.csv", "runs.sqlite", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".transferlab-manifest.json", "config.yaml", "report.html", "results.csv",
+                                                     "runs.sqlite", "summary.json"]
     runs = result.runs
     assert len(runs) == 3 * 2 * 2  # scratch added automatically
     by_pair: dict = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -124,6 +125,11 @@ def test_export_cli(tmp_path, mlp_folder):
     assert res.exit_code == 2 and "already exists; pass --overwrite" in res.stderr
     res = runner.invoke(app, ["export", str(mlp_folder), "--out", str(out), "--overwrite"])
     assert res.exit_code == 0 and "max |ONNX − PyTorch|" in res.stdout
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(b"a user's own file")
+    res = runner.invoke(app, ["export", str(mlp_folder), "--out", str(mine), "--overwrite"])
+    assert res.exit_code == 2 and "was not written by transferlab export" in res.stderr
+    assert mine.read_bytes() == b"a user's own file"
 
 
 def test_export_errors(tmp_path, mlp_folder, monkeypatch):
@@ -140,6 +146,13 @@ def test_export_errors(tmp_path, mlp_folder, monkeypatch):
     with pytest.raises(ArtifactError, match=r"does not reproduce .* max \|difference\| .* allowed -1; the file was removed"):
         export_module.export(mlp_folder, tmp_path / "bad.onnx")
     assert not (tmp_path / "bad.onnx").exists()
+    monkeypatch.setattr(export_module, "PARITY_TOLERANCE", 1e-4)
+    export_module.export(mlp_folder, tmp_path / "good.onnx")
+    before = (tmp_path / "good.onnx").read_bytes()
+    monkeypatch.setattr(export_module, "PARITY_TOLERANCE", -1.0)  # a failed re-export keeps the older file
+    with pytest.raises(ArtifactError, match="does not reproduce"):
+        export_module.export(mlp_folder, tmp_path / "good.onnx", overwrite=True)
+    assert (tmp_path / "good.onnx").read_bytes() == before and not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
 def test_export_needs_the_extra(tmp_path, mlp_folder, monkeypatch):

@@ -33,6 +33,8 @@ from transferlab.artifacts import add_model
 from transferlab.cli import app
 from transferlab.engine import TrainConfig
 from transferlab.errors import TransferlabError
+from transferlab.artifacts.model_folder import seal_config
+from transferlab.artifacts.ownership import record
 
 FORCE = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 
@@ -83,7 +85,7 @@ def world(tmp_path_factory, tiny_bert_path) -> World:
 def _rewrite_config(folder: Path, change: Callable[[dict], None]) -> None:
     config = json.loads((folder / "config.json").read_text())
     change(config)
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps(seal_config(config)))
 
 
 def _sha256(path: Path) -> str:
@@ -163,10 +165,15 @@ def _model_commands(ref: str, world: World, tmp: Path) -> dict[str, list[str]]:
 
 
 def _poisoned_run_folder(tmp: Path, marker: Path) -> Path:
+    """--out `run`, whose unfinished run's checkpoint (kept beside it, in `.run.run/`) is poisoned."""
     run = tmp / "run"
-    run.mkdir()
-    poisoned_torch_file(run / "checkpoint.pt", marker)
+    _checkpoint_of(run).parent.mkdir()
+    poisoned_torch_file(_checkpoint_of(run), marker)
     return run
+
+
+def _checkpoint_of(run: Path) -> Path:
+    return run.parent / f".{run.name}.run" / "checkpoint.pt"
 
 
 def _resume_commands(world: World, run: Path) -> dict[str, list[str]]:
@@ -189,7 +196,7 @@ CLI_CASES = (
 def _cli_case(place, command: str, tmp: Path, world: World, marker: Path) -> tuple[list[str], str]:
     if command in ("finetune-resume", "pretrain-resume"):
         run = _poisoned_run_folder(tmp, marker)
-        return _resume_commands(world, run)[command], str(run / "checkpoint.pt")
+        return _resume_commands(world, run)[command], str(_checkpoint_of(run))
     if command == "pretrain-backbone-hf":
         ref, names = hf_pickled(tmp, world, marker)
         return ["pretrain", "--data", str(world.text), "--backbone", ref, "--out", str(tmp / "out"), "--quiet"], names
@@ -249,6 +256,7 @@ def test_compare_refuses_a_poisoned_cell_checkpoint(tmp_path, world, monkeypatch
     out = tmp_path / "cmp"
     (out / "checkpoints").mkdir(parents=True)
     cell = poisoned_torch_file(out / "checkpoints" / "scratch-1shot-seed0.pt", marker)
+    record(out, {"checkpoints", "checkpoints/scratch-1shot-seed0.pt"})  # a comparison folder compare wrote
     result = CliRunner().invoke(app, ["compare", str(world.pretrained), "--data", str(world.data), "--strategies",
                                       "scratch", "--shots", "1", "--seeds", "1", "--epochs", "1", "--out", str(out),
                                       "--json"])
@@ -305,7 +313,7 @@ def test_api_resume_never_unpickles(call, force, tmp_path, world, monkeypatch):
             transferlab.pretrain(str(world.data), backbone="mlp", out=run, resume=True, train=cfg)
         else:
             transferlab.finetune(world.pretrained, str(world.data), out=run, resume=True, train=cfg)
-    _check_refused(marker, str(caught.value), str(run / "checkpoint.pt"))
+    _check_refused(marker, str(caught.value), str(_checkpoint_of(run)))
 
 
 def test_hf_folder_with_both_formats_reads_only_safetensors(tmp_path, world, monkeypatch):

@@ -120,8 +120,14 @@ def test_predict_errors(tmp_path, image_model, image_folder):
     (tmp_path / "old.csv").write_text("x\n")
     with pytest.raises(ConfigError, match="already exists; pass --overwrite to replace it"):
         predict(image_model, image_folder, out=tmp_path / "old.csv")
-    predict(image_model, image_folder, out=tmp_path / "old.csv", overwrite=True)
-    assert (tmp_path / "old.csv").read_text().startswith("input,label,probability")
+    with pytest.raises(ConfigError, match=r"old\.csv' was not written by transferlab predict .* refusing to replace it "
+                                          "even with --overwrite"):
+        predict(image_model, image_folder, out=tmp_path / "old.csv", overwrite=True)
+    assert (tmp_path / "old.csv").read_text() == "x\n"  # a user's file is never replaced
+    for name in ("new.csv", "new.jsonl", "new.json"):  # predictions files transferlab wrote may be
+        predict(image_model, image_folder, out=tmp_path / name)
+        predict(image_model, image_folder, out=tmp_path / name, overwrite=True)
+    assert (tmp_path / "new.csv").read_text().startswith("input,label,probability")
     (tmp_path / "dir.csv").mkdir()
     with pytest.raises(ConfigError, match="is a folder; pass a file path such as predictions.csv"):
         predict(image_model, image_folder, out=tmp_path / "dir.csv")

@@ -134,7 +134,7 @@ def test_sigkill_at_random_points_then_resume_gives_identical_weights(tmp_path):
     for attempt in range(30):
         proc = subprocess.Popen(_cli(*args, "--out", out, "--resume"), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
-        checkpoint = out / "checkpoint.pt"
+        checkpoint = tmp_path / ".killed.run" / "checkpoint.pt"  # beside --out, never inside it
         seen = checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0
         deadline = time.time() + 60
         while proc.poll() is None and time.time() < deadline:  # wait for progress, then kill at a random moment
@@ -152,7 +152,7 @@ def test_sigkill_at_random_points_then_resume_gives_identical_weights(tmp_path):
     assert kills == 5, "the run finished too fast to be killed five times; make it longer"
     done = subprocess.run(_cli(*args, "--out", out, "--resume"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert not (out / "checkpoint.pt").exists()  # finished: the run folder is now a model folder
+    assert not (out / "checkpoint.pt").exists() and not (tmp_path / ".killed.run").exists()  # finished: nothing left
     a, b = load_file(str(tmp_path / "whole" / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 import transferlab
 from transferlab.cli import app
 from transferlab.engine import TrainConfig
+from transferlab.artifacts.model_folder import seal_config
 
 
 def _npz(tmp: Path, name: str = "bad.npz", **arrays) -> str:
@@ -61,7 +62,7 @@ def _damaged(tmp: Path, pretrained: Path, keep: Callable[[str], bool], rename: b
     save_file(tensors, str(folder / "model.safetensors"))
     config = json.loads((folder / "config.json").read_text())
     config["weights"]["sha256"] = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps(seal_config(config)))
     return str(folder)
 
 
@@ -126,10 +127,10 @@ CASES: list[Case] = [
      ["bad", "5-feature", "expects 4-feature", "/m'"]),
     ("pretrained-no-key-matches", lambda t, p: ["finetune", _damaged(t, p, lambda k: True, rename=True), "--data",
                                                 _npz(t, x=_good()[0], y=_good()[1]), "--quiet"],
-     ["damaged/model.safetensors", "does not match", "unexpected tensors ['other0'"]),
+     ["damaged/model.safetensors", "holds tensor 'backbone.other0'", "that config.json does not record"]),
     ("pretrained-some-keys-missing", lambda t, p: ["finetune", _damaged(t, p, lambda k: "bias" not in k), "--data",
                                                    _npz(t, x=_good()[0], y=_good()[1]), "--quiet"],
-     ["damaged/model.safetensors", "does not match", "missing tensors", "bias"]),
+     ["damaged/model.safetensors", "lacks tensor", "bias", "that config.json records"]),
     ("unknown-strategy", lambda t, p: ["finetune", str(p), "--data", _npz(t, x=_good()[0], y=_good()[1]),
                                        "--strategy", "nope"],
      ["unknown strategy 'nope'"]),

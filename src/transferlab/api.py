@@ -23,8 +23,6 @@ from .models import Backbone, create_backbone, resolve_backbone_ref
 from .strategies import create_strategy
 from .tracking import Tracker, check_tracking, tracking_run
 
-_CHECKPOINT = "checkpoint.pt"  # inside --out while a run is in progress (artifacts.model_folder.CHECKPOINT)
-
 
 # Keys a numeric-target run adds; left out of a classification run's JSON (where they are None).
 _NUMERIC_KEYS = {"val_mse", "test_mse", "test_mae", "test_r2"}
@@ -125,23 +123,71 @@ def _log_result(tracker: Tracker, run: RunResult, metrics: dict[str, float], out
 
 
 def _run_folder(out: str | Path | None, *, overwrite: bool, resume: bool) -> Path | None:
-    """Where a run keeps its checkpoint: inside --out, which becomes the model folder when it ends."""
-    from .artifacts.model_folder import CHECKPOINT, CONFIG, check_writable, is_run_folder
+    """Where a run keeps its checkpoint: beside --out in a run-private folder (`.NAME.run`), never inside it.
+
+    So a run killed while it was to replace a model (--overwrite) leaves the old folder exactly as it
+    was, a killed first run leaves no half-made --out, and `--resume` finds the checkpoint after any kill.
+    """
+    import os
+
+    from .artifacts.model_folder import CHECKPOINT, CONFIG, check_writable, is_run_folder, run_dir, writable_model_path
 
     if out is None:
         if resume:
-            raise ConfigError("--resume continues the run saved in --out; pass --out DIR")
+            raise ConfigError("--resume continues the run saved beside --out; pass --out DIR")
         return None
-    out = Path(out)
-    if (out / CONFIG).is_file() and resume:
-        raise ArtifactError(f"{out} holds a finished model; there is nothing to resume (drop --resume)")
-    if is_run_folder(out) and not resume:
-        if not overwrite:
+    out = writable_model_path(out)
+    checkpoint = run_dir(out) / CHECKPOINT
+    if is_run_folder(out):  # an older transferlab kept an unfinished run's checkpoint inside --out
+        if not resume and not overwrite:
             raise ArtifactError(f"{out} holds an unfinished run ({CHECKPOINT}); pass --resume to continue it, "
                                 "or --overwrite to start anew")
-        (out / CHECKPOINT).unlink()
+        if resume and not checkpoint.is_file():
+            checkpoint.parent.mkdir(exist_ok=True)
+            os.replace(out / CHECKPOINT, checkpoint)  # continue it from the run-private place
+        else:
+            (out / CHECKPOINT).unlink()
+        if not any(out.iterdir()):
+            out.rmdir()
+    if resume and not checkpoint.is_file() and (out / CONFIG).is_file():
+        raise ArtifactError(f"{out} holds a finished model; there is nothing to resume (no unfinished run is saved "
+                            f"beside it at {checkpoint}) — drop --resume")
+    if checkpoint.is_file() and not resume:
+        if not overwrite:
+            raise ArtifactError(f"{out} has an unfinished run ({checkpoint}); pass --resume to continue it, "
+                                "or --overwrite to start anew")
+        checkpoint.unlink()
     check_writable(out, overwrite=overwrite)
-    return out / CHECKPOINT  # DIR appears with the first checkpoint: a run that fails at once leaves nothing
+    return checkpoint  # its folder appears with the first checkpoint: a run that fails at once leaves nothing
+
+
+def _check_out_name(out: str | Path | None) -> None:
+    """--out's name must fit the file system with transferlab's temporary names: said before any data is read."""
+    from .artifacts.ownership import check_name_length
+
+    if out is not None:
+        check_name_length(out)
+
+
+def _end_run(checkpoint: Path | None) -> None:
+    """The model is saved: remove the run's checkpoint and its run-private folder."""
+    from .artifacts.files import remove_stale
+
+    if checkpoint is None:
+        return
+    checkpoint.unlink(missing_ok=True)
+    remove_stale(checkpoint)  # temporary checkpoint files of killed writers
+    try:
+        checkpoint.parent.rmdir()
+    except OSError:  # not empty (a live writer's file) or already gone
+        pass
+
+
+def _rank_checkpoint(out: str | Path | None) -> Path | None:
+    """The checkpoint path of a data-parallel process other than rank 0 (which checks and creates it)."""
+    from .artifacts.model_folder import CHECKPOINT, run_dir, writable_model_path
+
+    return None if out is None else run_dir(writable_model_path(out)) / CHECKPOINT
 
 
 def pretrain(
@@ -181,6 +227,7 @@ def pretrain(
     # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
     cfg = train or TrainConfig(epochs=5)
     check_tracking(track, tracking_uri)
+    _check_out_name(out)
     options = DataOptions(classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column,
                           text_column=text_column, test_data=test_data, target=target)
     task = options.load(data)
@@ -199,7 +246,7 @@ def pretrain(
     with distributed_session(cfg.device) as session, \
             tracking_run(track, tracking_uri, name=f"pretrain-{Path(out).name}", params=params | _run_tags(session, cfg),
                          enabled=session.is_main) as tracker:
-        checkpoint = _run_folder(out, overwrite=overwrite, resume=resume) if session.is_main else Path(out) / _CHECKPOINT
+        checkpoint = _run_folder(out, overwrite=overwrite, resume=resume) if session.is_main else _rank_checkpoint(out)
         model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet or not session.is_main else
                                         f"pretrain {name}", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                                         resume=resume, on_epoch_end=tracker.log_epoch)
@@ -210,6 +257,7 @@ def pretrain(
             # source head, for analyses that need source-task predictions (LEEP, forgetting).
             save_model_folder(out, backbone=model.backbone, head=None, head_spec=None, info=info, overwrite=overwrite,
                               source_head=model.head, source_head_spec=model.head_spec)
+            _end_run(checkpoint)
         _log_result(tracker, run, metrics, out if session.is_main else None)
     fields = _metric_fields(run, metrics)
     return PretrainResult(
@@ -283,6 +331,7 @@ def finetune(
     strat = create_strategy(strategy, **(strategy_options or {}))
     adapts = check_adaptation_options(strat, shots=shots, unlabeled_data=unlabeled_data, source_data=source_data)
     check_tracking(track, tracking_uri)
+    _check_out_name(out)
     params = {"command": "finetune", "pretrained": str(pretrained), "data": str(data), "test_data": test_data,
               "strategy": strategy, "strategy_options": strategy_options or {}, "shots": shots if shots is not None else "all",
               "classes": classes, "image_size": image_size, "image_margin": image_margin, "train": asdict(cfg)}
@@ -301,7 +350,7 @@ def finetune(
         if session.is_main:
             checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
         else:
-            checkpoint = Path(out) / _CHECKPOINT if out is not None else None
+            checkpoint = _rank_checkpoint(out)
         run_options = {"progress": None if quiet or not session.is_main else strat.describe(), "cache": cache,
                        "checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "resume": resume,
                        "on_epoch_end": tracker.log_epoch}
@@ -318,6 +367,7 @@ def finetune(
             if adaptation is not None:
                 info["adaptation"] = adaptation.record(strat)
             save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
+            _end_run(checkpoint)
         _log_result(tracker, run, metrics, out if session.is_main else None)
     return FinetuneResult(
         out=str(out) if out is not None else None,

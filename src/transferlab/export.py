@@ -14,6 +14,7 @@ a difference beyond `PARITY_TOLERANCE` removes the file and raises.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,19 @@ def onnx_parity(loaded: LoadedModel, onnx_path: str | Path, n: int = PARITY_INPU
     return float(np.abs(got - expected).max())
 
 
+def is_exported_file(path: Path) -> bool:
+    """Whether `path` is an ONNX file `export` wrote (its metadata has transferlab.* keys); read, never run."""
+    import onnx
+
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 — anything unreadable is not ours
+        return False
+    return any(p.key.startswith("transferlab.") for p in proto.metadata_props)
+
+
 def export(
     model: str | Path,
     out: str | Path,
@@ -208,7 +222,13 @@ def export(
         raise ArtifactError(f"{out} is a folder; --out takes a file path such as model.onnx")
     if out.exists() and not overwrite:
         raise ArtifactError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
+    from .artifacts.ownership import check_name_length
+
+    check_name_length(out)
     _require_export_extra()
+    if out.exists() and not is_exported_file(out):
+        raise ArtifactError(f"{out} was not written by transferlab export (no transferlab.* metadata in an ONNX "
+                            "file); refusing to replace it even with --overwrite — choose another --out")
     loaded = load(model, module=module)
     net = _ExportNet(loaded).eval()
     example, dynamic = _example(loaded)
@@ -217,17 +237,22 @@ def export(
     for key, value in _metadata(loaded, output).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    atomic_write(out, lambda f: f.write(proto.SerializeToString()))
+    # Checked under a temporary name first: a file that fails the check never replaces an older export.
+    candidate = out.parent / f".{out.name}.{os.getpid()}.check"
+    atomic_write(candidate, lambda f: f.write(proto.SerializeToString()))
     diff = None
-    if check:
-        diff = onnx_parity(loaded, out)
-        if not diff <= PARITY_TOLERANCE:
-            out.unlink()
-            raise ArtifactError(
-                f"the ONNX file does not reproduce {model}: max |difference| {diff:.3g} on {PARITY_INPUTS} inputs, "
-                f"allowed {PARITY_TOLERANCE:g}; the file was removed — try another --opset, or pass --no-check "
-                "to keep it anyway"
-            )
+    try:
+        if check:
+            diff = onnx_parity(loaded, candidate)
+            if not diff <= PARITY_TOLERANCE:
+                raise ArtifactError(
+                    f"the ONNX file does not reproduce {model}: max |difference| {diff:.3g} on {PARITY_INPUTS} inputs, "
+                    f"allowed {PARITY_TOLERANCE:g}; the file was removed — try another --opset, or pass --no-check "
+                    "to keep it anyway"
+                )
+        os.replace(candidate, out)
+    finally:
+        candidate.unlink(missing_ok=True)
     shape: list[int | str] = ["batch", 2, "length"] if _is_text(loaded) else ["batch", *loaded.input_spec.shape]
     return ExportResult(
         out=str(out), format=format, input_name="x", input_shape=shape,

@@ -29,7 +29,41 @@ def check_output_path(out: str | Path | None, *, overwrite: bool) -> Path | None
         raise ConfigError(f"--out {str(out)!r} is a folder; pass a file path such as predictions.csv")
     if out.exists() and not overwrite:
         raise ConfigError(f"--out {str(out)!r} already exists; pass --overwrite to replace it, or choose another file")
+    from .artifacts.ownership import check_name_length
+
+    check_name_length(out)
+    if out.exists() and not is_predictions_file(out):
+        raise ConfigError(f"--out {str(out)!r} was not written by transferlab predict (it is not a predictions file: "
+                          "its first line is no predictions header); refusing to replace it even with --overwrite — "
+                          "choose another file")
     return out
+
+
+def is_predictions_file(path: Path) -> bool:
+    """Whether `path` is a file `write_predictions` wrote (recognised by its content: header, keys).
+
+    --overwrite replaces only such files, never a user's file that happens to have the name.
+    """
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16).decode("utf-8", errors="strict").split("\n", 1)[0].strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return head == "input,value" or head.startswith("input,label,probability")
+    try:
+        if suffix == ".jsonl":
+            row = json.loads(head) if head else {"input": None, "value": None}  # an empty file: no predictions
+            return isinstance(row, dict) and "input" in row and ("label" in row or "value" in row)
+        if path.stat().st_size > 1 << 30:
+            return False
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and list(data) == ["predictions"] and isinstance(data["predictions"], list)
 
 
 def predict_rows(

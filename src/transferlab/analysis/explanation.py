@@ -143,6 +143,10 @@ def explain(
         raise ConfigError(f"--examples must be 0 or more (attributed test examples); got {examples}")
     if max_examples < 2:
         raise ConfigError(f"max_examples must be at least 2 (CKA compares examples); got {max_examples}")
+    if out is not None:
+        from ..report.transferred import claim_explain_folder
+
+        out = claim_explain_folder(out)
     finetuned = load_model_folder(resolve_model(model), module=module)
     if finetuned.model is None:
         raise ArtifactError(f"{model} is a pretrained backbone, not a fine-tuned model; explain compares a fine-tuned "

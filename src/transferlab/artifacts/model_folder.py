@@ -14,7 +14,7 @@ import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
@@ -24,14 +24,19 @@ from ..errors import ArtifactError, ConfigError
 from ..models.backbone import Backbone
 from ..models.head import HeadSpec, TransferModel
 from .card import model_card
-from .files import atomic_folder, fsync_path, read_verified_safetensors, remove_stale, sha256_file, write_bytes_synced
+from .files import atomic_folder, fsync_path, read_verified_safetensors, sha256_file, write_bytes_synced
 from .source_head import SOURCE_HEAD, load_source_head, write_source_head
 
 FORMAT = "transferlab.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config.json carries config_sha256 and weights.tensors
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-CHECKPOINT = "checkpoint.pt"  # a training checkpoint: the folder holds a run in progress
+CHECKPOINT = "checkpoint.pt"  # a training checkpoint, kept in run_dir(out) while a run is in progress
+
+
+def run_dir(out: Path) -> Path:
+    """The run-private folder beside --out (`.NAME.run`) where an unfinished run keeps its checkpoint."""
+    return out.parent / f".{out.name}.run"
 
 
 @dataclass
@@ -74,17 +79,19 @@ def save_model_folder(
     overwrite: bool = False,
     source_head: nn.Module | None = None,
     source_head_spec: HeadSpec | None = None,
+    also_write: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write a model folder atomically. `head=None` writes a pretrained folder (backbone only).
 
     `info` holds the task/metrics/training records (keys `source_task`, `target_task`,
     `label_names`, `preprocessing`, `metrics`, `training`, ...), copied into config.json.
     `source_head` (with its spec) is the pretraining output layer, saved beside a pretrained folder's
-    weights as `source_head.safetensors` (see artifacts/source_head.py).
+    weights as `source_head.safetensors` (see artifacts/source_head.py). `also_write(folder)` adds files
+    to the folder before it is moved into place (the store's entry marker).
     """
     from safetensors.torch import save_file
 
-    out = Path(out)
+    out = writable_model_path(out)
     check_writable(out, overwrite=overwrite)
     tensors = {f"backbone.{k}": v.detach().contiguous().cpu() for k, v in backbone.state_dict().items()}
     if head is not None:
@@ -108,58 +115,106 @@ def save_model_folder(
     def write(folder: Path) -> None:
         save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT})
         fsync_path(folder / WEIGHTS)
-        config["weights"] = {"file": WEIGHTS, "sha256": sha256_file(folder / WEIGHTS)}
+        config["weights"] = {"file": WEIGHTS, "sha256": sha256_file(folder / WEIGHTS), "tensors": tensor_record(tensors)}
         if source_head is not None and source_head_spec is not None:
             config["source_head"] = write_source_head(folder, source_head, source_head_spec)
+        seal_config(config)
         write_bytes_synced(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
         write_bytes_synced(folder / "README.md", model_card(config).encode())
+        if also_write is not None:
+            also_write(folder)
 
-    if is_run_folder(out):
-        _finish_run_folder(out, write)
-        return out
     with atomic_folder(out, replace=overwrite) as tmp:
         write(tmp)
     return out
 
 
+def writable_model_path(out: str | Path) -> Path:
+    """Where a model folder given as --out is written: its name checked for length, a symbolic link followed."""
+    from .ownership import check_name_length
+
+    out = Path(out)
+    check_name_length(out)
+    if out.is_symlink():
+        out = out.resolve()
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ArtifactError(f"--out {out}: the folder {parent} is not writable (the model and its checkpoint are "
+                            "written there); choose a writable location")
+    return out
+
+
 def is_run_folder(out: Path) -> bool:
-    """A folder holding an unfinished run: a training checkpoint and no model yet."""
+    """A folder an older transferlab left holding an unfinished run: its checkpoint inside, no model yet."""
     return (out / CHECKPOINT).is_file() and not (out / CONFIG).is_file()
 
 
-def _finish_run_folder(out: Path, write) -> None:
-    """Turn a run folder into a model folder without a moment in which neither exists.
-
-    The files are built beside it, then renamed in one by one — config.json last, so the folder is a
-    model only when it is complete — and only then is the checkpoint removed. Killed at any point,
-    the run either resumes from its checkpoint or is finished.
-    """
-    import shutil
-    import tempfile
-
-    remove_stale(out)  # what a writer killed in here before left beside the folder
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
-    try:
-        write(tmp)
-        for name in (*sorted(p.name for p in tmp.iterdir() if p.name != CONFIG), CONFIG):
-            os.replace(tmp / name, out / name)
-        (out / CHECKPOINT).unlink()
-        remove_stale(out / CHECKPOINT)  # temporary checkpoint files of killed writers
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def check_writable(out: Path, *, overwrite: bool) -> None:
-    """Refuse to clobber: an existing --out needs --overwrite, and only a model folder may be replaced."""
-    if not out.exists() or is_run_folder(out):
+    """Refuse to clobber: an existing --out needs --overwrite, and only a model folder holding nothing but
+    the files transferlab wrote into it may be replaced."""
+    from .ownership import foreign_entries, model_files, refuse_foreign
+
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"--out {out} is a file; a model is saved as a folder — choose another --out")
+    if not out.exists():
         return
+    if not any(out.iterdir()):
+        return  # an empty folder: nothing to lose
     if not overwrite:
         raise ArtifactError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
-    if not (out / CONFIG).is_file() or read_config(out).get("format") != FORMAT:
+    if model_files(out) is None:
         raise ArtifactError(
             f"{out} exists and is not a transferlab model folder; refusing to replace it even with --overwrite "
             "(choose another --out)"
         )
+    refuse_foreign(out, foreign_entries(out), "--out", "move them out of the folder, or choose another --out")
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """sha256 of every field of a config.json but `config_sha256` itself, in a canonical JSON form."""
+    import hashlib
+
+    body = {k: v for k, v in config.items() if k != "config_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Record the hash that protects config.json (`config_sha256`); returns the same dict.
+
+    Example:
+        >>> cfg = seal_config({"format": "transferlab.model", "label_names": ["a", "b"]})
+        >>> cfg["config_sha256"] == config_digest(cfg)
+        True
+    """
+    config["config_sha256"] = config_digest(config)
+    return config
+
+
+def tensor_record(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
+    """Name → dtype and shape of every tensor in a weights file (config.json's `weights.tensors`)."""
+    return {k: {"dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape)} for k, v in sorted(tensors.items())}
+
+
+def check_tensors(file: Path, tensors: dict[str, torch.Tensor], record: dict[str, Any]) -> None:
+    """The weights file must hold exactly the tensors config.json records: none extra, none missing, same dtype and shape."""
+    found = tensor_record(tensors)
+    extra = sorted(found.keys() - record.keys())
+    missing = sorted(record.keys() - found.keys())
+    fix = "the file was modified or replaced — restore the folder from the original"
+    if extra:
+        raise ArtifactError(f"{file} holds tensor {extra[0]!r} ({found[extra[0]]['dtype']} {found[extra[0]]['shape']})"
+                            f"{f' and {len(extra) - 1} more' if len(extra) > 1 else ''} that config.json does not "
+                            f"record; {fix}")
+    if missing:
+        raise ArtifactError(f"{file} lacks tensor {missing[0]!r}{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}"
+                            f" that config.json records; {fix}")
+    for name in sorted(found):
+        if found[name] != record[name]:
+            raise ArtifactError(f"{file}: tensor {name!r} is {found[name]['dtype']} {found[name]['shape']} but config.json "
+                                f"records {record[name].get('dtype')} {record[name].get('shape')}; {fix}")
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -173,7 +228,25 @@ def read_config(path: Path) -> dict[str, Any]:
                             "the folder is damaged") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ArtifactError(f"{cfg_path} is not a transferlab model config (no \"format\": \"{FORMAT}\")")
+    version = config.get("format_version")
+    if version == 1:
+        raise ArtifactError(
+            f"{cfg_path} was written by an older transferlab (format_version 1): it carries no config_sha256, so an "
+            "edit of its label names, preprocessing or architecture could not be detected; save the model again with "
+            "this version (transferlab pretrain/finetune --out; for minilm in the store, delete its folder: it is "
+            "written again on next use)"
+        )
+    if version != FORMAT_VERSION:
+        raise ArtifactError(f"{cfg_path} has format_version {version!r}; this transferlab reads {FORMAT_VERSION} — "
+                            "load it with the transferlab version that wrote it")
     _check_config(config, cfg_path)
+    recorded, actual = config.get("config_sha256"), config_digest(config)
+    if recorded != actual:
+        raise ArtifactError(
+            f"{cfg_path} was edited after it was saved: its fields hash to sha256 {actual} but config_sha256 records "
+            f"{recorded!r}; transferlab trusts label names, preprocessing and architecture only as saved — restore "
+            "the original config.json (or save the model again)"
+        )
     return config
 
 
@@ -214,9 +287,11 @@ def _check_config(config: dict[str, Any], cfg_path: Path) -> None:
         raise bad('"input_spec"', spec, '{"kind": "image", "shape": [C, H, W]}, {"kind": "vector", "shape": [D]} '
                   'or {"kind": "text", "shape": []}')
     weights = config.get("weights")
-    if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS and isinstance(weights.get("sha256"), str)):
-        raise bad('"weights"', weights, f'{{"file": "{WEIGHTS}", "sha256": "..."}} (weights are safetensors, '
-                  "never a pickle)")
+    if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS and isinstance(weights.get("sha256"), str)
+            and isinstance(weights.get("tensors"), dict)
+            and all(isinstance(r, dict) and isinstance(r.get("shape"), list) for r in weights["tensors"].values())):
+        raise bad('"weights"', weights, f'{{"file": "{WEIGHTS}", "sha256": "...", "tensors": {{name: {{"dtype": ..., '
+                  '"shape": [...]}}}} (weights are safetensors, never a pickle)')
     labels = config.get("label_names", [] if kind == "pretrained" else None)
     if not (isinstance(labels, list) and all(isinstance(n, str) for n in labels)):
         raise bad('"label_names"', labels, "a list of class names (strings)")
@@ -242,6 +317,7 @@ def load_model_folder(path: str | Path, *, module: nn.Sequential | None = None) 
     if not weights.is_file():
         raise ArtifactError(f"{path} is incomplete: {weights.name} is missing")
     tensors = read_verified_safetensors(weights, config["weights"]["sha256"])
+    check_tensors(weights, tensors, config["weights"]["tensors"])
     backbone_state = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
     backbone = _build_backbone(config, module, backbone_state, weights)
     _load_strict(backbone, backbone_state, weights, "backbone")

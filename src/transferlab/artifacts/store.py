@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +20,54 @@ def store_root() -> Path:
     """The store folder: $TRANSFERLAB_HOME if set, else ~/.transferlab/models."""
     env = os.environ.get("TRANSFERLAB_HOME")
     return Path(env).expanduser() if env else Path.home() / ".transferlab" / "models"
+
+
+def _home_hint() -> str:
+    return ("set TRANSFERLAB_HOME to a writable folder" if os.environ.get("TRANSFERLAB_HOME")
+            else "make ~/.transferlab writable, or set TRANSFERLAB_HOME to a writable folder")
+
+
+def writable_store() -> Path:
+    """The store folder, created if missing; a one-line error if it is a file or cannot be written."""
+    from .ownership import os_error_message
+
+    root = store_root()
+    if root.exists() and not root.is_dir():
+        raise ArtifactError(f"the model store {root} is a file, not a folder; {_home_hint()}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ArtifactError(f"the model store: {os_error_message(err, root, 'create the folder')} ({_home_hint()})") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ArtifactError(f"the model store {root} is not writable; {_home_hint()}")
+    return root
+
+
+def check_store_name(name: str) -> str:
+    """A store name is a plain name, never a path: no separators, not '.', '..', empty or hidden."""
+    from ..errors import ConfigError
+    from .ownership import check_name_length
+
+    bad = (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name.startswith(".")
+           or (os.sep in name) or (os.altsep is not None and os.altsep in name) or name != name.strip())
+    if bad:
+        raise ConfigError(f"store name {name!r} is not allowed: a store name is a plain name (letters, digits, '-', "
+                          "'_', '.'; not empty, not '.' or '..', no '/' or '\\', not starting with '.'); pass a name "
+                          "such as my-model")
+    check_name_length(store_root() / name, "store")
+    return name
+
+
+def _mark_store_entry(folder: Path, name: str) -> None:
+    """The marker that says the store created this entry: only such entries are ever removed by the store."""
+    from datetime import datetime, timezone
+
+    from .files import write_bytes_synced
+    from .ownership import STORE_MARKER
+
+    body = {"format": "transferlab.store-entry", "name": name,
+            "added": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_bytes_synced(folder / STORE_MARKER, (json.dumps(body) + "\n").encode())
 
 
 # Pretrained models that ship inside Python packages; written into the store on first use.
@@ -39,6 +88,9 @@ def materialize(ref: str) -> Path:
     from .model_folder import save_model_folder
 
     kind, options = resolve_backbone_ref(ref)
+    if kind == ref and (store_root() / ref / CONFIG).is_file():
+        return store_root() / ref  # written on an earlier use
+    root = writable_store()  # before the encoder is built: a store that can't be written is said at once
     if kind != ref:  # a folder reference such as hf:/path (the registry entry says which option it sets)
         (option, value), = options.items()
         folder = Path(value).expanduser().resolve()
@@ -46,7 +98,7 @@ def materialize(ref: str) -> Path:
         origin = f"the local Hugging Face folder {folder}"
     else:
         name, backbone, origin = ref, create_backbone(ref, InputSpec("text", ())), PACKAGED[ref]
-    dest = store_root() / name
+    dest = root / check_store_name(name)
     if (dest / CONFIG).is_file():
         return dest
     info = {
@@ -56,7 +108,8 @@ def materialize(ref: str) -> Path:
         "metrics": {},
         "origin": origin,
     }
-    save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info)
+    save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info,
+                      also_write=lambda folder: _mark_store_entry(folder, name))
     return dest
 
 
@@ -86,7 +139,7 @@ def resolve_model(ref: str | Path) -> Path:
     if (path / CONFIG).is_file():
         return path
     in_store = store_root() / str(ref)
-    if (in_store / CONFIG).is_file():
+    if _is_plain_name(str(ref)) and (in_store / CONFIG).is_file():
         return in_store
     if str(ref) in PACKAGED or _is_backbone_ref(str(ref)):
         return materialize(str(ref))
@@ -138,31 +191,78 @@ def list_models() -> list[dict[str, Any]]:
     return rows
 
 
+def _is_plain_name(ref: str) -> bool:
+    return bool(ref) and ref not in (".", "..") and not any(c in ref for c in "/\\\0") and not ref.startswith(".")
+
+
 def add_model(path: str | Path, name: str | None = None, *, overwrite: bool = False) -> Path:
-    """Copy a model folder into the store after verifying it loads and passes its checksum."""
+    """Copy a model folder into the store after verifying its checksums, config hash and tensors.
+
+    Only the model's own files are copied (config.json, model.safetensors, README.md, the source head):
+    never a checkpoint or anything else that happens to be in the folder.
+
+    Example:
+        >>> add_model("models/src", "mnist-cnn")  # doctest: +SKIP
+    """
+    from .files import read_verified_safetensors
+    from .model_folder import WEIGHTS, check_tensors
+    from .ownership import model_files
+    from .source_head import load_source_head
+
     src = Path(path)
-    config = read_config(src)
+    name = check_store_name(name if name is not None else src.resolve().name)
+    config = read_config(src)  # refuses an edited config.json (its config_sha256)
     if config["architecture"]["backbone"] is not None:
-        load_model_folder(src)  # verifies the checksum and the architecture
-    name = name or src.resolve().name
-    if "/" in name or name.startswith("."):
-        raise ArtifactError(f"store names cannot contain '/' or start with '.'; got {name!r}")
-    dest = store_root() / name
-    if dest.exists() and not overwrite:
+        load_model_folder(src)  # verifies the checksums, the tensors and the architecture
+    else:  # a wrapped user module: its code is not stored, but its files are verified all the same
+        tensors = read_verified_safetensors(src / WEIGHTS, config["weights"]["sha256"])
+        check_tensors(src / WEIGHTS, tensors, config["weights"]["tensors"])
+        if config.get("source_head"):
+            load_source_head(src, config)
+    root = writable_store()
+    dest = root / name
+    if dest.is_symlink() or (dest.exists() and not overwrite):
         raise ArtifactError(f"the store already has a model {name!r}; pass --overwrite or --name ANOTHER")
+    if dest.exists():
+        _check_removable(dest, name)
     with atomic_folder(dest, replace=overwrite) as tmp:
-        for item in src.iterdir():
-            if item.is_file() and not item.name.startswith("."):  # not a killed writer's temporary file
-                shutil.copy2(item, tmp / item.name)
-                fsync_path(tmp / item.name)
+        for file in sorted(model_files(src) or ()):
+            if (src / file).is_file():
+                shutil.copy2(src / file, tmp / file)
+                fsync_path(tmp / file)
+        _mark_store_entry(tmp, name)
     return dest
 
 
+def _check_removable(dest: Path, name: str) -> None:
+    """A store entry may be removed or replaced only if the store created it and it holds only its files."""
+    from .ownership import STORE_MARKER, foreign_entries, refuse_foreign
+
+    root = store_root().resolve()
+    if dest.is_symlink():
+        raise ArtifactError(f"store entry {name!r} is a symbolic link to {os.readlink(dest)}; the store removes only "
+                            f"folders it created — remove the link by hand if you mean to: rm {dest}")
+    real = dest.resolve()
+    if real.parent != root or not real.is_dir():
+        raise ArtifactError(f"store entry {name!r} resolves to {real}, outside the store {root}; it was not removed")
+    if not (real / STORE_MARKER).is_file() or (real / STORE_MARKER).is_symlink():
+        raise ArtifactError(f"{real} was not created by the store (it has no {STORE_MARKER}); it was not removed — "
+                            f"if it is yours to delete, remove it by hand: rm -r {real}")
+    refuse_foreign(real, foreign_entries(real, extra=(STORE_MARKER,)), "store entry",
+                   f"move them out first, or remove the folder by hand: rm -r {real}")
+
+
 def remove_model(name: str) -> Path:
-    """Delete a model folder from the store (never a path outside it)."""
+    """Delete a model folder the store created (never a path, a link, or anything outside the store root).
+
+    Example:
+        >>> remove_model("mnist-cnn")  # doctest: +SKIP
+    """
+    check_store_name(name)
     dest = store_root() / name
-    if "/" in name or not (dest / CONFIG).is_file():
-        names = [m["name"] for m in list_models()]
+    if not dest.is_symlink() and not (dest / CONFIG).is_file():
+        names = [m["name"] for m in list_models() if not m.get("packaged")]
         raise ArtifactError(f"the store has no model {name!r} (store has: {names or 'nothing'})")
+    _check_removable(dest, name)
     shutil.rmtree(dest)
     return dest

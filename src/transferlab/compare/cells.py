@@ -40,6 +40,17 @@ class Cell:
         return f"{self.label} · {self.shots} shots · seed {self.seed}"
 
 
+def checkpoint_name(cell: Cell) -> str:
+    """The file an unfinished cell's checkpoint is kept in, under OUT/checkpoints/."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.label)
+    return f"{safe}-{cell.shots}shot-seed{cell.seed}.pt"
+
+
+def model_name(cell: Cell) -> str:
+    """The folder a cell's seed-0 model is saved in, under OUT/models/ (--save-models)."""
+    return f"{cell.label}-{cell.shots}shot"
+
+
 @dataclass
 class CellRunner:
     """Runs cells against one loaded task and pretrained model; splits are drawn once per (shots, seed)."""
@@ -116,8 +127,7 @@ class CellRunner:
         cfg = TrainConfig(**(self.train | cell.spec.train), seed=cell.seed, threads=self.threads)
         checkpoint = None
         if self.checkpoints_dir is not None:
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cell.label)
-            checkpoint = self.checkpoints_dir / f"{safe}-{cell.shots}shot-seed{cell.seed}.pt"
+            checkpoint = self.checkpoints_dir / checkpoint_name(cell)
         options = {"cache": self._features, "cache_key": self.source.config["weights"]["sha256"],
                    "checkpoint": checkpoint, "resume": True, "checkpoint_interval": CHECKPOINT_INTERVAL}
         if getattr(strategy, "needs_unlabeled", False) and self.adaptation is not None:
@@ -135,7 +145,7 @@ class CellRunner:
         if self.models_dir is not None and cell.seed == 0:
             info = model_record(self.task, split, run, metrics, threads=self.threads, strategy=strategy,
                                 pretrained=self.source)
-            save_model_folder(self.models_dir / f"{cell.spec.label}-{cell.shots}shot", backbone=model.backbone,
+            save_model_folder(self.models_dir / model_name(cell), backbone=model.backbone,
                               head=model.head, head_spec=model.head_spec, info=info, overwrite=True)
         return {
             "status": "finished",

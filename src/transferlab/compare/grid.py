@@ -52,12 +52,13 @@ def _per_job_threads(jobs: int, threads: int | None) -> int:
 
 
 def _prepare_folder(out: Path, identity: dict[str, Any], force: bool) -> None:
+    from ..artifacts.ownership import MANIFEST, read_manifest, remove_owned
+
     store_path = out / STORE
     if force and store_path.exists():
-        for name in (STORE, f"{STORE}-wal", f"{STORE}-shm", *OUTPUTS):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "models", ignore_errors=True)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        # claim_folder found nothing foreign in `out`: what the manifest lists is all compare's own
+        for rel in sorted(p for p in (read_manifest(out) or set()) if "/" not in p and p != MANIFEST):
+            remove_owned(out, rel)
     if store_path.exists():
         with RunStore(store_path) as store:
             stored = store.get_meta("config")
@@ -68,11 +69,79 @@ def _prepare_folder(out: Path, identity: dict[str, Any], force: bool) -> None:
             )
 
 
+def _is_comparison_store(path: Path) -> bool:
+    """A runs.sqlite that compare wrote (read-only look: a meta table holding a config)."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+
+
+def claim_folder(out: str | Path) -> Path:
+    """Check a comparison's --out before any work; returns the folder to write to.
+
+    It must be new, empty, or hold only what compare wrote there (its manifest; a folder written by an
+    older transferlab is recognised by its runs.sqlite, and only compare's own file names in it count
+    as its). Anything else — a user's config.yaml, report.html, a model — is refused, never replaced.
+    """
+    from ..artifacts.ownership import foreign_entries, model_files, output_folder, read_manifest, record, refuse_foreign
+
+    out = output_folder(out)
+    if not out.exists():
+        return out
+    if model_files(out) is not None:
+        raise ConfigError(f"--out {out} is a model folder; compare writes its runs and report into a folder of its "
+                          "own — choose a new or empty folder")
+    listed = None
+    if read_manifest(out) is None and (out / STORE).is_file() and _is_comparison_store(out / STORE):
+        listed = {STORE, f"{STORE}-wal", f"{STORE}-shm", f"{STORE}-journal", *OUTPUTS, "models", "checkpoints"}
+        listed |= {f"models/{p.name}" for p in (out / "models").glob("*") if model_files(p) is not None}
+        listed |= {f"checkpoints/{p.name}" for p in (out / "checkpoints").glob("*.pt") if p.is_file()}
+    refuse_foreign(out, foreign_entries(out, listed), "compare --out",
+                   "choose a new or empty folder for --out, or move those files away")
+    if listed is not None:
+        record(out, {p for p in listed if (out / p).exists()})  # an older comparison: adopt what it wrote
+    return out
+
+
 _WORKER: CellRunner | None = None  # one per worker process (ProcessPoolExecutor initializer)
 
 
-def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None, checkpoints_dir: Path | None) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux prctl PR_SET_PDEATHSIG).
+
+    A comparison killed with SIGKILL cannot stop its workers itself; without this they would train on,
+    orphaned, holding hundreds of MB each. If the parent is already gone, exit now. Elsewhere than
+    Linux there is no such call: the pool's own shutdown on a normal exit or an exception still applies.
+    """
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None, checkpoints_dir: Path | None,
+                 parent_pid: int | None = None) -> None:
     global _WORKER
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     _WORKER = _make_runner(config, threads, models_dir, checkpoints_dir)
 
 
@@ -125,7 +194,7 @@ def run_comparison(
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be a whole number ≥ 1; got {jobs}")
-    out = Path(out)
+    out = claim_folder(out)  # before anything is read or written: never a folder holding a user's files
     source = load(config.pretrained)
     identity = _identity(config, source.config["weights"]["sha256"])
     _prepare_folder(out, identity, force)
@@ -136,8 +205,11 @@ def run_comparison(
     if runner.task.is_numeric:
         raise ConfigError("compare needs class labels (it counts labels per class); --target numeric is not supported")
     out.mkdir(parents=True, exist_ok=True)
+    from ..artifacts.ownership import record
+    from .cells import checkpoint_name, model_name
     from .outputs import write_config
 
+    record(out, {STORE, f"{STORE}-wal", f"{STORE}-shm", f"{STORE}-journal", *OUTPUTS, "checkpoints"})  # before writing
     write_config(out, identity)
     from .reference import SOURCE_ONLY, TFIDF
 
@@ -147,6 +219,9 @@ def run_comparison(
     cells = [cell for shots in config.shots for seed in range(config.seeds)
              for cell in [*(Cell(spec, shots, seed) for spec in config.strategies or [] if runner.runs_at(spec, shots)),
                           *(Cell(None, shots, seed, reference=r) for r in references if shots != 0 or r == SOURCE_ONLY)]]
+    record(out, {*(f"checkpoints/{checkpoint_name(c)}" for c in cells if c.spec is not None),
+                 *(("models", *(f"models/{model_name(c)}" for c in cells if c.spec is not None and c.seed == 0))
+                   if save_models else ())})
     with RunStore(out / STORE) as store:
         store.set_meta("config", identity)
         done_keys = store.finished()
@@ -180,7 +255,7 @@ def _execute(todo, runner, config, jobs, threads, models_dir, checkpoints_dir, o
 
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited OpenMP/torch thread state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(config, threads, models_dir, checkpoints_dir)) as pool:
+                             initargs=(config, threads, models_dir, checkpoints_dir, os.getpid())) as pool:
         pending = {pool.submit(_run_in_worker, cell): cell for cell in todo}
         try:
             while pending:

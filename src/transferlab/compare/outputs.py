@@ -81,11 +81,13 @@ def rebuild(out: str | Path) -> dict[str, Any]:
         >>> rebuild("cmp")["recommendation"]  # doctest: +SKIP
     """
     from ..errors import ConfigError
+    from .grid import claim_folder
     from .run_store import STORE, RunStore
 
     out = Path(out)
     if not (out / STORE).is_file():
         raise ConfigError(f"{out} holds no comparison ({STORE} is missing); run `transferlab compare ... --out {out}`")
+    out = claim_folder(out)  # it rewrites results.csv, summary.json, report.html: only if they are compare's own
     with RunStore(out / STORE) as store:
         runs, config = store.runs(), store.get_meta("config") or {}
     return write_outputs(out, runs, config)

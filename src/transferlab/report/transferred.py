@@ -204,11 +204,24 @@ def render_explain_page(result: ExplainResult) -> str:
             + "\n".join(parts) + "\n</body>\n</html>\n")
 
 
+def claim_explain_folder(out: str | Path) -> Path:
+    """Check explain's --out before any work: new, empty, or holding only what explain wrote (its manifest)."""
+    from ..artifacts.ownership import foreign_entries, output_folder, refuse_foreign
+
+    out = output_folder(out)
+    if out.exists():
+        refuse_foreign(out, foreign_entries(out), "explain --out", "choose a new or empty folder for --out")
+    return out
+
+
 def write_explain_page(out: Path, result: ExplainResult) -> Path:
     """Write OUT/explain.html and OUT/explain.json atomically; return the page's path."""
     from ..artifacts.files import write_text_atomic
 
+    from ..artifacts.ownership import record
+
     page = render_explain_page(result)
     out.mkdir(parents=True, exist_ok=True)
+    record(out, {"explain.json", "explain.html"})  # claim_explain_folder checked the folder before any work
     write_text_atomic(out / "explain.json", json.dumps(result.to_json(), indent=2) + "\n")
     return write_text_atomic(out / "explain.html", page)

@@ -29,6 +29,7 @@ def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
     arrays = {}
     with npz:
         for name in npz.files:
+            _check_npz_member(npz, name, path)
             try:
                 arrays[name] = npz[name]
             except ValueError as exc:
@@ -39,6 +40,27 @@ def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise DataError(f"{path}: cannot read array '{name}' ({exc}); the file may be truncated") from exc
     return arrays
+
+
+def _check_npz_member(npz: np.lib.npyio.NpzFile, name: str, path: Path) -> None:
+    """Refuse an array whose stored size or .npy header shape is above the input-bytes limit, before inflating it."""
+    import math
+
+    from transferlab.limits import check_limit
+
+    what = f"{path}: array '{name}'"
+    try:
+        info = npz.zip.getinfo(name if name in npz.zip.namelist() else f"{name}.npy")
+        check_limit("input_bytes", info.file_size, what=f"{what} ({info.file_size:,} bytes uncompressed)",
+                    fix="check that this is the file you meant")
+        with npz.zip.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return  # not a well-formed .npy member: reading it below says what is wrong
+    check_limit("input_bytes", math.prod(shape) * dtype.itemsize, what=f"{what} of shape {shape} ({dtype})",
+                fix="check that this is the file you meant")
 
 
 def input_kind(x: np.ndarray, source: str, name: str) -> tuple[str, np.ndarray]:

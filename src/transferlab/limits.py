@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -72,3 +73,25 @@ def check_limit(name: str, value: int, *, what: str, fix: str = "", error: type[
         fix = f"{fix}, or" if fix else ""
         raise error(f"{what} is above the limit of {bound:,} {spec.counts} (asked for {value:,}); {fix} raise the "
                     f"limit with the environment setting {spec.env}=N if this is intended")
+
+
+@contextlib.contextmanager
+def csv_field_limit():
+    """Within the block, the csv module refuses a field longer than the CSV-field limit (then restored)."""
+    import csv
+
+    saved = csv.field_size_limit(limit("csv_field"))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(saved)
+
+
+def csv_field_error(path: object, line: int, exc: Exception) -> DataError | None:
+    """The one-line error for the csv module's "field larger than field limit", else None."""
+    if "field larger than field limit" not in str(exc):
+        return None
+    spec = LIMITS["csv_field"]
+    return DataError(f"{path}: line {line} has a field above the limit of {limit('csv_field'):,} {spec.counts}; check "
+                     f"that line's quotes (an unclosed quote swallows the rest of the file), or raise the limit with "
+                     f"the environment setting {spec.env}=N if this is intended")

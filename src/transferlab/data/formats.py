@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from transferlab.data.labels import normalize_labels, numeric_targets
-from transferlab.data.rawdata import RawData, check_finite, check_not_empty, check_same_length
+from transferlab.data.rawdata import RawData, check_finite, check_not_empty, check_same_length, check_unique_header
 from transferlab.errors import DataError
+from transferlab.limits import csv_field_error, csv_field_limit
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NPZ_LAYOUT = "arrays 'x' and 'y' (optionally 'x_test' and 'y_test'), or 'x_train', 'y_train', 'x_test', 'y_test'"
@@ -138,12 +139,13 @@ def read_csv(
     With required=False the label column may be absent; if present it is dropped from the features.
     """
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f, csv_field_limit():
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
                 raise DataError(f"{path}: CSV file is empty; expected a header row and one row per example")
             header = [h.strip() for h in header]
+            check_unique_header(path, header)
             rows, lines = [], []
             for row in reader:
                 if not any(cell.strip() for cell in row):
@@ -158,7 +160,7 @@ def read_csv(
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file ({exc}); save the CSV as UTF-8") from exc
     except csv.Error as exc:  # a NUL byte, a field over the csv module's size limit, a broken quote
-        raise DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}); check that line") from None
+        raise csv_field_error(path, reader.line_num, exc) or DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}); check that line") from None
     if label_column in header:
         label_at = header.index(label_column)
     elif required:

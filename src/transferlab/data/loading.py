@@ -168,6 +168,8 @@ def _scale_and_frame(raw: RawData, image_size: int | None, image_margin: int) ->
         raw.scale = raw.scale or "none (feature vectors are kept as they are)"
         return
     if raw.scale is None:
+        for a, array_name in zip(arrays, raw.x_names):
+            check_finite(raw.source, a, array_name)  # an IDX of float64 pixels such as 1e39
         raw.scale_divisor, raw.scale = scale_divisor(arrays, source=raw.source, names=raw.x_names)
         arrays = [to_unit(a, raw.scale_divisor) for a in arrays]
     if image_size is not None and not raw.framed:

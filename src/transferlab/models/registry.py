@@ -11,15 +11,22 @@ from ..errors import ConfigError
 from .backbone import Backbone
 
 _BACKBONES: dict[str, tuple[type, Callable[..., Backbone], str]] = {}
+_LOADED_FROM_FILES: set[str] = set()  # backbones whose size a weights folder sets, not their options
 
 
-def register_backbone(name: str, config_cls: type, summary: str) -> Callable:
-    """Register `fn(config, input_spec) -> Backbone` under `name`, with its typed config dataclass."""
+def register_backbone(name: str, config_cls: type, summary: str, *, sized_by_options: bool = True) -> Callable:
+    """Register `fn(config, input_spec) -> Backbone` under `name`, with its typed config dataclass.
+
+    `sized_by_options` (the default): the options alone set the parameter count, so `create_backbone`
+    builds it on the meta device first and refuses one above the parameter limit before allocating.
+    """
 
     def decorator(fn: Callable[..., Backbone]) -> Callable[..., Backbone]:
         if name in _BACKBONES:
             raise ValueError(f"backbone {name!r} is already registered")
         _BACKBONES[name] = (config_cls, fn, summary)
+        if not sized_by_options:
+            _LOADED_FROM_FILES.add(name)
         return fn
 
     return decorator
@@ -70,6 +77,31 @@ def create_backbone(name: str, input_spec: InputSpec | tuple[int, ...], **config
         shape = tuple(int(s) for s in input_spec)
         input_spec = InputSpec("image" if len(shape) == 3 else "vector", shape)
     cfg = config_cls(**config)
+    if name not in _LOADED_FROM_FILES:
+        _check_size(name, fn, cfg, input_spec)
     backbone = fn(cfg, input_spec)
     backbone.spec = {"name": name, "config": dataclasses.asdict(cfg)}
     return backbone
+
+
+def _check_size(name: str, fn: Callable[..., Backbone], cfg: Any, input_spec: InputSpec) -> None:
+    """Build the backbone on the meta device (no memory) and refuse it above the parameter limit.
+
+    A config.json or option asking for hidden size 10**30 ends here in one line, not in C++ frames.
+    """
+    import torch
+
+    from ..limits import check_limit
+
+    options = dataclasses.asdict(cfg)
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in fn(cfg, input_spec).parameters())
+    except ConfigError:
+        raise
+    except (RuntimeError, OverflowError, ValueError, TypeError, MemoryError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"backbone {name!r} with options {options} for {input_spec.describe()}s cannot be built "
+                          f"({reason}); use smaller sizes (e.g. hidden=[128])") from None
+    check_limit("parameters", count, what=f"backbone {name!r} with options {options}",
+                fix="use smaller sizes (e.g. hidden=[128])", error=ConfigError)

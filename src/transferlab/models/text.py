@@ -212,12 +212,14 @@ def _check_safetensors_only(path: Path) -> None:
     )
 
 
-@register_backbone("minilm", TextEncoderConfig, "all-MiniLM-L6-v2 text encoder (22.7M params, 6 layers, 384-d), offline")
+@register_backbone("minilm", TextEncoderConfig, "all-MiniLM-L6-v2 text encoder (22.7M params, 6 layers, 384-d), offline",
+                   sized_by_options=False)
 def minilm(cfg: TextEncoderConfig, input_spec: InputSpec) -> Backbone:
     return _build(Path(cfg.path) if cfg.path else minilm_path(), cfg.max_length, input_spec)
 
 
-@register_backbone("hf", TextEncoderConfig, "a local Hugging Face BERT-style encoder folder (--backbone hf:/path)")
+@register_backbone("hf", TextEncoderConfig, "a local Hugging Face BERT-style encoder folder (--backbone hf:/path)",
+                   sized_by_options=False)
 def hf(cfg: TextEncoderConfig, input_spec: InputSpec) -> Backbone:
     if not cfg.path:
         raise ConfigError("the hf backbone needs a folder: --backbone hf:/path/to/model")

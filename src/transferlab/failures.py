@@ -55,6 +55,9 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or _is_allocation_failure(exc):
         return ("out of memory: the run asked for more memory than this machine allows; use a smaller --batch-size, "
                 "--image-size or model, fewer --jobs, or a machine with more memory")
+    if _is_sqlite_disk_failure(exc):
+        return (f"cannot write the comparison's run store (runs.sqlite in --out): {exc}; free disk space or choose a "
+                f"writable folder (--out), then run the same command again (finished cells are kept)")
     if isinstance(exc, OSError):
         name = errno.errorcode.get(exc.errno or 0, "")
         code = f" (errno {exc.errno} {name})" if exc.errno else ""
@@ -66,6 +69,17 @@ def one_line(exc: BaseException) -> str:
     return flat(f"{type(exc).__name__}: {exc}")
 
 
+# SQLite (compare's run store) reports a full or read-only disk in its own words, not as an OSError.
+_SQLITE_DISK = ("disk I/O error", "database or disk is full", "attempt to write a readonly database",
+                "unable to open database file", "readonly database")
+
+
+def _is_sqlite_disk_failure(exc: BaseException) -> bool:
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and any(text in str(exc) for text in _SQLITE_DISK)
+
+
 def _is_allocation_failure(exc: BaseException) -> bool:
     """torch reports a failed allocation as RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
     return isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc))
@@ -73,7 +87,8 @@ def _is_allocation_failure(exc: BaseException) -> bool:
 
 def user_caused(exc: BaseException) -> bool:
     """True for the errors that end in one line and exit 2."""
-    return isinstance(exc, (TransferlabError, OSError, MemoryError)) or _is_allocation_failure(exc)
+    return (isinstance(exc, (TransferlabError, OSError, MemoryError)) or _is_allocation_failure(exc)
+            or _is_sqlite_disk_failure(exc))
 
 
 def _prefix() -> str:

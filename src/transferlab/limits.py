@@ -31,7 +31,7 @@ class Limit:
 
 LIMITS: dict[str, Limit] = {
     "image_size": Limit(4096, "TRANSFERLAB_MAX_IMAGE_SIZE", "pixels per side of a framed image (--image-size)"),
-    "image_pixels": Limit(50_000_000, "TRANSFERLAB_MAX_IMAGE_PIXELS", "pixels in one image file (width × height)"),
+    "image_pixels": Limit(50_000_000, "TRANSFERLAB_MAX_IMAGE_PIXELS", "pixels per image (width × height)"),
     "input_bytes": Limit(4 << 30, "TRANSFERLAB_MAX_INPUT_BYTES",
                          "bytes of a dataset's decoded inputs (IDX/.npz arrays after decompression, framed images)"),
     "yaml_bytes": Limit(1 << 20, "TRANSFERLAB_MAX_YAML_BYTES", "bytes of a YAML config file"),

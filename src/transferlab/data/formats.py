@@ -52,13 +52,16 @@ def _check_npz_member(npz: np.lib.npyio.NpzFile, name: str, path: Path) -> None:
     what = f"{path}: array '{name}'"
     try:
         info = npz.zip.getinfo(name if name in npz.zip.namelist() else f"{name}.npy")
-        check_limit("input_bytes", info.file_size, what=f"{what} ({info.file_size:,} bytes uncompressed)",
-                    fix="check that this is the file you meant")
+    except KeyError:
+        return
+    check_limit("input_bytes", info.file_size, what=f"{what} ({info.file_size:,} bytes uncompressed)",
+                fix="check that this is the file you meant")
+    try:
         with npz.zip.open(info) as f:
             version = np.lib.format.read_magic(f)
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, _, dtype = read_header(f)
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
         return  # not a well-formed .npy member: reading it below says what is wrong
     check_limit("input_bytes", math.prod(shape) * dtype.itemsize, what=f"{what} of shape {shape} ({dtype})",
                 fix="check that this is the file you meant")

@@ -79,13 +79,13 @@ def read_idx_array(path: Path) -> np.ndarray:
                 raise DataError(f"{path}: IDX header says shape {shape}, which holds no data; the file is empty or corrupt")
             check_limit("input_bytes", expected, what=f"{path}: IDX header shape {shape} ({dtype.itemsize}-byte values)",
                         fix="check that this is the file you meant")
-            data = np.empty(expected, dtype=np.uint8)
-            view, got = memoryview(data), 0
-            while got < expected:  # streams: at most `expected` bytes are ever inflated
-                n = f.readinto(view[got:])
-                if not n:
+            data = bytearray()
+            while len(data) < expected:  # streams: never more than `expected` bytes inflated, memory as read
+                chunk = f.read(min(1 << 24, expected - len(data)))
+                if not chunk:
                     break
-                got += n
+                data += chunk
+            got = len(data)
             extra = len(f.read(1)) if got == expected else 0
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc}); the file may be truncated or not gzip") from exc
@@ -95,7 +95,7 @@ def read_idx_array(path: Path) -> np.ndarray:
             f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the file has "
             f"{size}; the file is truncated or corrupt, download it again"
         )
-    return data.view(dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def read_idx_images(images_path: Path) -> np.ndarray:

@@ -64,8 +64,9 @@ def read_images(paths: list[Path], image_size: int | None, image_margin: int) ->
 def _open_bounded(path: Path):
     """Open one image file and decode it only if its header's width × height is within the pixel limit.
 
-    Pillow's own decompression-bomb guard is set to the same limit for the call, and its warning is
-    an error here: a 20000×20000 PNG of a few KB is refused from its header, before decoding.
+    The header is read with Pillow's own decompression-bomb guard off, so the refusal names the size;
+    the guard is then set to the same limit while decoding (formats whose frames are sized only then),
+    and its warning counts as an error: a 20000×20000 PNG of a few KB is never decoded.
     """
     import warnings
 
@@ -73,22 +74,23 @@ def _open_bounded(path: Path):
 
     bound = limit("image_pixels")
     saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = bound
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                with Image.open(path) as im:
-                    check_limit("image_pixels", im.size[0] * im.size[1], what=f"image file {path} ({_size(im)})",
-                                fix="shrink the image before loading")
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(path) as im:
+            check_limit("image_pixels", im.size[0] * im.size[1], what=f"image file {path} of {im.size[0]}×{im.size[1]} pixels",
+                        fix="shrink the image before loading")
+            Image.MAX_IMAGE_PIXELS = bound
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                try:
                     im.load()
-                    return im.copy()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise DataError(
-                    f"image file {path} is above the limit of {bound:,} pixels per image ({exc}); shrink the image "
-                    f"before loading, or raise the limit with the environment setting TRANSFERLAB_MAX_IMAGE_PIXELS=N "
-                    f"if this is intended"
-                ) from None
+                except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                    raise DataError(
+                        f"image file {path} is above the limit of {bound:,} pixels per image ({exc}); shrink the "
+                        f"image before loading, or raise the limit with the environment setting "
+                        f"TRANSFERLAB_MAX_IMAGE_PIXELS=N if this is intended"
+                    ) from None
+            return im.copy()
     finally:
         Image.MAX_IMAGE_PIXELS = saved
 

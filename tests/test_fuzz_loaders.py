@@ -376,8 +376,8 @@ def test_model_config_bytes(model_folder, data):
     ("train-images-idx3-ubyte", _idx(0x08, [0, 28, 28], b""), ["train-images-idx3-ubyte", "holds no data"]),
     ("train-images-idx3-ubyte.gz", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage",
      ["train-images-idx3-ubyte.gz", "cannot read IDX file"]),
-    ("long.csv", b"a,label\n1,x\n" + b"1" * 140_000 + b",y\n", ["long.csv", "line 3", "cannot be read as CSV",
-                                                                "field larger than field limit"]),
+    ("long.csv", b"a,label\n1,x\n" + b"1" * 140_000 + b",y\n", ["long.csv", "line 3", "has a field above the limit of",
+                                                                "TRANSFERLAB_MAX_CSV_FIELD"]),
     ("deep.jsonl", b'{"text": "a", "label": 1}\n' + b"[" * 100_000 + b"\n", ["deep.jsonl", "line 2", "nested too deeply"]),
     ("long.jsonl", b'{"text": "a", "label": ' + b"1" * 5000 + b"}\n", ["long.jsonl", "line 1", "cannot be read as JSON"]),
 ])

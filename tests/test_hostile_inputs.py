@@ -213,12 +213,8 @@ def _fail_writes(monkeypatch, errnum: int, *, after: int = 0, name: str = "check
 
 
 def _digits_source(tmp_path) -> Path:
-    from transferlab.api import pretrain
-    from transferlab.engine import TrainConfig
-
-    pretrain("digits", out=tmp_path / "src", backbone="mlp", backbone_config={"hidden": [16]}, classes="0-4",
-             train=TrainConfig(epochs=1), quiet=True)
-    return tmp_path / "src"
+    """A pretrained mlp for digits' 1×8×8 images (random weights: these tests are about files, not accuracy)."""
+    return model_folder(tmp_path / "src", InputSpec("image", (1, 8, 8)), pretrained=True)
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -229,7 +225,7 @@ def test_a_full_disk_or_read_only_out_during_finetune_is_one_line_and_keeps_the_
         tmp_path, capsys, monkeypatch):
     source = _digits_source(tmp_path)
     out = tmp_path / "tgt"
-    base = ["finetune", str(source), "--data", "digits", "--classes", "5-9", "--out", str(out), "--epochs", "3", "-q"]
+    base = ["finetune", str(source), "--data", "digits", "--classes", "5-9", "--out", str(out), "--epochs", "2", "-q"]
     assert cli(base, capsys, monkeypatch)[0] == 0
     before = _snapshot(out)
     _fail_writes(monkeypatch, errno.ENOSPC)  # the first checkpoint (end of epoch 1) finds the disk full
@@ -420,7 +416,7 @@ def test_text_length_and_csv_field_size_are_bounded(tmp_path, monkeypatch):
     with open(tmp_path / "field.csv", "w", newline="") as f:
         csv.writer(f).writerows([["text", "label"], *([f"t {i}", "ab"[i % 2]] for i in range(9)),
                                  ["x" * (2 << 20), "a"]])
-    with pytest.raises(DataError, match=r"field.csv: line 11 has a field above the limit of 1,048,576 characters of "
+    with pytest.raises(DataError, match=r"field.csv: line 11 has a field above the limit of 131,072 characters of "
                                         r"one CSV field.* TRANSFERLAB_MAX_CSV_FIELD=N"):
         load_task(str(tmp_path / "field.csv"))
     monkeypatch.setenv("TRANSFERLAB_MAX_CSV_FIELD", str(4 << 20))  # raised: the text limit is next

@@ -39,7 +39,7 @@ LIMITS: dict[str, Limit] = {
     "yaml_nodes": Limit(100_000, "TRANSFERLAB_MAX_YAML_NODES", "values in a YAML config, with every alias expanded"),
     "parameters": Limit(1_000_000_000, "TRANSFERLAB_MAX_PARAMETERS", "parameters of a backbone built from a config"),
     "text_chars": Limit(100_000, "TRANSFERLAB_MAX_TEXT_CHARS", "characters of one text (a CSV field or JSONL value)"),
-    "csv_field": Limit(1 << 20, "TRANSFERLAB_MAX_CSV_FIELD", "characters of one CSV field"),
+    "csv_field": Limit(131_072, "TRANSFERLAB_MAX_CSV_FIELD", "characters of one CSV field"),
 }
 
 

@@ -142,6 +142,14 @@ def test_a_user_error_is_one_line_and_debug_shows_the_traceback(capsys, monkeypa
     assert code == 2 and "Traceback" in err
 
 
+def test_one_line_messages_drop_cpp_stack_frames():
+    from transferlab.failures import flat
+
+    torch_text = ('empty(): argument \'size\' failed ("Overflow when unpacking long long\nException raised from '
+                  'THPUtils_unpackLong at python_numbers.h:79 (most recent call first):\nframe #0: c10::Error::Error')
+    assert flat(torch_text) == "empty(): argument 'size' failed (\"Overflow when unpacking long long …"
+
+
 def test_an_internal_error_says_so_and_where_to_report(capsys, monkeypatch):
     import transferlab.data
 
@@ -393,9 +401,15 @@ def test_backbone_size_is_bounded_on_the_meta_device(capsys, monkeypatch, tmp_pa
     with pytest.raises(ConfigError, match=r"backbone 'mlp' with options .*1000000000000000000000000000000.* cannot be "
                                           r"built \(.*Overflow.*\); use smaller sizes"):
         create_backbone("mlp", InputSpec("vector", (4,)), hidden=[10**30])
-    with pytest.raises(ConfigError, match=r"is above the limit of 1,000,000,000 parameters of a backbone built from a "
-                                          r"config \(asked for 1,000,006,000,000\).* TRANSFERLAB_MAX_PARAMETERS=N"):
+    with pytest.raises(ConfigError, match=r"is above the limit of 1,000,000,000 parameters of a backbone or head built "
+                                          r"from options or a config.json \(asked for 1,000,006,000,000\).* "
+                                          r"TRANSFERLAB_MAX_PARAMETERS=N"):
         create_backbone("mlp", InputSpec("vector", (4,)), hidden=[1_000_000, 1_000_000])
+    from transferlab.models.head import build_head
+
+    with pytest.raises(ConfigError, match=r"head \{.*\} is above the limit of 1,000,000,000 parameters .*asked for "
+                                          r"12,000,000,000,000,000,000,000,000,000,003\)"):
+        build_head(8, HeadSpec(3, hidden=[10**30]))
     code, _, err = cli(["pretrain", "--data", "digits", "--backbone", "mlp", "--hidden", str(10**30),
                         "--out", str(tmp_path / "m")], capsys, monkeypatch)
     line = one_error_line(err)

@@ -44,7 +44,10 @@ def debug_enabled() -> bool:
 
 
 def flat(text: str) -> str:
-    """A message on one line: runs of whitespace holding newlines become one space."""
+    """A message on one line: runs of whitespace holding newlines become one space; C++ stack frames that a
+    PyTorch error carries ("Exception raised from … frame #0: …") are cut off."""
+    if "Exception raised from " in text:
+        text = text.split("Exception raised from ")[0].rstrip() + " …"
     return " ".join(text.split()) if "\n" in text else text
 
 

@@ -37,7 +37,7 @@ LIMITS: dict[str, Limit] = {
     "yaml_bytes": Limit(1 << 20, "TRANSFERLAB_MAX_YAML_BYTES", "bytes of a YAML config file"),
     "yaml_depth": Limit(32, "TRANSFERLAB_MAX_YAML_DEPTH", "levels of nesting in a YAML config"),
     "yaml_nodes": Limit(100_000, "TRANSFERLAB_MAX_YAML_NODES", "values in a YAML config, with every alias expanded"),
-    "parameters": Limit(1_000_000_000, "TRANSFERLAB_MAX_PARAMETERS", "parameters of a backbone built from a config"),
+    "parameters": Limit(1_000_000_000, "TRANSFERLAB_MAX_PARAMETERS", "parameters of a backbone or head built from options or a config.json"),
     "text_chars": Limit(100_000, "TRANSFERLAB_MAX_TEXT_CHARS", "characters of one text (a CSV field or JSONL value)"),
     "csv_field": Limit(131_072, "TRANSFERLAB_MAX_CSV_FIELD", "characters of one CSV field"),
 }

@@ -26,7 +26,7 @@ from PIL import Image
 
 from transferlab.artifacts import save_model_folder
 from transferlab.data.task import InputSpec
-from transferlab.errors import ConfigError, DataError, ShapeError
+from transferlab.errors import ConfigError, DataError
 from transferlab.models import create_backbone
 from transferlab.models.head import HeadSpec, TransferModel
 

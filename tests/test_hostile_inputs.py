@@ -31,7 +31,7 @@ from transferlab.models import create_backbone
 from transferlab.models.head import HeadSpec, TransferModel
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-MEMORY_LIMIT = 2 << 30  # bytes of address space for the bomb subprocesses; each bomb asks for ≥ 13 GiB
+MEMORY_HEADROOM = 2 << 30  # bytes of address space a bomb subprocess may add; each bomb asks for ≥ 13 GiB
 
 
 # ---- helpers ----
@@ -51,17 +51,26 @@ def cli(args: list[str], capsys, monkeypatch, env: dict[str, str] | None = None)
     return stop.value.code, out, err
 
 
+# The child imports what every command imports, then caps its address space at what it uses now plus
+# MEMORY_HEADROOM (so a CUDA build's large libraries do not count against the bound), then runs the command.
+_LIMITED_MAIN = """
+import resource, sys
+import numpy, torch
+from transferlab.cli import main
+size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+cap = size + int(sys.argv.pop(1))
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+sys.argv[0] = "transferlab"
+main()
+"""
+
+
 def limited(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m transferlab ARGS` with at most MEMORY_LIMIT bytes of address space."""
-    import resource
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-
+    """Run `transferlab ARGS` in a subprocess allowed MEMORY_HEADROOM bytes of address space beyond its imports."""
     full_env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **(env or {})}
     full_env.pop("TRANSFERLAB_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "transferlab", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, preexec_fn=cap, timeout=600)
+    return subprocess.run([sys.executable, "-c", _LIMITED_MAIN, str(MEMORY_HEADROOM), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=600)
 
 
 def one_error_line(stderr: str) -> str:

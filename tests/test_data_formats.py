@@ -78,10 +78,10 @@ def test_npz_images_above_one_divided_by_dataset_max(tmp_path, dtype):
 
 def test_npz_own_test_split_is_used(tmp_path):
     path = save_npz(tmp_path / "own.npz", x_train=np.zeros((6, 3)), y_train=np.array([0, 1] * 3),
-                    x_test=np.ones((4, 3)), y_test=np.array([1, 0, 1, 2]))
+                    x_test=np.ones((4, 3)), y_test=np.array([1, 0, 1, 0]))
     task = load_task(str(path))
     assert len(task.y_pool) == 6 and len(task.y_test) == 4
-    assert np.all(task.x_test == 1) and task.class_names == ["0", "1", "2"]
+    assert np.all(task.x_test == 1) and task.class_names == ["0", "1"]
     np.testing.assert_array_equal(task.test_index, np.arange(6, 10))
 
 

@@ -88,10 +88,14 @@ def test_label_and_text_columns_can_be_renamed(tmp_path):
 
 def test_test_data_is_the_own_test_split(tmp_path):
     train = write_csv(tmp_path / "train.csv")
-    test = write_csv(tmp_path / "test.csv", rows=[("a new spam", "spam"), ("new ham", "ham"), ("more", "bacon")])
+    test = write_csv(tmp_path / "test.csv", rows=[("a new spam", "spam"), ("new ham", "ham"), ("more", "eggs")])
     task = load_task(str(train), test_data=str(test))
-    assert task.class_names == ["bacon", "eggs", "ham", "spam"]  # both files' labels, sorted
-    assert task.x_test.tolist() == ["a new spam", "new ham", "more"] and task.y_test.tolist() == [3, 2, 0]
+    assert task.class_names == ["eggs", "ham", "spam"]  # both files' labels, sorted
+    assert task.x_test.tolist() == ["a new spam", "new ham", "more"] and task.y_test.tolist() == [2, 1, 0]
+    bacon = write_csv(tmp_path / "bacon.csv", rows=[("more", "bacon")])  # a class no training row has
+    with pytest.raises(DataError, match=r"class\(es\) 'bacon' \(1 test rows\) appear in the test data \(bacon.csv\) "
+                                        r"but not in the training data"):
+        load_task(str(train), test_data=str(bacon))
     assert len(task.x_pool) == 30 and task.x_pool.dtype == object and task.x_test.dtype == object
     jsonl_test = write_jsonl(tmp_path / "test.jsonl", rows=[("x", "ham")])
     assert load_task(str(train), test_data=str(jsonl_test)).x_test.tolist() == ["x"]

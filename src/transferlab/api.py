@@ -471,6 +471,11 @@ def predict(
         (x, names), what = load_inputs(inputs, preprocessing=prep, label_column=column), str(inputs)
     if loaded.input_spec.kind == "text" and isinstance(inputs, np.ndarray):
         x = inputs.astype(object)
+    from .data.shapes import spec_of_inputs
+
+    given = spec_of_inputs(x)  # text on an image model, images on a text model, RGB on a grayscale one: before any work
+    if given.kind != loaded.input_spec.kind or (given.kind == "image" and given.shape[0] != loaded.input_spec.shape[0]):
+        check_input_fits(given, loaded.input_spec, model_name=str(model), data_name=what, model_role="model")
     rows = predict_rows(loaded, x, names, what=what, batch_size=batch_size, progress=not quiet)
     if out_path is not None:
         write_predictions(rows, out_path)

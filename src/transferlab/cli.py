@@ -24,6 +24,14 @@ models_app = typer.Typer(help="The local model store ($TRANSFERLAB_HOME, default
 app.add_typer(models_app, name="models")
 
 
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="on an error, also print the traceback (or set TRANSFERLAB_DEBUG=1)")] = False,
+) -> None:
+    if debug:
+        os.environ["TRANSFERLAB_DEBUG"] = "1"
+
+
 def _friendly(fn: Callable) -> Callable:
     """Print a user's error as one line on stderr (exit 2) instead of a traceback."""
 
@@ -32,8 +40,14 @@ def _friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except TransferlabError as err:
+            from .failures import debug_enabled, flat
+
+            if debug_enabled():
+                import traceback
+
+                traceback.print_exc()
             rank = os.environ.get("RANK", "0")  # a process of a data-parallel run other than rank 0 says which
-            typer.echo(f"error: {err}" if rank == "0" else f"error (rank {rank}): {err}", err=True)
+            typer.echo(f"error: {flat(str(err))}" if rank == "0" else f"error (rank {rank}): {flat(str(err))}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; finished work is saved (compare resumes when the same command runs again)", err=True)
@@ -658,7 +672,10 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """The `transferlab` command: every error a user caused ends in one line (exit 2), a bug in "internal error" (exit 1)."""
+    from .failures import run_command
+
+    sys.exit(run_command(app))
 
 
 if __name__ == "__main__":

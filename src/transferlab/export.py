@@ -65,7 +65,17 @@ class _ExportNet(nn.Module):
         return features if self.head is None else self.head(features)  # (B, outputs)
 
 
+def _no_onnxruntime_files() -> None:
+    """Keep onnxruntime from writing a device-id file and database under ~/.cache (its telemetry store).
+
+    It reads ORT_DISABLE_TELEMETRY when its library first loads, so this runs before every import of it;
+    a value the user set is kept.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
 def _require_export_extra() -> None:
+    _no_onnxruntime_files()
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -163,6 +173,7 @@ def onnx_parity(loaded: LoadedModel, onnx_path: str | Path, n: int = PARITY_INPU
         >>> onnx_parity(transferlab.load("models/tgt"), "model.onnx")  # doctest: +SKIP
         2.384185791015625e-07
     """
+    _no_onnxruntime_files()
     import onnxruntime as ort
 
     from .engine.evaluate import predict_logits

@@ -100,15 +100,44 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            recording = _WriteErrors(f, path)
+            try:
+                write(recording)  # type: ignore[arg-type]
+            except Exception as exc:
+                if recording.error is not None and recording.error is not exc:
+                    raise recording.error from None  # torch.save reports a full disk as "unexpected pos": say ENOSPC
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_path(path.parent)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed flush or close names no file: name the one being written
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class _WriteErrors:
+    """A file that remembers the OSError of a failed write, so a library that hides it can be seen through."""
+
+    def __init__(self, f: BinaryIO, path: Path) -> None:
+        self._f, self._path = f, path
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            self.error = exc if exc.filename is not None else OSError(exc.errno, exc.strerror, str(self._path))
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

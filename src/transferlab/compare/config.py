@@ -241,16 +241,24 @@ def parse_shots_list(value: Any) -> list[int | str]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML experiment file into a dict of CompareConfig fields (unknown keys are refused)."""
+    """Read a YAML experiment file into a dict of CompareConfig fields (unknown keys are refused).
+
+    The file's size, nesting depth and number of values (aliases expanded) are bounded before any
+    Python object is built, so an alias bomb or `[[[[…` is refused fast with one line.
+    """
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = read_bounded_yaml(path)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        if "nesting depth" in str(err):  # libyaml's own bound, met before the depth check sees the events
+            raise ConfigError(f"{path} is nested too deeply to be a comparison config (more than 1,000 levels); "
+                              f"flatten the config") from None
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); save the config as UTF-8") from None
     except RecursionError:
@@ -303,3 +311,43 @@ def _apply_strategy_flags(strategies: list | None, given: Any) -> list[StrategyS
     for spec in specs:
         spec.options = {**spec.options, **routed.get(spec.name, {})}
     return [StrategySpec(s.name, s.options, s.label, s.train) for s in specs]
+
+
+def read_bounded_yaml(path: Path) -> str:
+    """The text of a YAML file whose size, depth and value count (aliases expanded) are within the limits.
+
+    The check walks the parser's event stream (no objects are built): each collection counts its
+    values, an anchor remembers the count of what it names, and an alias adds that count again.
+    """
+    import yaml
+
+    from ..limits import check_limit, limit
+
+    check_limit("yaml_bytes", path.stat().st_size, what=f"config file {path}", fix="shorten the file",
+                error=ConfigError)
+    text = path.read_bytes().decode("utf-8")
+    max_depth, max_nodes = limit("yaml_depth"), limit("yaml_nodes")
+    counts: list[tuple[int, str | None]] = [(0, None)]  # (values so far, anchor) per open collection
+    anchored: dict[str, int] = {}
+    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        if isinstance(event, yaml.CollectionStartEvent):
+            counts.append((1, event.anchor))
+            if len(counts) - 1 > max_depth:
+                check_limit("yaml_depth", len(counts) - 1, what=f"config file {path} (line {event.start_mark.line + 1})",
+                            fix="flatten the config", error=ConfigError)
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            n, anchor = counts.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            n, anchor = 1, event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            n, anchor = anchored.get(event.anchor, 1), None
+        else:
+            continue
+        if anchor is not None:
+            anchored[anchor] = n
+        counts[-1] = (counts[-1][0] + n, counts[-1][1])
+        if counts[-1][0] > max_nodes:
+            check_limit("yaml_nodes", counts[-1][0], what=f"config file {path} (aliases expanded)",
+                        fix="write the values out instead of repeating aliases", error=ConfigError)
+    return text

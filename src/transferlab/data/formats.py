@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from transferlab.data.labels import normalize_labels, numeric_targets
-from transferlab.data.rawdata import RawData, check_finite, check_not_empty, check_same_length
+from transferlab.data.rawdata import RawData, check_finite, check_not_empty, check_same_length, check_unique_header
 from transferlab.errors import DataError
+from transferlab.limits import csv_field_error, csv_field_limit
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NPZ_LAYOUT = "arrays 'x' and 'y' (optionally 'x_test' and 'y_test'), or 'x_train', 'y_train', 'x_test', 'y_test'"
@@ -29,6 +30,7 @@ def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
     arrays = {}
     with npz:
         for name in npz.files:
+            _check_npz_member(npz, name, path)
             try:
                 arrays[name] = npz[name]
             except ValueError as exc:
@@ -39,6 +41,30 @@ def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise DataError(f"{path}: cannot read array '{name}' ({exc}); the file may be truncated") from exc
     return arrays
+
+
+def _check_npz_member(npz: np.lib.npyio.NpzFile, name: str, path: Path) -> None:
+    """Refuse an array whose stored size or .npy header shape is above the input-bytes limit, before inflating it."""
+    import math
+
+    from transferlab.limits import check_limit
+
+    what = f"{path}: array '{name}'"
+    try:
+        info = npz.zip.getinfo(name if name in npz.zip.namelist() else f"{name}.npy")
+    except KeyError:
+        return
+    check_limit("input_bytes", info.file_size, what=f"{what} ({info.file_size:,} bytes uncompressed)",
+                fix="check that this is the file you meant")
+    try:
+        with npz.zip.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return  # not a well-formed .npy member: reading it below says what is wrong
+    check_limit("input_bytes", math.prod(shape) * dtype.itemsize, what=f"{what} of shape {shape} ({dtype})",
+                fix="check that this is the file you meant")
 
 
 def input_kind(x: np.ndarray, source: str, name: str) -> tuple[str, np.ndarray]:
@@ -116,12 +142,13 @@ def read_csv(
     With required=False the label column may be absent; if present it is dropped from the features.
     """
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f, csv_field_limit():
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
                 raise DataError(f"{path}: CSV file is empty; expected a header row and one row per example")
             header = [h.strip() for h in header]
+            check_unique_header(path, header)
             rows, lines = [], []
             for row in reader:
                 if not any(cell.strip() for cell in row):
@@ -136,7 +163,7 @@ def read_csv(
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file ({exc}); save the CSV as UTF-8") from exc
     except csv.Error as exc:  # a NUL byte, a field over the csv module's size limit, a broken quote
-        raise DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}); check that line") from None
+        raise csv_field_error(path, reader.line_num, exc) or DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}); check that line") from None
     if label_column in header:
         label_at = header.index(label_column)
     elif required:

@@ -12,6 +12,7 @@ import numpy as np
 from transferlab.data.labels import normalize_labels
 from transferlab.data.rawdata import RawData, check_same_length
 from transferlab.errors import DataError
+from transferlab.limits import check_limit
 
 # IDX type byte → big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/).
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -51,29 +52,50 @@ def labels_path_for(images: Path) -> Path:
 
 
 def read_idx_array(path: Path) -> np.ndarray:
-    """Read one IDX file into a numpy array of its stored type and shape."""
+    """Read one IDX file into a numpy array of its stored type and shape.
+
+    The header is read first and the data size it implies is checked against the input-bytes limit
+    before anything is inflated; a .gz file is then streamed into an array of exactly that size, so a
+    small file that inflates to GiB is refused, never unpacked.
+    """
     try:
-        raw = gzip.open(path).read() if path.name.endswith(".gz") else path.read_bytes()
+        opened = gzip.open(path) if path.name.endswith(".gz") else open(path, "rb")
+        with opened as f:
+            magic = f.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _DTYPES or magic[3] == 0:
+                raise DataError(
+                    f"{path}: not an IDX file (first bytes {magic[:4].hex()}); expected 00 00 <type> <ndim>, "
+                    f"as in MNIST's train-images-idx3-ubyte"
+                )
+            ndim = magic[3]
+            dims = f.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"{path}: IDX header is cut short ({4 + len(dims)} of {4 + 4 * ndim} bytes); "
+                                f"the file is truncated or corrupt, download it again")
+            shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+            dtype = np.dtype(_DTYPES[magic[2]])
+            expected = math.prod(shape) * dtype.itemsize  # Python ints: a header's 2**64 elements must not wrap to 0
+            if math.prod(shape) == 0:
+                raise DataError(f"{path}: IDX header says shape {shape}, which holds no data; the file is empty or corrupt")
+            check_limit("input_bytes", expected, what=f"{path}: IDX header shape {shape} ({dtype.itemsize}-byte values)",
+                        fix="check that this is the file you meant")
+            data = bytearray()
+            while len(data) < expected:  # streams: never more than `expected` bytes inflated, memory as read
+                chunk = f.read(min(1 << 24, expected - len(data)))
+                if not chunk:
+                    break
+                data += chunk
+            got = len(data)
+            extra = len(f.read(1)) if got == expected else 0
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc}); the file may be truncated or not gzip") from exc
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES or raw[3] == 0:
-        raise DataError(
-            f"{path}: not an IDX file (first bytes {raw[:4].hex()}); expected 00 00 <type> <ndim>, "
-            f"as in MNIST's train-images-idx3-ubyte"
-        )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
-    dtype = np.dtype(_DTYPES[raw[2]])
-    expected = math.prod(shape) * dtype.itemsize  # Python ints: a header's 2**64 elements must not wrap to 0
-    if math.prod(shape) == 0:
-        raise DataError(f"{path}: IDX header says shape {shape}, which holds no data; the file is empty or corrupt")
-    if len(raw) - header != expected:
+    if got != expected or extra:
+        size = f"{got}" if not extra else f"more than {expected}"
         raise DataError(
             f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the file has "
-            f"{len(raw) - header}; the file is truncated or corrupt, download it again"
+            f"{size}; the file is truncated or corrupt, download it again"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def read_idx_images(images_path: Path) -> np.ndarray:

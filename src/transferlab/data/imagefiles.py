@@ -9,6 +9,7 @@ import numpy as np
 from transferlab.data.images import frame_images
 from transferlab.data.rawdata import RawData
 from transferlab.errors import DataError
+from transferlab.limits import check_limit, limit
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -29,14 +30,12 @@ def read_images(paths: list[Path], image_size: int | None, image_margin: int) ->
 
     Without image_size every image must have the same size; with it each image is framed.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     opened = []
     for path in paths:
         try:
-            with Image.open(path) as im:
-                im.load()
-                opened.append(im.copy())
+            opened.append(_open_bounded(path))
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
             raise DataError(
                 f"cannot read image file {path}: {exc}. Replace or remove the file "
@@ -51,6 +50,8 @@ def read_images(paths: list[Path], image_size: int | None, image_margin: int) ->
                     f"images differ in size: {paths[0]} is {_size(first)} but {path} is {_size(im)}; "
                     f"pass image_size (--image-size N) to resize all images to N×N"
                 )
+    check_limit("input_bytes", sum(im.size[0] * im.size[1] for im in opened) * (1 if mode == "L" else 3) * 4,
+                what=f"{len(opened)} image files as float32 pixels", fix="read fewer or smaller images")
     arrays = []
     for im in opened:
         pixels = np.asarray(im.convert(mode), dtype=np.float32) / 255.0  # (H, W) or (H, W, 3)
@@ -58,6 +59,40 @@ def read_images(paths: list[Path], image_size: int | None, image_margin: int) ->
     if image_size is None:
         return np.stack(arrays)  # (N, C, H, W)
     return frame_images(arrays, image_size, image_margin)
+
+
+def _open_bounded(path: Path):
+    """Open one image file and decode it only if its header's width × height is within the pixel limit.
+
+    The header is read with Pillow's own decompression-bomb guard off, so the refusal names the size;
+    the guard is then set to the same limit while decoding (formats whose frames are sized only then),
+    and its warning counts as an error: a 20000×20000 PNG of a few KB is never decoded.
+    """
+    import warnings
+
+    from PIL import Image
+
+    bound = limit("image_pixels")
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(path) as im:
+            check_limit("image_pixels", im.size[0] * im.size[1], what=f"image file {path} of {im.size[0]}×{im.size[1]} pixels",
+                        fix="shrink the image before loading")
+            Image.MAX_IMAGE_PIXELS = bound
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                try:
+                    im.load()
+                except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                    raise DataError(
+                        f"image file {path} is above the limit of {bound:,} pixels per image ({exc}); shrink the "
+                        f"image before loading, or raise the limit with the environment setting "
+                        f"TRANSFERLAB_MAX_IMAGE_PIXELS=N if this is intended"
+                    ) from None
+            return im.copy()
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _size(im) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from transferlab.errors import DataError
+from transferlab.limits import check_limit
 
 
 def scale_divisor(
@@ -78,7 +79,16 @@ def frame_image(image: np.ndarray, size: int, margin: int = 0) -> np.ndarray:
 
 
 def frame_images(images: np.ndarray | Sequence[np.ndarray], size: int, margin: int = 0) -> np.ndarray:
-    """Frame every (C, H, W) image into size×size; returns (N, C, size, size) float32."""
+    """Frame every (C, H, W) image into size×size; returns (N, C, size, size) float32.
+
+    The size (from an option or a model's config.json) is checked against the limits before anything
+    is allocated, so an edited `image_size: 60000` is refused instead of asking for many GiB.
+    """
+    check_image_size(size, where="image_size")
+    channels = max((int(im.shape[0]) for im in images), default=1)
+    check_limit("input_bytes", len(images) * channels * size * size * 4,
+                what=f"{len(images)} images framed to {channels}×{size}×{size} float32",
+                fix="use a smaller --image-size or fewer images")
     if len(images) == 0:
         return np.zeros((0, 1, size, size), dtype=np.float32)
     return np.stack([frame_image(im, size, margin) for im in images])  # (N, C, size, size)
@@ -93,8 +103,7 @@ def check_framing(image_size: int | None, image_margin: int) -> None:
                 f"image_size×image_size frame. Pass --image-size too (e.g. --image-size 28 --image-margin 4)"
             )
         return
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise DataError(f"image_size must be a positive whole number of pixels; got {image_size!r}")
+    check_image_size(image_size, where="image_size")
     if isinstance(image_margin, bool) or not isinstance(image_margin, int) or image_margin < 0:
         raise DataError(f"image_margin must be a whole number of pixels >= 0; got {image_margin!r}")
     if image_size - 2 * image_margin < 1:
@@ -102,6 +111,13 @@ def check_framing(image_size: int | None, image_margin: int) -> None:
             f"image_margin={image_margin} leaves no room inside a {image_size}×{image_size} frame; "
             f"use a margin below {image_size / 2:g}"
         )
+
+
+def check_image_size(size: object, *, where: str) -> None:
+    """Refuse an image size that is not a positive whole number or is above the image-size limit."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DataError(f"{where} must be a positive whole number of pixels; got {size!r}")
+    check_limit("image_size", size, what=f"{where} {size}", fix="pick a size near your images' own (e.g. 28 or 224)")
 
 
 def convert_channels(x: np.ndarray, channels: int) -> np.ndarray:

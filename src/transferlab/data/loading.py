@@ -105,6 +105,7 @@ def load_task(
         test_index = test_index[y_all[test_index] >= 0]
         class_names = selected
     _check_task(name, class_names, pool_index, test_index)
+    _check_every_class_trains(raw, name, class_names, y_all[pool_index], y_all[test_index])
     spec = InputSpec(raw.kind, tuple(int(s) for s in raw.x.shape[1:]))
     if spec.kind == "text":
         preprocessing = {
@@ -169,11 +170,30 @@ def _scale_and_frame(raw: RawData, image_size: int | None, image_margin: int) ->
         raw.scale = raw.scale or "none (feature vectors are kept as they are)"
         return
     if raw.scale is None:
+        for a, array_name in zip(arrays, raw.x_names):
+            check_finite(raw.source, a, array_name)  # an IDX of float64 pixels such as 1e39
         raw.scale_divisor, raw.scale = scale_divisor(arrays, source=raw.source, names=raw.x_names)
         arrays = [to_unit(a, raw.scale_divisor) for a in arrays]
     if image_size is not None and not raw.framed:
         arrays = [frame_images(a, image_size, image_margin) for a in arrays]
     raw.x, raw.x_test = arrays[0], (arrays[1] if raw.has_own_test else None)
+
+
+def _check_every_class_trains(raw: RawData, name: str, class_names: list[str], y_pool: np.ndarray,
+                              y_test: np.ndarray) -> None:
+    """Refuse a class that has test rows but no training rows: no model could learn it (accuracy 0 on it)."""
+    trained = np.bincount(y_pool, minlength=len(class_names))
+    tested = np.bincount(y_test, minlength=len(class_names))
+    missing = [c for c in range(len(class_names)) if trained[c] == 0]
+    if not missing:
+        return
+    shown = ", ".join(f"'{class_names[c]}' ({tested[c]} test rows)" for c in missing[:5])
+    where = f"the test data ({raw.x_names[1]})" if raw.has_own_test else "the test split"
+    raise DataError(
+        f"{name}: class(es) {shown} appear in {where} but not in the training data; every class must have "
+        f"training examples. Add training rows for them, drop them from the test data, or select the classes "
+        f"that have both with --classes"
+    )
 
 
 def _check_task(name: str, class_names: list[str], pool_index: np.ndarray, test_index: np.ndarray) -> None:

@@ -9,6 +9,8 @@ import numpy as np
 
 from transferlab.errors import DataError
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclass
 class RawData:
@@ -45,16 +47,25 @@ def check_same_length(source: str, x: np.ndarray, y: np.ndarray, x_name: str, y_
 
 
 def check_finite(source: str, x: np.ndarray, name: str) -> None:
-    """Raise DataError naming the first NaN/Inf entry of a float array."""
+    """Raise DataError naming the first NaN/Inf entry of a float array, or one beyond float32's range.
+
+    Inputs become float32 for training: a value such as 1e39 would overflow to inf there, so it is
+    refused here, at load, naming the file and the row (not later, as a diverged training run).
+    """
     if not np.issubdtype(x.dtype, np.floating):
         return
-    bad = ~np.isfinite(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~np.isfinite(x)
+        if x.dtype.itemsize > 4:
+            bad |= np.abs(x) > _FLOAT32_MAX
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         where = f"{name}[{', '.join(str(i) for i in index)}]"
+        value = x[index]
+        rule = "finite numbers" if not np.isfinite(value) else f"finite numbers within float32's range (±{_FLOAT32_MAX:.4g})"
         raise DataError(
-            f"{source}: {where} is {x[index]} (row {index[0]}); inputs must be finite numbers. "
-            f"Remove or fill the rows with NaN/Inf values before loading"
+            f"{source}: {where} is {value} (row {index[0]}); inputs must be {rule}. "
+            f"Remove or fill the rows with NaN/Inf values (or rescale the data) before loading"
         )
 
 
@@ -62,3 +73,15 @@ def check_not_empty(source: str, x: np.ndarray, name: str) -> None:
     """Raise DataError when an array holds no examples."""
     if len(x) == 0:
         raise DataError(f"{source}: '{name}' holds no examples (empty dataset); give at least one example per class")
+
+
+def check_unique_header(path: object, header: list[str]) -> None:
+    """Raise DataError when a CSV header names a column twice (one of two `label` columns would become a feature)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in seen:
+            raise DataError(
+                f"{path}: line 1 (header) names column {name!r} twice (columns {seen[name] + 1} and {i + 1}); "
+                f"every column needs its own name. Rename or drop one of them"
+            )
+        seen[name] = i

@@ -19,7 +19,8 @@ def _phrase(spec: InputSpec) -> str:
 
 
 def check_input_fits(
-    task_or_spec: Task | TaskSplit | InputSpec, expected: InputSpec, *, model_name: str, data_name: str | None = None
+    task_or_spec: Task | TaskSplit | InputSpec, expected: InputSpec, *, model_name: str, data_name: str | None = None,
+    model_role: str = "pretrained model",
 ) -> None:
     """Raise ShapeError when the data's inputs differ from the inputs a pretrained model expects.
 
@@ -38,8 +39,8 @@ def check_input_fits(
     if spec == expected or spec.kind == expected.kind == "text":
         return
     if "text" in (spec.kind, expected.kind):
-        _raise_text_mismatch(spec, expected, name, model_name)
-    said = f"{name} gives {_phrase(spec)} inputs but the pretrained model '{model_name}' expects {_phrase(expected)}s"
+        _raise_text_mismatch(spec, expected, name, model_name, model_role)
+    said = f"{name} gives {_phrase(spec)} inputs but the {model_role} '{model_name}' expects {_phrase(expected)}s"
     if spec.kind != expected.kind:
         raise ShapeError(
             f"{said}; a model pretrained on {expected.kind}s cannot read {spec.kind}s. "
@@ -65,15 +66,26 @@ def check_input_fits(
     raise ShapeError(f"{said}; {' and '.join(fixes)}")
 
 
-def _raise_text_mismatch(spec: InputSpec, expected: InputSpec, name: str, model_name: str) -> None:
+def _raise_text_mismatch(spec: InputSpec, expected: InputSpec, name: str, model_name: str, model_role: str) -> None:
     """Text on a model for images/vectors, or the other way round: no reshaping fixes that."""
     if spec.kind == "text":
         raise ShapeError(
-            f"{name} gives text inputs but the pretrained model '{model_name}' expects {_phrase(expected)}s; "
+            f"{name} gives text inputs but the {model_role} '{model_name}' expects {_phrase(expected)}s; "
             f"a model for {expected.kind}s cannot read text. Use a text backbone such as minilm"
         )
     raise ShapeError(
-        f"{name} gives {_phrase(spec)} inputs but the pretrained model '{model_name}' takes text; this model "
+        f"{name} gives {_phrase(spec)} inputs but the {model_role} '{model_name}' takes text; this model "
         f"takes text, so give a text dataset (.csv with a text column, or .jsonl) or use a backbone made for "
         f"{spec.kind}s"
     )
+
+
+def spec_of_inputs(x) -> InputSpec:
+    """The InputSpec of loaded inputs: texts (N,) of str, vectors (N, D), images (N, C, H, W)."""
+    if x.dtype.kind in "OUS":
+        return InputSpec("text", ())
+    if x.ndim == 2:
+        return InputSpec("vector", (int(x.shape[1]),))
+    if x.ndim == 3:
+        return InputSpec("image", (1, int(x.shape[1]), int(x.shape[2])))
+    return InputSpec("image", tuple(int(s) for s in x.shape[1:]))

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from transferlab.data.labels import normalize_labels
-from transferlab.data.rawdata import RawData
+from transferlab.data.rawdata import RawData, check_unique_header
 from transferlab.errors import DataError
+from transferlab.limits import check_limit, csv_field_error, csv_field_limit
 
 _JSONL_EXAMPLE = '{"text": "...", "label": "..."}'
 _TEXT_FIX = "Pass --text-column NAME (text_column=) to name the column that holds the text"
@@ -128,32 +129,39 @@ def _csv_header(path: Path) -> list[str]:
 def _csv_records(path: Path, text_column: str, label_column: str | None) -> Records:
     reader = csv.reader(io.StringIO(_decode(path), newline=""))
     try:
-        header = [h.strip() for h in next(reader, [])]
-        if not header:
-            raise DataError(f"{path}: CSV file is empty; expected a header row (line 1) and one row per example")
-        present = ", ".join(header)
-        text_at = _column(path, header, text_column, "text", _TEXT_FIX)
-        label_at = None if label_column is None else _column(path, header, label_column, "label", _LABEL_FIX)
-        texts, labels, lines = [], [], []
-        while True:
-            line = reader.line_num + 1  # where this row starts; a quoted field may span several lines
-            row = next(reader, None)
-            if row is None:
-                break
-            if not any(cell.strip() for cell in row):
-                continue  # blank line
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}: line {line} has {len(row)} fields but the header (line 1) has {len(header)} "
-                    f"({present}); every row needs one value per column. Quote text that holds commas, "
-                    f'e.g. "Hello, world"'
-                )
-            texts.append(_text(row[text_at], path, line, f"column '{text_column}'"))
-            if label_at is not None:
-                labels.append(_label(row[label_at], path, line, f"column '{label_column}'"))
-            lines.append(line)
+        with csv_field_limit():
+            return _csv_rows(path, reader, text_column, label_column)
     except csv.Error as exc:
-        raise DataError(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}); check its quotes") from None
+        raise csv_field_error(path, reader.line_num, exc) or DataError(
+            f"{path}: line {reader.line_num} cannot be read as CSV ({exc}); check its quotes") from None
+
+
+def _csv_rows(path: Path, reader, text_column: str, label_column: str | None) -> Records:
+    header = [h.strip() for h in next(reader, [])]
+    if not header:
+        raise DataError(f"{path}: CSV file is empty; expected a header row (line 1) and one row per example")
+    check_unique_header(path, header)
+    present = ", ".join(header)
+    text_at = _column(path, header, text_column, "text", _TEXT_FIX)
+    label_at = None if label_column is None else _column(path, header, label_column, "label", _LABEL_FIX)
+    texts, labels, lines = [], [], []
+    while True:
+        line = reader.line_num + 1  # where this row starts; a quoted field may span several lines
+        row = next(reader, None)
+        if row is None:
+            break
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}: line {line} has {len(row)} fields but the header (line 1) has {len(header)} "
+                f"({present}); every row needs one value per column. Quote text that holds commas, "
+                f'e.g. "Hello, world"'
+            )
+        texts.append(_text(row[text_at], path, line, f"column '{text_column}'"))
+        if label_at is not None:
+            labels.append(_label(row[label_at], path, line, f"column '{label_column}'"))
+        lines.append(line)
     if not texts:
         raise DataError(f"{path}: CSV has a header (line 1) but no rows (empty dataset); add one row per example")
     return texts, (labels if label_column is not None else None), lines
@@ -236,6 +244,8 @@ def _text(value: str, path: Path, line: int, where: str) -> str:
     text = value.strip()
     if not text:
         raise DataError(f"{path}: line {line}, {where} is empty; every example needs a text. Fill or drop that row")
+    check_limit("text_chars", len(text), what=f"{path}: line {line}, {where} ({len(text):,} characters)",
+                fix="split or shorten that text")
     return text
 
 
@@ -250,7 +260,7 @@ def _txt_records(path: Path) -> tuple[list[str], list[int]]:
     texts, lines = [], []
     for line, content in enumerate(_decode(path).split("\n"), start=1):
         if content.strip():
-            texts.append(content.strip())
+            texts.append(_text(content, path, line, "the text"))
             lines.append(line)
     if not texts:
         raise DataError(f"{path}: holds no text; write one text per line")

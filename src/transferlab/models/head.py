@@ -39,6 +39,11 @@ def build_head(feature_dim: int, spec: HeadSpec) -> nn.Sequential:
 
     Linear layers start Glorot-uniform with zero biases, like the seed's Keras Dense layers.
     """
+    from ..limits import check_limit
+
+    widths = [int(feature_dim), *spec.hidden, int(spec.num_outputs)]  # counted before anything is allocated
+    check_limit("parameters", sum((a + 1) * b for a, b in zip(widths, widths[1:])), what=f"head {spec.to_dict()}",
+                fix="use smaller hidden sizes", error=ConfigError)
     layers: dict[str, nn.Module] = {}
     width = feature_dim
     for i, h in enumerate(spec.hidden):

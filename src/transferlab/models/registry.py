@@ -148,6 +148,31 @@ def create_backbone(name: str, input_spec: InputSpec | tuple[int, ...], **config
         shape = tuple(int(s) for s in input_spec)
         input_spec = InputSpec("image" if len(shape) == 3 else "vector", shape)
     cfg = entry.config_cls(**config)
+    if not entry.folder_based:  # a folder's weights set its size, not its options
+        _check_size(name, entry.build, cfg, input_spec)
     backbone = entry.build(cfg, input_spec)
     backbone.spec = {"name": name, "config": dataclasses.asdict(cfg)}
     return backbone
+
+
+def _check_size(name: str, fn: Callable[..., Backbone], cfg: Any, input_spec: InputSpec) -> None:
+    """Build the backbone on the meta device (no memory) and refuse it above the parameter limit.
+
+    A config.json or option asking for hidden size 10**30 ends here in one line, not in C++ frames.
+    """
+    import torch
+
+    from ..limits import check_limit
+
+    options = dataclasses.asdict(cfg)
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in fn(cfg, input_spec).parameters())
+    except ConfigError:
+        raise
+    except (RuntimeError, OverflowError, ValueError, TypeError, MemoryError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"backbone {name!r} with options {options} for {input_spec.describe()}s cannot be built "
+                          f"({reason}); use smaller sizes (e.g. hidden=[128])") from None
+    check_limit("parameters", count, what=f"backbone {name!r} with options {options}",
+                fix="use smaller sizes (e.g. hidden=[128])", error=ConfigError)

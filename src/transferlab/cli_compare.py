@@ -16,7 +16,7 @@ from .errors import ConfigError
 def print_summary(result: ComparisonResult) -> None:
     from rich.console import Console
 
-    from ..report.cells import verdict_label
+    from .report.cells import verdict_label
     from rich.table import Table
 
     console = Console(width=max(Console().width, 110))  # the table needs ~110 columns; narrower wraps every row

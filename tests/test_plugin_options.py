@@ -84,7 +84,10 @@ def test_every_strategy_option_reaches_the_comparison_grid(option, monkeypatch):
         raise Captured
 
     monkeypatch.setattr(transferlab.cli_compare, "run_with_progress", stand_in)
-    _invoke(["compare", "model", "--data", "d", "--out", "o", "--strategies", option.owner, *words])
+    from transferlab.strategies import strategy_class
+
+    unlabeled = ["--unlabeled-data", "train"] if strategy_class(option.owner).needs_unlabeled else []  # domain adaptation
+    _invoke(["compare", "model", "--data", "d", "--out", "o", "--strategies", option.owner, *unlabeled, *words])
     spec = next(s for s in seen["config"].strategies if s.name == option.owner)
     assert spec.options == {option.name: value}
 

@@ -14,6 +14,13 @@ from transferlab.strategies import create_strategy, list_strategies, strategy_op
 CFG = dict(epochs=3, batch_size=16, lr=1e-2, restore_best=False)  # check what trained, not which epoch won
 
 
+def _train(backbone, split, strategy, cfg, **options):
+    """train_run; a strategy that learns from unlabeled inputs gets the split's training inputs (labels unused)."""
+    if getattr(strategy, "needs_unlabeled", False) and "unlabeled" not in options:
+        options["unlabeled"] = split.x_train
+    return train_run(backbone, split, strategy, cfg, **options)
+
+
 def _pretrained(name: str, task, **config):
     torch.manual_seed(123)
     return create_backbone(name, task.input_spec, **config)
@@ -47,7 +54,7 @@ def test_frozen_batchnorm_stays_in_eval_mode(tiny_split):
 
 
 def test_add_layers_builds_new_hidden_layers(tiny_split):
-    model, _, _ = train_run(
+    model, _, _ = _train(
         _pretrained("cnn", tiny_split.task), tiny_split,
         create_strategy("add-layers", hidden=[32, 16], freeze_backbone=True), TrainConfig(**CFG),
     )
@@ -69,7 +76,7 @@ def test_strategy_option_errors():
 def test_freeze_more_blocks_than_the_backbone_has(tiny_split):
     strategy = create_strategy("partial", freeze=4)
     with pytest.raises(ConfigError, match=r"--freeze 4 exceeds the backbone's 3 blocks \['conv1', 'conv2', 'fc'\]; pass --freeze 1..3"):
-        train_run(_pretrained("cnn", tiny_split.task), tiny_split, strategy, TrainConfig(**CFG))
+        _train(_pretrained("cnn", tiny_split.task), tiny_split, strategy, TrainConfig(**CFG))
 
 
 def test_every_strategy_documents_itself():
@@ -91,7 +98,7 @@ def test_a_shared_cache_is_computed_once_per_prefix(tiny_task):
     for seed in range(3):
         for name, options in (("linear-probe", {}), ("partial", {"freeze": 2})):
             split = split_task(tiny_task, shots=5, seed=seed)
-            train_run(copy.deepcopy(pretrained), split, create_strategy(name, **options), TrainConfig(seed=seed, **CFG),
+            _train(copy.deepcopy(pretrained), split, create_strategy(name, **options), TrainConfig(seed=seed, **CFG),
                       cache=cache, cache_key="tiny-cnn")
     assert len(cache) == 4  # (pool, test) × (3 blocks, 2 blocks), not 6 runs × 2
 
@@ -101,7 +108,7 @@ def test_lora_trains_adapters_only_and_merges_into_plain_weights(tiny_split, tmp
 
     pretrained = _pretrained("mlp", tiny_split.task, hidden=[32, 16], dropout=0.0)
     strategy = create_strategy("lora", rank=2, alpha=4.0)
-    model, run, metrics = train_run(copy.deepcopy(pretrained), tiny_split, strategy, TrainConfig(**CFG))
+    model, run, metrics = _train(copy.deepcopy(pretrained), tiny_split, strategy, TrainConfig(**CFG))
     # adapters: fc1 64→32 and fc2 32→16 at rank 2, plus the 16→3 head
     assert run.trainable_params == 2 * (64 + 32) + 2 * (32 + 16) + 16 * 3 + 3
     assert set(model.backbone.state_dict()) == set(pretrained.state_dict())  # merged: no adapter tensors left

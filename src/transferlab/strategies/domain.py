@@ -47,9 +47,18 @@ def labelled_part(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Te
 
 
 def unlabeled_part(rows: torch.Tensor, targets: torch.Tensor, stream: torch.Tensor | None) -> torch.Tensor:
-    """Outputs of every unlabeled row of a step: the labelled batch's rows marked UNLABELED, then the stream's."""
+    """Outputs (or inputs) of every unlabeled row of a step: the labelled batch's rows marked UNLABELED, then the stream's.
+
+    Inputs of two sets may differ beyond the batch dimension (texts padded to each set's longest):
+    they are zero-padded to one shape (padding id 0, mask 0) before joining.
+    """
     parts = [rows[targets == UNLABELED]] + ([stream] if stream is not None else [])
-    return torch.cat(parts)
+    shape = [max(p.shape[d] for p in parts) for d in range(1, parts[0].dim())]
+    padded = []
+    for p in parts:
+        pad = [n for d in reversed(range(1, p.dim())) for n in (0, shape[d - 1] - p.shape[d])]
+        padded.append(F.pad(p, pad) if any(pad) else p)
+    return torch.cat(padded)
 
 
 def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, batch: Any) -> torch.Tensor:

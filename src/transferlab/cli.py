@@ -12,8 +12,10 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from .errors import TransferlabError
+from .rl.dispatch import TaskKindGroup
 
 app = typer.Typer(
+    cls=TaskKindGroup,  # pretrain/finetune/compare with --env run the RL forms (rl/cli.py)
     help="transferlab: pretrain, adapt with any strategy, and measure transfer honestly.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -242,7 +244,7 @@ def pretrain(
     quiet: Quiet = False,
     ctx: typer.Context = None,  # type: ignore[assignment]
 ) -> None:
-    """Pretrain a backbone on a source task; save it without its output layer."""
+    """Pretrain a backbone on a source task; save it without its output layer. With --env ID: an RL agent (see docs/rl.md)."""
     from .api import pretrain as api_pretrain
 
     arch: dict[str, Any] = {}
@@ -339,7 +341,7 @@ def finetune(
     quiet: Quiet = False,
     ctx: typer.Context = None,  # type: ignore[assignment]
 ) -> None:
-    """Fine-tune a pretrained model on a target task with a new output layer, by one strategy."""
+    """Fine-tune a pretrained model on a target task with a new output layer, by one strategy. With --env: an RL agent (docs/rl.md)."""
     from .api import finetune as api_finetune
     from .data import parse_shots
 
@@ -484,7 +486,7 @@ def compare(
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds."""
+    """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds. With --env: RL (docs/rl.md)."""
     from .compare.cli_support import compare_from_cli
 
     compare_from_cli(

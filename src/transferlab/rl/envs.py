@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,8 @@ def _resolve_id(env_id: str) -> str:
     if env_id in gym.registry:
         return env_id
     if ":" in env_id:
+        if "user_" + re.sub(r"\W", "_", env_id) in gym.registry:
+            return "user_" + re.sub(r"\W", "_", env_id)
         module, _, name = env_id.partition(":")
         import importlib
 
@@ -90,8 +93,10 @@ def _resolve_id(env_id: str) -> str:
         if not (inspect.isclass(target) and issubclass(target, gym.Env)):
             raise ConfigError(f"--env {env_id!r}: {module}.{name} is not a gymnasium.Env subclass; pass "
                               "module.path:EnvClass or a registered id")
-        gym.register(id=env_id, entry_point=target)
-        return env_id
+        registered = "user_" + re.sub(r"\W", "_", env_id)  # gym.make would read "module:Name" as an import
+        if registered not in gym.registry:
+            gym.register(id=registered, entry_point=target)
+        return registered
     close = sorted(i for i in gym.registry if i.split("-")[0].lower() == env_id.split("-")[0].lower())[:5]
     classic = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0"]
     raise ConfigError(f"unknown environment {env_id!r}; " + (f"did you mean {close}? " if close else "")

@@ -75,7 +75,8 @@ def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callab
 
         def _on_step(self) -> bool:
             self.episodes += int(np.sum(self.locals.get("dones", 0)))
-            while self.next < len(points) and self.num_timesteps >= points[self.next]:
+            # The last point waits for learn() to return: the update after the final rollout is part of the run.
+            while self.next < len(points) - 1 and self.num_timesteps >= points[self.next]:
                 self._evaluate(points[self.next])
             if on_progress and (self.num_timesteps - self._reported >= 256 or self.next == len(points)):
                 self._reported = self.num_timesteps
@@ -86,7 +87,7 @@ def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callab
             return True
 
         def finish(self) -> None:
-            while self.next < len(points):  # learn() stopped at the budget: the remaining points are measured now
+            while self.next < len(points):  # the final point (and any learn() stopped short of): the trained agent
                 self._evaluate(points[self.next])
 
     return CurveCallback()

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise gpu-check clean
+.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise bench-rl gpu-check clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export,rl]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -45,6 +45,10 @@ bench-text: $(STAMP)
 
 bench-advise: $(STAMP)
 	$(PY) benchmarks/advise.py
+
+# RL transfer (issue 17): PPO and DQN, 2 helps pairs + 1 hurts pair, 5 seeds, 2 runs at a time.
+bench-rl: $(STAMP)
+	$(PY) benchmarks/rl_transfer.py --jobs 2
 
 # The seed's Keras example needs tensorflow-cpu: a separate venv, so the main one stays torch-only.
 KERAS_VENV := .venv-keras

@@ -317,6 +317,9 @@ def test_compare_gives_verdicts_report_and_reuses_finished_runs(ppo_source: Path
         assert key in cells["full"]
     html = (tmp_path / "cmp" / "report.html").read_text()
     assert "learning curves at 256 steps" in html and "data:image/png;base64," in html
+    (tmp_path / "cmp" / "report.html").unlink()
+    rebuilt = _json(runner.invoke(app, ["report", str(tmp_path / "cmp"), "--json"]))  # `report` knows RL folders
+    assert rebuilt["cells"] == json.loads(json.dumps(first["cells"])) and (tmp_path / "cmp" / "report.html").is_file()
     again = _json(runner.invoke(app, args))
     assert (again["ran"], again["skipped"]) == (0, 6)
     changed = runner.invoke(app, [*args[:-1], "--seeds", "3", "--json"])

@@ -172,7 +172,7 @@ def compare_agents(config: RLCompareConfig, out: str | Path, *, jobs: int = 1, t
         for cell, run in _execute(todo, config, jobs, per_job, source, on_cell, done, len(cells)):
             store.record(run)
             failed += run["status"] != "finished"
-        runs = store.runs()
+        runs = store.runs(status=None)  # failed runs too: the report names them
     summary = write_rl_outputs(out, runs, identity)
     return RLComparison(out=out, summary=summary, runs=runs, ran=len(todo), skipped=skipped, failed=failed)
 

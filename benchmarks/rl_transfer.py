@@ -34,8 +34,8 @@ PAIRS = [
     ("helps-2", {"force_mag": 5.0}),
     ("hurts", {"reverse_actions": True}),
 ]
-SOURCE_STEPS = {"ppo": 40_000, "dqn": 40_000}
-TARGET_STEPS = {"ppo": 20_000, "dqn": 20_000}
+SOURCE_STEPS = {"ppo": 40_000, "dqn": 50_000}
+TARGET_STEPS = {"ppo": 10_000, "dqn": 10_000}
 STRATEGIES = [{"name": "full", "options": {}}, {"name": "partial", "options": {"freeze": 1}},
               {"name": "linear-probe", "options": {}}]
 KEEPS_SOURCE_HEADS = ("full", "partial(freeze=1)")

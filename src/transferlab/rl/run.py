@@ -19,6 +19,7 @@ import numpy as np
 from .envs import EnvSpec, make_env
 
 EVAL_SEED = 10_000
+MAX_EVAL_STEPS = 10_000  # per evaluation episode, when the environment sets no max_episode_steps
 
 
 class Evaluator:
@@ -30,13 +31,17 @@ class Evaluator:
         if episodes < 1:
             raise ConfigError(f"--eval-episodes must be a whole number ≥ 1; got {episodes}")
         self.envs = [make_env(env) for _ in range(episodes)]
+        # An environment without a time limit could run forever under a policy that never fails: cap it.
+        self.max_steps = int(getattr(self.envs[0].spec, "max_episode_steps", None) or MAX_EVAL_STEPS)
 
     def __call__(self, model: Any) -> list[float]:
         n = len(self.envs)
         obs = np.stack([e.reset(seed=EVAL_SEED + i)[0] for i, e in enumerate(self.envs)])
         returns = np.zeros(n)
         done = np.zeros(n, dtype=bool)
-        while not done.all():
+        for _ in range(self.max_steps):
+            if done.all():
+                break
             actions, _ = model.predict(obs, deterministic=True)
             for i in np.nonzero(~done)[0]:
                 o, r, term, trunc, _ = self.envs[i].step(int(actions[i]))

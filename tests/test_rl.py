@@ -292,6 +292,13 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert data_folder.exit_code == 2 and data_folder.output.startswith("error: ")
 
 
+def test_missing_rl_extra_names_the_install_line(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "stable_baselines3", None)  # import fails as if not installed
+    result = runner.invoke(app, ["pretrain", "--env", "CartPole-v1"])
+    assert result.exit_code == 2
+    assert "RL tasks need stable-baselines3, which is not installed: pip install 'transferlab[rl]'" in result.output
+
+
 def test_a_data_model_is_not_an_agent(tmp_path: Path) -> None:
     from transferlab.models import create_backbone
     from transferlab.artifacts import save_model_folder

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .envs import EnvSpec, describe_space, make_env, space_text
+from .envs import EnvSpec, describe_space, make_env, require_rl, space_text
 from .metrics import curve_metrics
 
 # Strategies of the registry that apply to an SB3 agent: those that act through `prepare` (what trains,
@@ -54,6 +54,7 @@ class AgentResult:
 
 
 def _env_spec(env: str | EnvSpec, options: dict[str, Any] | None) -> EnvSpec:
+    require_rl()
     spec = env if isinstance(env, EnvSpec) else EnvSpec(str(env), dict(options or {}))
     probe = make_env(spec)  # unknown options and unsupported spaces are refused before anything trains
     typed = {k: _current(probe, k, v) for k, v in spec.options.items()}

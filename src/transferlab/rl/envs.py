@@ -54,6 +54,17 @@ class EnvSpec:
         return f"{self.id}({opts})" if opts else self.id
 
 
+def require_rl() -> None:
+    """Refuse with the install line when the `rl` extra (gymnasium, stable-baselines3) is missing."""
+    import importlib
+
+    for module, package in (("gymnasium", "gymnasium"), ("stable_baselines3", "stable-baselines3")):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(f"RL tasks need {package}, which is not installed: pip install 'transferlab[rl]'") from None
+
+
 def parse_env_options(items: list[str] | None) -> dict[str, Any]:
     """`["length=1.0", "reverse_actions=true"]` → `{"length": 1.0, "reverse_actions": True}` (values typed later).
 

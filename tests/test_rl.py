@@ -232,6 +232,13 @@ def test_scratch_and_lora_and_l2sp_and_dqn(ppo_source: Path, dqn_source: Path, t
     assert cfg["rl"]["heads"] == {"q": [0, 2]} and cfg["label_names"] == ["q:0", "q:1"]
 
 
+def test_a2c_is_an_actor_critic_like_ppo(tmp_path: Path) -> None:
+    r = pretrain_agent("CartPole-v1", algo="a2c", steps=160, out=tmp_path / "a2c", **TINY)
+    assert json.loads((tmp_path / "a2c" / "config.json").read_text())["rl"]["heads"] == {"action": [0, 2], "value": [2, 3]}
+    ft = finetune_agent(tmp_path / "a2c", "CartPole-v1", strategy="full", steps=160, **TINY)
+    assert ft.algo == "a2c" and ft.metrics["jumpstart"] == pytest.approx(r.metrics["final_return"])
+
+
 def test_space_mismatches_name_both_spaces(ppo_source: Path, tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match=r"observes Box\(shape=\(4,\)\) \(CartPole-v1\) but Acrobot-v1 observes "
                                           r"Box\(shape=\(6,\)\)"):
@@ -255,7 +262,7 @@ def test_strategies_that_do_not_map_onto_an_agent_are_refused(ppo_source: Path, 
         finetune_agent(ppo_source, "CartPole-v1", strategy="nope")
     with pytest.raises(ConfigError, match=r"--freeze 3 exceeds the backbone's 2 blocks"):
         finetune_agent(ppo_source, "CartPole-v1", strategy="partial", strategy_options={"freeze": 3}, steps=100)
-    with pytest.raises(ConfigError, match=r"unknown --algo 'sac'"):
+    with pytest.raises(ConfigError, match=r"unknown --algo 'sac'; choose one of \['a2c', 'dqn', 'ppo'\]"):
         pretrain_agent("CartPole-v1", algo="sac")
     with pytest.raises(ConfigError, match=r"--algo ppo has no option\(s\) \['lr'\]; valid options are .*learning_rate"):
         pretrain_agent("CartPole-v1", algo_options={"lr": "1"})

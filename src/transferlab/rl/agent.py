@@ -43,6 +43,7 @@ ALGORITHMS = {
     "ppo": Algorithm("ppo", "PPO", n_envs=8, hidden=(64, 64), activation="tanh", defaults=dict(
         learning_rate=1e-3, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8,
         clip_range=0.2, ent_coef=0.0)),
+    "a2c": Algorithm("a2c", "A2C", n_envs=8, hidden=(64, 64), activation="tanh", defaults=dict(ent_coef=0.0)),
     "dqn": Algorithm("dqn", "DQN", n_envs=1, hidden=(256, 256), activation="relu", defaults=dict(
         learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
         target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
@@ -57,7 +58,7 @@ _NOT_OPTIONS = {"self", "policy", "env", "policy_kwargs", "seed", "device", "ver
 def algorithm(name: str) -> Algorithm:
     if name not in ALGORITHMS:
         raise ConfigError(f"unknown --algo {name!r}; choose one of {sorted(ALGORITHMS)} "
-                          "(ppo: policy gradient, dqn: deep Q-learning)")
+                          "(ppo, a2c: policy gradient; dqn: deep Q-learning)")
     return ALGORITHMS[name]
 
 
@@ -153,7 +154,7 @@ def build_agent(algo: Algorithm, env: EnvSpec, *, seed: int, hidden: list[int], 
         "features_extractor_class": _extractor_class(),
         "features_extractor_kwargs": {"hidden": list(hidden), "activation": activation},
     }
-    if algo.name == "ppo":
+    if algo.name in ("ppo", "a2c"):  # actor-critic: one backbone, two heads
         # One shared backbone; the heads sit directly on it. Layers keep the backbone's own (Glorot) init, so
         # the scratch baseline (which re-initialises the backbone) is the same network as a fresh agent.
         policy_kwargs |= {"net_arch": dict(pi=[], vf=[]), "share_features_extractor": True, "ortho_init": False}

@@ -83,7 +83,7 @@ def _emit(obj: Any) -> None:
 def pretrain(
     env: Env,
     env_option: EnvOption = None,
-    algo: Annotated[str, typer.Option(help="ppo (policy gradient) | dqn (deep Q-learning)")] = "ppo",
+    algo: Annotated[str, typer.Option(help="ppo | a2c (policy gradient) | dqn (deep Q-learning)")] = "ppo",
     steps: Annotated[int, typer.Option(help="environment steps of training")] = 50_000,
     out: Annotated[Path, typer.Option(help="folder to save the pretrained agent in")] = Path("models/agent"),
     hidden: Annotated[Optional[str], typer.Option(help="backbone hidden sizes (default ppo 64,64; dqn 256,256)")] = None,

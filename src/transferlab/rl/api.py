@@ -41,13 +41,14 @@ class AgentResult:
     heads: str | None = None  # "source" (the pretrained output layers kept) or "new"
     trainable_parameters: int | None = None
     total_parameters: int | None = None
+    cpu_seconds: float | None = None  # CPU time of training and evaluation in this process
 
     def to_json(self) -> dict[str, Any]:
         return {
             "out": str(self.out) if self.out else None, "algo": self.algo, "env": self.env.id,
             "env_options": self.env.options, "strategy": self.strategy, "strategy_options": self.strategy_options,
             "heads": self.heads, "steps": self.steps, "seed": self.seed, "episodes": self.episodes,
-            "train_seconds": self.train_seconds, "trainable_parameters": self.trainable_parameters,
+            "train_seconds": self.train_seconds, "cpu_seconds": self.cpu_seconds, "trainable_parameters": self.trainable_parameters,
             "total_parameters": self.total_parameters, "metrics": self.metrics,
             "curve": [{"step": p["step"], "return": p["return"]} for p in self.curve],
         }
@@ -109,7 +110,8 @@ def pretrain_agent(
     trainable, total = trainable_parameters(model)
     result = AgentResult(algo=algo, env=spec, steps=steps, seed=seed, curve=trained.curve,
                          metrics=curve_metrics(trained.curve), episodes=trained.episodes,
-                         train_seconds=trained.train_seconds, trainable_parameters=trainable, total_parameters=total)
+                         train_seconds=trained.train_seconds, trainable_parameters=trainable, total_parameters=total,
+                         cpu_seconds=trained.cpu_seconds)
     if out is not None:
         from .folder import save_agent_folder
 
@@ -198,7 +200,8 @@ def finetune_agent(
     result = AgentResult(algo=alg.name, env=spec, steps=steps, seed=seed, curve=trained.curve,
                          metrics=curve_metrics(trained.curve, threshold=threshold), episodes=trained.episodes,
                          train_seconds=trained.train_seconds, strategy=strategy, strategy_options=strat.options(),
-                         heads="source" if keep else "new", trainable_parameters=trainable, total_parameters=total)
+                         heads="source" if keep else "new", trainable_parameters=trainable, total_parameters=total,
+                         cpu_seconds=trained.cpu_seconds)
     if out is not None:
         from .folder import save_agent_folder
 

@@ -86,7 +86,7 @@ def run_cell(config: RLCompareConfig, cell: Cell, threads: int, source: Any = No
     except TransferlabError as err:
         return record | {"status": "failed", "error": str(err)}
     return record | {"status": "finished", "curve": r.to_json()["curve"], "metrics": r.metrics, "heads": r.heads,
-                     "episodes": r.episodes, "train_seconds": r.train_seconds,
+                     "episodes": r.episodes, "train_seconds": r.train_seconds, "cpu_seconds": r.cpu_seconds,
                      "trainable_parameters": r.trainable_parameters}
 
 

@@ -72,7 +72,7 @@ def save_agent_folder(out: Path, model: Any, *, kind: str, algo: Any, algo_optio
     if kind == "pretrained":
         info |= {"source_task": task, "label_names": [],
                  "training": {"steps": result.steps, "seed": result.seed, "episodes": result.episodes,
-                              "train_seconds": result.train_seconds}}
+                              "train_seconds": result.train_seconds, "cpu_seconds": result.cpu_seconds}}
         return save_model_folder(out, backbone=backbone_of(model), head=None, head_spec=None, info=info,
                                  overwrite=overwrite, source_head=head, source_head_spec=spec)
     assert source is not None

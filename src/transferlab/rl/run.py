@@ -105,6 +105,7 @@ class TrainedAgent:
     episodes: int
     train_seconds: float
     steps_done: int
+    cpu_seconds: float  # CPU time of this process while training (what the run costs on an idle core)
 
 
 def train(model: Any, *, steps: int, evaluator: Evaluator, points: int, quiet: bool, description: str) -> TrainedAgent:
@@ -117,12 +118,12 @@ def train(model: Any, *, steps: int, evaluator: Evaluator, points: int, quiet: b
         raise ConfigError(f"--eval-points must be a whole number ≥ 1; got {points}")
     with _progress(description, steps, enabled=not quiet) as on_progress:
         callback = _curve_callback(evaluator, eval_points(steps, points), on_progress)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.learn(total_timesteps=steps, callback=callback, progress_bar=False)
-        seconds = time.perf_counter() - start
         callback.finish()
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return TrainedAgent(model=model, curve=callback.curve, episodes=callback.episodes, train_seconds=seconds,
-                        steps_done=int(model.num_timesteps))
+                        steps_done=int(model.num_timesteps), cpu_seconds=cpu)
 
 
 class _progress:

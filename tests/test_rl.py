@@ -369,3 +369,72 @@ def test_compare_killed_mid_grid_resumes_without_redoing_finished_runs(ppo_sourc
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["skipped"] >= 2 and summary["ran"] + summary["skipped"] == 6
     assert all(c["n_seeds"] == 3 for c in summary["cells"])
+
+
+# --- resume of a killed run ------------------------------------------------------------------------------------
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_after_checkpoints(monkeypatch, n: int) -> None:
+    """Make the run die right after its n-th checkpoint is written (as a kill at that moment would)."""
+    import transferlab.rl.checkpoint as ckpt
+
+    original, count = ckpt.save_checkpoint, {"n": 0}
+
+    def save_then_die(*args, **kwargs):
+        original(*args, **kwargs)
+        count["n"] += 1
+        if count["n"] >= n:
+            raise _Killed()
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+
+
+@pytest.mark.parametrize("algo, options", [("ppo", {}), ("dqn", {**DQN_TINY, "learning_starts": 100})])
+def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch, algo: str, options: dict) -> None:
+    import shutil
+
+    run = dict(algo=algo, steps=1024, seed=3, algo_options=options, eval_episodes=2, eval_points=4,
+               checkpoint_every=256, **({"hidden": [16, 16]} if algo == "dqn" else {}))
+    whole = pretrain_agent("CartPole-v1", out=tmp_path / "whole", **run)
+    with monkeypatch.context() as m:
+        _kill_after_checkpoints(m, 2)
+        with pytest.raises(_Killed):
+            pretrain_agent("CartPole-v1", out=tmp_path / "killed", **run)
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["checkpoint.pt"]
+    with pytest.raises(ConfigError, match=r"holds an unfinished run \(checkpoint.pt\); pass --resume"):
+        pretrain_agent("CartPole-v1", out=tmp_path / "killed", **run)
+    with pytest.raises(ConfigError, match=r"checkpoint in .* is of a different run \(seed: 3 → 4\)"):
+        pretrain_agent("CartPole-v1", out=tmp_path / "killed", resume=True, **{**run, "seed": 4})
+    shutil.copytree(tmp_path / "killed", tmp_path / "killed-copy")
+    resumed = pretrain_agent("CartPole-v1", out=tmp_path / "killed", resume=True, **run)
+    again = pretrain_agent("CartPole-v1", out=tmp_path / "killed-copy", resume=True, **run)
+    assert not (tmp_path / "killed" / "checkpoint.pt").exists()
+    # the curve up to the checkpoint (step 512) is the uninterrupted run's; the resume itself is deterministic
+    assert [p["return"] for p in resumed.curve[:3]] == [p["return"] for p in whole.curve[:3]]
+    assert resumed.curve == again.curve and len(resumed.curve) == 5
+    w1, w2 = load_agent_folder(tmp_path / "killed").backbone_state, load_agent_folder(tmp_path / "killed-copy").backbone_state
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert json.loads((tmp_path / "killed" / "config.json").read_text())["training"]["steps"] == 1024
+
+
+def test_resume_errors(tmp_path: Path, ppo_source: Path) -> None:
+    with pytest.raises(ConfigError, match="--resume needs --out"):
+        pretrain_agent("CartPole-v1", steps=100, resume=True)
+    with pytest.raises(ConfigError, match=r"holds no RL checkpoint \(checkpoint.pt\); run without --resume"):
+        finetune_agent(ppo_source, "CartPole-v1", steps=100, out=tmp_path / "none", resume=True)
+
+
+def test_killed_finetune_with_adapters_resumes(tmp_path: Path, monkeypatch, ppo_source: Path) -> None:
+    run = dict(env_options={"length": 1.0}, strategy="lora", strategy_options={"rank": 2}, steps=768, seed=1,
+               eval_episodes=2, eval_points=3, checkpoint_every=256)
+    with monkeypatch.context() as m:
+        _kill_after_checkpoints(m, 1)
+        with pytest.raises(_Killed):
+            finetune_agent(ppo_source, "CartPole-v1", out=tmp_path / "ft", **run)
+    r = finetune_agent(ppo_source, "CartPole-v1", out=tmp_path / "ft", resume=True, **run)
+    assert len(r.curve) == 4 and r.heads == "source"
+    assert set(load_agent_folder(tmp_path / "ft").backbone_state) == set(load_agent_folder(ppo_source).backbone_state)

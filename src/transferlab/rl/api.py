@@ -86,14 +86,18 @@ def pretrain_agent(
     overwrite: bool = False,
     quiet: bool = True,
     threads: int | None = None,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
 ) -> AgentResult:
     """Train an agent on a source environment and save it as a pretrained model folder.
+
+    With `out`, a checkpoint is kept in the folder while the run trains (every `checkpoint_every` steps,
+    default: each evaluation interval); `resume=True` continues a killed run from it (rl/checkpoint.py).
 
     Example:
         >>> r = pretrain_agent("CartPole-v1", algo="ppo", steps=20_000, out="models/cartpole")  # doctest: +SKIP
         >>> r.metrics["final_return"]  # doctest: +SKIP
     """
-    from ..artifacts.model_folder import check_writable
     from .agent import algorithm, build_agent, resolve_algo_options, trainable_parameters
     from .run import Evaluator, train
 
@@ -101,12 +105,14 @@ def pretrain_agent(
     alg = algorithm(algo)
     options = resolve_algo_options(alg, algo_options)
     net = {"hidden": [int(h) for h in (hidden or alg.hidden)], "activation": activation or alg.activation}
-    if out is not None:
-        check_writable(Path(out), overwrite=overwrite)  # refused before training, not after
+    identity = {"command": "pretrain", "env": spec.to_dict(), "algo": algo, "algo_options": options, "network": net,
+                "steps": steps, "seed": seed, "eval": [eval_episodes, eval_points]}
+    checkpoint, payload = _run_state(out, identity, steps, eval_points, checkpoint_every, resume, overwrite)
     _threads(threads)
     model = build_agent(alg, spec, seed=seed, hidden=net["hidden"], activation=net["activation"], options=options)
     trained = train(model, steps=steps, evaluator=Evaluator(spec, eval_episodes), points=eval_points, quiet=quiet,
-                    description=f"pretrain {algo} on {spec.describe()}")
+                    description=f"pretrain {algo} on {spec.describe()}", checkpoint=checkpoint, resume_from=payload,
+                    seed=seed)
     trainable, total = trainable_parameters(model)
     result = AgentResult(algo=algo, env=spec, steps=steps, seed=seed, curve=trained.curve,
                          metrics=curve_metrics(trained.curve), episodes=trained.episodes,
@@ -138,6 +144,8 @@ def finetune_agent(
     overwrite: bool = False,
     quiet: bool = True,
     threads: int | None = None,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
     source: Any = None,
 ) -> AgentResult:
     """Adapt a pretrained agent to a target environment with a registered strategy; measure its learning curve.
@@ -151,7 +159,6 @@ def finetune_agent(
         ...                    strategy="partial", strategy_options={"freeze": 1}, steps=10_000)  # doctest: +SKIP
         >>> r.metrics["jumpstart"], r.metrics["auc"]  # doctest: +SKIP
     """
-    from ..artifacts.model_folder import check_writable
     from ..strategies import create_strategy
     from .agent import adapt, algorithm, build_agent, resolve_algo_options, trainable_parameters
     from .folder import load_agent_folder
@@ -187,15 +194,18 @@ def finetune_agent(
     keep = keep and strat.uses_pretrained_weights
     alg = algorithm(rl["algorithm"])
     options = resolve_algo_options(alg, {**rl["algo_options"], **(algo_options or {})})
-    if out is not None:
-        check_writable(Path(out), overwrite=overwrite)
+    identity = {"command": "finetune", "pretrained_sha256": src.config["weights"]["sha256"], "env": spec.to_dict(),
+                "strategy": strategy, "strategy_options": strat.options(), "keep_source_head": keep,
+                "algo_options": options, "steps": steps, "seed": seed, "eval": [eval_episodes, eval_points]}
+    checkpoint, payload = _run_state(out, identity, steps, eval_points, checkpoint_every, resume, overwrite)
     _threads(threads)
     model = build_agent(alg, spec, seed=seed, hidden=rl["network"]["hidden"], activation=rl["network"]["activation"],
                         options=options)
     shim = adapt(model, strat, source_backbone=src.backbone_state, source_head=src.head if keep else None)
     trainable, total = trainable_parameters(model)
     trained = train(model, steps=steps, evaluator=Evaluator(spec, eval_episodes), points=eval_points, quiet=quiet,
-                    description=f"{strategy} {rl['algorithm']} on {spec.describe()}")
+                    description=f"{strategy} {rl['algorithm']} on {spec.describe()}", checkpoint=checkpoint,
+                    resume_from=payload, seed=seed)
     strat.finalize(shim)
     result = AgentResult(algo=alg.name, env=spec, steps=steps, seed=seed, curve=trained.curve,
                          metrics=curve_metrics(trained.curve, threshold=threshold), episodes=trained.episodes,
@@ -208,6 +218,32 @@ def finetune_agent(
         result.out = save_agent_folder(Path(out), model, kind="finetuned", algo=alg, algo_options=options,
                                        network=rl["network"], env=spec, result=result, overwrite=overwrite, source=src)
     return result
+
+
+def _run_state(out: str | Path | None, identity: dict[str, Any], steps: int, points: int, every: int | None,
+               resume: bool, overwrite: bool) -> tuple[Any, dict[str, Any] | None]:
+    """Checkpointing for a run saved to `out`, and the checkpoint to resume from (refusals before any training)."""
+    from ..artifacts.model_folder import CONFIG, check_writable
+    from .checkpoint import CHECKPOINT, load_checkpoint
+    from .run import Checkpointing, check_budget
+
+    check_budget(steps, points)
+    if out is None:
+        if resume:
+            raise ConfigError("--resume needs --out: the checkpoint lives in the run's --out folder")
+        return None, None
+    out = Path(out)
+    if every is not None and every < 1:
+        raise ConfigError(f"--checkpoint-every must be a whole number ≥ 1 (environment steps); got {every}")
+    payload = None
+    if resume:
+        payload = load_checkpoint(out, identity)
+    else:
+        if (out / CHECKPOINT).is_file() and not (out / CONFIG).is_file() and not overwrite:
+            raise ConfigError(f"{out} holds an unfinished run ({CHECKPOINT}); pass --resume to continue it, or "
+                              "--overwrite to start anew")
+        check_writable(out, overwrite=overwrite)  # refused before training, not after
+    return Checkpointing(out, identity, every or max(1, steps // points)), payload
 
 
 def _threads(threads: int | None) -> None:

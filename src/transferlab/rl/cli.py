@@ -32,6 +32,9 @@ Rank = Annotated[Optional[int], typer.Option(help="lora: rank of the update")]
 KeepHead = Annotated[Optional[bool], typer.Option("--keep-source-head/--new-head", help="keep the pretrained "
                      "action/value (or Q) output layers (default: when the action spaces match, except for scratch "
                      "and linear-probe) or start new ones")]
+Resume = Annotated[bool, typer.Option("--resume", help="continue the killed run whose checkpoint is in --out")]
+CheckpointEvery = Annotated[Optional[int], typer.Option(help="checkpoint every N environment steps (default: each "
+                            "evaluation interval; only with --out)")]
 Threshold = Annotated[Optional[float], typer.Option(help="return for time-to-threshold (compare default: scratch's "
                       "final return)")]
 
@@ -93,6 +96,8 @@ def pretrain(
     eval_episodes: EvalEpisodes = 10,
     eval_points: EvalPoints = 10,
     overwrite: Annotated[bool, typer.Option(help="replace an existing model folder at --out")] = False,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
     threads: Threads = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -105,7 +110,7 @@ def pretrain(
                             hidden=_ints(hidden, "--hidden"), activation=activation,
                             algo_options=_pairs(algo_option, "--algo-option"), eval_episodes=eval_episodes,
                             eval_points=eval_points, out=out, overwrite=overwrite, quiet=quiet or json_out,
-                            threads=threads)
+                            threads=threads, resume=resume, checkpoint_every=checkpoint_every)
     if json_out:
         _emit(result.to_json())
         return
@@ -134,6 +139,8 @@ def finetune(
     eval_points: EvalPoints = 10,
     threshold: Threshold = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing model folder at --out")] = False,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
     threads: Threads = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -147,7 +154,7 @@ def finetune(
                             strategy_options=options, steps=steps, seed=seed, keep_source_head=keep_source_head,
                             algo_options=_pairs(algo_option, "--algo-option"), eval_episodes=eval_episodes,
                             eval_points=eval_points, threshold=threshold, out=out, overwrite=overwrite,
-                            quiet=quiet or json_out, threads=threads)
+                            quiet=quiet or json_out, threads=threads, resume=resume, checkpoint_every=checkpoint_every)
     if json_out:
         _emit(result.to_json())
         return

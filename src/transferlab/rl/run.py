@@ -56,11 +56,12 @@ def eval_points(steps: int, points: int) -> list[int]:
     return sorted({round(steps * k / points) for k in range(points + 1)})
 
 
-def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callable[[dict[str, Any]], None] | None):
+def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callable[[dict[str, Any]], None] | None,
+                    checkpoint: Checkpointing | None = None):
     from stable_baselines3.common.callbacks import BaseCallback
 
     class CurveCallback(BaseCallback):
-        """Evaluate at each scheduled step; count episodes; report progress."""
+        """Evaluate at each scheduled step; count episodes; report progress; checkpoint at rollout starts."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -68,6 +69,28 @@ def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callab
             self.episodes = 0
             self.next = 0
             self._reported = 0
+            self._start, self._cpu = time.perf_counter(), time.process_time()
+            self._seconds_before, self._cpu_before = 0.0, 0.0  # from before a resume
+            self._last_checkpoint = 0
+
+        def seconds_so_far(self) -> float:
+            return self._seconds_before + time.perf_counter() - self._start
+
+        def cpu_so_far(self) -> float:
+            return self._cpu_before + time.process_time() - self._cpu
+
+        def restore(self, state: dict[str, Any], steps_done: int) -> None:
+            self.curve, self.episodes, self.next = list(state["curve"]), int(state["episodes"]), int(state["next"])
+            self._seconds_before, self._cpu_before = float(state["seconds"]), float(state["cpu"])
+            self._last_checkpoint = steps_done
+
+        def _on_rollout_start(self) -> None:
+            if checkpoint is None or self.num_timesteps - self._last_checkpoint < checkpoint.every:
+                return
+            from .checkpoint import save_checkpoint
+
+            save_checkpoint(checkpoint.folder, identity=checkpoint.identity, model=self.model, callback=self)
+            self._last_checkpoint = self.num_timesteps
 
         def _evaluate(self, step: int) -> None:
             returns = evaluator(self.model)
@@ -99,6 +122,15 @@ def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callab
 
 
 @dataclass
+class Checkpointing:
+    """Where and how often a run writes its checkpoint (rl/checkpoint.py), and what identifies the run."""
+
+    folder: Any
+    identity: dict[str, Any]
+    every: int
+
+
+@dataclass
 class TrainedAgent:
     model: Any
     curve: list[dict[str, Any]]
@@ -108,22 +140,38 @@ class TrainedAgent:
     cpu_seconds: float  # CPU time of this process while training (what the run costs on an idle core)
 
 
-def train(model: Any, *, steps: int, evaluator: Evaluator, points: int, quiet: bool, description: str) -> TrainedAgent:
-    """Run `model.learn(steps)` with evaluation at `points` + 1 fixed steps (0 included) and a progress bar."""
+def train(model: Any, *, steps: int, evaluator: Evaluator, points: int, quiet: bool, description: str,
+          checkpoint: Checkpointing | None = None, resume_from: dict[str, Any] | None = None, seed: int = 0
+          ) -> TrainedAgent:
+    """Run `model.learn(steps)` with evaluation at `points` + 1 fixed steps (0 included) and a progress bar.
+
+    With `checkpoint`, the run's state is saved at rollout starts every `checkpoint.every` steps; with
+    `resume_from` (a loaded checkpoint), it continues from there (rl/checkpoint.py says what is restored).
+    """
+    check_budget(steps, points)
+    with _progress(description, steps, enabled=not quiet) as on_progress:
+        callback = _curve_callback(evaluator, eval_points(steps, points), on_progress, checkpoint)
+        remaining, fresh = steps, True
+        if resume_from is not None:
+            from .checkpoint import restore
+
+            restore(model, resume_from, seed)
+            callback.restore(resume_from["curve"], int(model.num_timesteps))
+            remaining, fresh = steps - int(model.num_timesteps), False
+        model.learn(total_timesteps=remaining, callback=callback, progress_bar=False, reset_num_timesteps=fresh)
+        callback.finish()
+    return TrainedAgent(model=model, curve=callback.curve, episodes=callback.episodes,
+                        train_seconds=callback.seconds_so_far(), steps_done=int(model.num_timesteps),
+                        cpu_seconds=callback.cpu_so_far())
+
+
+def check_budget(steps: int, points: int) -> None:
     from ..errors import ConfigError
 
     if steps < 1:
         raise ConfigError(f"--steps must be a whole number ≥ 1; got {steps}")
     if points < 1:
         raise ConfigError(f"--eval-points must be a whole number ≥ 1; got {points}")
-    with _progress(description, steps, enabled=not quiet) as on_progress:
-        callback = _curve_callback(evaluator, eval_points(steps, points), on_progress)
-        start, cpu = time.perf_counter(), time.process_time()
-        model.learn(total_timesteps=steps, callback=callback, progress_bar=False)
-        callback.finish()
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return TrainedAgent(model=model, curve=callback.curve, episodes=callback.episodes, train_seconds=seconds,
-                        steps_done=int(model.num_timesteps), cpu_seconds=cpu)
 
 
 class _progress:

@@ -438,3 +438,16 @@ def test_killed_finetune_with_adapters_resumes(tmp_path: Path, monkeypatch, ppo_
     r = finetune_agent(ppo_source, "CartPole-v1", out=tmp_path / "ft", resume=True, **run)
     assert len(r.curve) == 4 and r.heads == "source"
     assert set(load_agent_folder(tmp_path / "ft").backbone_state) == set(load_agent_folder(ppo_source).backbone_state)
+
+
+def test_compare_refuses_bad_settings_before_any_run(ppo_source: Path, tmp_path: Path) -> None:
+    from transferlab.rl.compare import RLCompareConfig
+
+    with pytest.raises(ConfigError, match=r"--metric 'return' is not one of \['auc', 'asymptotic_return'"):
+        RLCompareConfig(str(ppo_source), "CartPole-v1", metric="return")
+    with pytest.raises(ConfigError, match=r"--seeds must be ≥ 2 \(a verdict needs a spread over seeds\); got 1"):
+        RLCompareConfig(str(ppo_source), "CartPole-v1", seeds=1)
+    bad = runner.invoke(app, ["compare", str(ppo_source), "--env", "CartPole-v1", "--strategies", "full,add-layers",
+                              "--out", str(tmp_path / "c")])
+    assert bad.exit_code == 2 and "strategy 'add-layers' does not apply to an RL agent" in bad.output
+    assert not (tmp_path / "c").exists()

@@ -52,7 +52,11 @@ def main() -> int:
     parser.add_argument("--eval-points", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the goals")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="run nothing: tables and goals from the runs already in --out (finished runs only)")
     args = parser.parse_args()
+    if args.summarize_only:
+        return summarize_only(args)
     scale = 0.1 if args.quick else 1.0
     start = time.perf_counter()
     rows = []
@@ -95,6 +99,45 @@ def main() -> int:
           "idle cores with --jobs 2 (goal: under 30 min; process start-up not included)")
     if args.json:
         print(json.dumps({"rows": rows, "goals": goals, "minutes": minutes, "cpu_minutes": cpu / 60}, default=str))
+    return 0
+
+
+def summarize_only(args: argparse.Namespace) -> int:
+    """Tables, goals and CPU time from the stores in --out, whatever has finished so far."""
+    from transferlab.compare.run_store import RunStore
+    from transferlab.rl.report import summarize
+
+    rows, cpu, counts, estimate = [], 0.0, [], 0.0
+    for algo in [a.strip() for a in args.algos.split(",") if a.strip()]:
+        source = args.out / f"source-{algo}"
+        if (source / "config.json").is_file():
+            source_cpu = json.loads((source / "config.json").read_text())["training"].get("cpu_seconds") or 0.0
+            cpu += source_cpu
+            estimate += source_cpu
+        per_run = []
+        for pair, options in PAIRS:
+            store = args.out / f"{pair}-{algo}" / "runs.sqlite"
+            if not store.is_file():
+                counts.append(f"{pair}-{algo}: not started")
+                continue
+            with RunStore(store) as s:
+                runs, config = s.runs(status=None), s.get_meta("config")
+            finished = [r for r in runs if r["status"] == "finished"]
+            cpu += sum(r.get("cpu_seconds") or 0.0 for r in finished)
+            per_run += [r["cpu_seconds"] for r in finished if r.get("cpu_seconds")]
+            counts.append(f"{pair}-{algo}: {len(finished)}/{len(config['strategies']) * config['seeds']} runs")
+            for cell in summarize(runs, config)["cells"]:
+                if cell.get("n_seeds"):
+                    rows.append({"pair": pair, "algo": algo, "target": options, **cell})
+        if per_run:  # the whole grid of this algorithm at the mean CPU time of its measured runs
+            estimate += sum(per_run) / len(per_run) * len(PAIRS) * (len(STRATEGIES) + 1) * args.seeds
+    print("; ".join(counts))
+    print_table(rows)
+    print()
+    for line in check_goals(rows):
+        print(line)
+    print(f"\nCPU time of the finished runs (those that record it): {cpu / 60:.1f} min; the whole benchmark at the "
+          f"measured CPU time per run: {estimate / 60:.1f} min → ≈ {estimate / 120:.1f} min on 2 idle cores with --jobs 2")
     return 0
 
 

@@ -66,7 +66,8 @@ def main() -> int:
         if not (source / "config.json").is_file():  # reused when present: the benchmark resumes
             t0 = time.perf_counter()
             r = pretrain_agent("CartPole-v1", algo=algo, steps=int(SOURCE_STEPS[algo] * scale), seed=0, out=source,
-                               eval_episodes=args.eval_episodes, eval_points=args.eval_points, threads=1)
+                               eval_episodes=args.eval_episodes, eval_points=args.eval_points, threads=1,
+                               resume=(source / "checkpoint.pt").is_file())  # a killed pretraining continues
             print(f"pretrained {algo} on CartPole-v1: eval return {r.metrics['final_return']:.1f} in "
                   f"{time.perf_counter() - t0:.0f}s", flush=True)
         cpu += json.loads((source / "config.json").read_text())["training"].get("cpu_seconds") or 0.0

@@ -165,6 +165,10 @@ def check_goals(rows: list[dict]) -> list[str]:
     lines = []
     for (pair, algo) in sorted({(r["pair"], r["algo"]) for r in rows}):
         cells = [r for r in rows if r["pair"] == pair and r["algo"] == algo and r["verdict"] != "baseline"]
+        seeds = [r["n_seeds"] for r in rows if r["pair"] == pair and r["algo"] == algo]
+        if min(seeds) < max(seeds) or len(cells) < len(STRATEGIES):
+            lines.append(f"INCOMPLETE: {pair} {algo}: {min(seeds)}–{max(seeds)} seeds per strategy so far")
+            continue
         if pair.startswith("helps"):
             helping = [r for r in cells if r["verdict"] == "helps"]
             best = max(helping or cells, key=lambda r: r["mean"] if r["mean"] is not None else float("-inf"))

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise bench-da gpu-check clean
+.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise bench-da bench-rl gpu-check clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export,docs]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export,docs,rl]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -49,6 +49,10 @@ bench-advise: $(STAMP)
 # Domain adaptation from unlabeled target data: 4 pairs × 0 and 5 labels per class × 5 seeds (long on a CPU).
 bench-da: $(STAMP)
 	$(PY) benchmarks/domain_adaptation.py
+
+# RL transfer (issue 17): PPO and DQN, 2 helps pairs + 1 hurts pair, 5 seeds, 2 runs at a time.
+bench-rl: $(STAMP)
+	$(PY) benchmarks/rl_transfer.py --jobs 2
 
 # The seed's Keras example needs tensorflow-cpu: a separate venv, so the main one stays torch-only.
 KERAS_VENV := .venv-keras

@@ -13,8 +13,10 @@ import typer
 
 from .cli_options import GivenFlags, with_plugin_flags
 from .errors import TransferlabError
+from .rl.dispatch import TaskKindGroup
 
 app = typer.Typer(
+    cls=TaskKindGroup,  # pretrain/finetune/compare with --env run the RL forms (rl/cli.py)
     help="transferlab: pretrain, adapt with any strategy, and measure transfer honestly.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -242,7 +244,7 @@ def pretrain(
     ctx: typer.Context = None,  # type: ignore[assignment]
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per backbone option, generated)
 ) -> None:
-    """Pretrain a backbone on a source task; save it without its output layer."""
+    """Pretrain a backbone on a source task; save it without its output layer. With --env ID: an RL agent (see docs/rl.md)."""
     # long: a typer command's signature is its list of flags (one parameter each)
     from .api import pretrain as api_pretrain
 
@@ -330,7 +332,7 @@ def finetune(
     ctx: typer.Context = None,  # type: ignore[assignment]
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
 ) -> None:
-    """Fine-tune a pretrained model on a target task with a new output layer, by one strategy."""
+    """Fine-tune a pretrained model on a target task with a new output layer, by one strategy. With --env: an RL agent (docs/rl.md)."""
     # long: a typer command's signature is its list of flags (one parameter each)
     from .api import finetune as api_finetune
     from .data import parse_shots
@@ -475,7 +477,7 @@ def compare(
     quiet: Quiet = False,
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
 ) -> None:
-    """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds."""
+    """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds. With --env: RL (docs/rl.md)."""
     from .cli_compare import compare_from_cli
 
     compare_from_cli(

@@ -8,6 +8,10 @@ from typing import Any
 def _task_line(task: dict[str, Any] | None) -> str:
     if not task:
         return "n/a"
+    if task.get("kind") == "rl":  # an environment, not a dataset (transferlab.rl)
+        opts = ", ".join(f"{k}={v}" for k, v in sorted((task["env"].get("options") or {}).items()))
+        return (f"environment `{task['env']['id']}`" + (f" with {opts}" if opts else "")
+                + f" ({task.get('steps', '?')} steps of {task.get('algorithm', '?')}, seed {task.get('seed', '?')})")
     classes = ", ".join(task.get("label_names", []))
     return f"`{task.get('data')}` ({task.get('n_train', '?')} training examples; classes: {classes})"
 
@@ -61,9 +65,13 @@ def model_card(config: dict[str, Any]) -> str:
         "model = transferlab.load(\"path/to/this/folder\")  # verifies the sha256 first; no pickles",
         "```",
         "",
-        "or fine-tune it: `transferlab finetune path/to/this/folder --data DATA --strategy partial --out OUT`."
+        ("or fine-tune the agent: `transferlab finetune path/to/this/folder --env ENV --strategy partial --out OUT`."
+         if config.get("task_kind") == "rl" else
+         "or fine-tune it: `transferlab finetune path/to/this/folder --data DATA --strategy partial --out OUT`.")
         if kind == "pretrained"
-        else "or evaluate it: `transferlab evaluate path/to/this/folder --data DATA`.",
+        else "or evaluate it: `transferlab evaluate path/to/this/folder --data DATA`."
+        if config.get("task_kind") != "rl"
+        else "or adapt it further: `transferlab finetune path/to/this/folder --env ENV --out OUT`.",
         "",
     ]
     return "\n".join(lines)

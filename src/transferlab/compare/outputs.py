@@ -90,4 +90,9 @@ def rebuild(out: str | Path) -> dict[str, Any]:
     out = claim_folder(out)  # it rewrites results.csv, summary.json, report.html: only if they are compare's own
     with RunStore(out / STORE) as store:
         runs, config = store.runs(), store.get_meta("config") or {}
+        every_run = store.runs(status=None)
+    if config.get("task_kind") == "rl":  # a `compare --env` folder: its own summary and report (rl/report.py)
+        from ..rl.report import write_rl_outputs
+
+        return write_rl_outputs(out, every_run, config)
     return write_outputs(out, runs, config)

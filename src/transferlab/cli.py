@@ -35,10 +35,32 @@ def _friendly(fn: Callable) -> Callable:
             typer.echo(f"error: {err}" if rank == "0" else f"error (rank {rank}): {err}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted; finished work is saved (compare resumes when the same command runs again)", err=True)
+            typer.echo(_interrupted_message(), err=True)
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _interrupted_message() -> str:
+    """What Ctrl-C leaves and the exact command that continues it (pretrain/finetune: with --resume)."""
+    import shlex
+
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    name = ctx.info_name if ctx is not None else None
+    if name not in ("pretrain", "finetune", "compare"):
+        return "interrupted"
+    argv = ["transferlab", *_command_line(ctx)]
+    if name == "compare":
+        return f"interrupted; finished runs are kept in --out. Continue with the same command: {shlex.join(argv)}"
+    out = ctx.params.get("out")
+    if out is None:
+        return ("interrupted; nothing was saved (finetune without --out keeps no checkpoint). Run with --out DIR "
+                "to save the model and be able to resume with --resume")
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return f"interrupted; the last checkpoint is in {out}. Continue with: {shlex.join(argv)}"
 
 
 def _emit(obj: Any) -> None:
@@ -266,7 +288,8 @@ def pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
         image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data, train=cfg, overwrite=overwrite,
-        quiet=quiet or json_out, resume=resume, checkpoint_every=checkpoint_every, track=track, tracking_uri=tracking_uri,
+        progress=not (quiet or json_out), resume=resume, checkpoint_every=checkpoint_every, track=track,
+        tracking_uri=tracking_uri,
     )
     if not is_main_process():  # the other processes of a data-parallel run print nothing
         return
@@ -362,7 +385,7 @@ def finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots), out=out,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data,
-        train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache, resume=resume,
+        train=cfg, overwrite=overwrite, progress=not (quiet or json_out), cache=cache, resume=resume,
         checkpoint_every=checkpoint_every, track=track, tracking_uri=tracking_uri,
     )
     if not is_main_process():
@@ -380,6 +403,9 @@ def finetune(
             f"{result.trainable_params:,}/{result.total_params:,} params trained, "
             f"{result.train_seconds:.1f}s" + (f" → {out}" if out else "")
         )
+        if out is None:
+            typer.echo("nothing was saved: pass --out DIR to save the fine-tuned model (then evaluate, predict or "
+                       "export it)", err=True)
 
 
 @app.command()
@@ -391,11 +417,13 @@ def evaluate(
     text_column: Annotated[Optional[str], typer.Option(help="text column (default: the model's)")] = None,
     test_data: TestData = None,
     json_out: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Test accuracy and macro-F1 of a fine-tuned model on the fixed test split of DATA."""
     from .api import evaluate as api_evaluate
 
-    result = api_evaluate(model, data, label_column=label_column, text_column=text_column, test_data=test_data)
+    result = api_evaluate(model, data, label_column=label_column, text_column=text_column, test_data=test_data,
+                          progress=not (quiet or json_out))
     if json_out:
         _emit(result.to_json())
     else:
@@ -421,7 +449,7 @@ def predict(
     from .api import predict as api_predict
 
     rows = api_predict(model, inputs, label_column=label_column, batch_size=batch_size, out=out, overwrite=overwrite,
-                       quiet=quiet or json_out)
+                       progress=not (quiet or json_out))
     if json_out:
         _emit({"predictions": rows})
         return

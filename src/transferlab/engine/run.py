@@ -16,7 +16,7 @@ from ..strategies.base import Strategy
 from .evaluate import classification_metrics, regression_metrics
 from .augment import check_augment
 from .feature_cache import FeatureCache, cacheable_prefix, prefix_features
-from .progress import training_progress
+from .progress import Progress, progress_steps, training_progress
 from .runtime import seed_everything, set_threads
 from .train import EpochCallback, RunResult, TrainConfig, fit
 
@@ -26,13 +26,16 @@ def _labels(y: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.float32 if y.dtype.kind == "f" else np.int64))
 
 
-def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> dict[str, float]:
+def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task, advance=None) -> dict[str, float]:
     """Metrics on the fixed test split: classification or regression, by the task."""
-    return regression_metrics(net, x, y) if task.is_numeric else classification_metrics(net, x, y, task.num_classes)
+    if task.is_numeric:
+        return regression_metrics(net, x, y, advance=advance)
+    return classification_metrics(net, x, y, task.num_classes, advance=advance)
 
 
-def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
-    return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task)
+def _test_metrics(model: TransferModel, task: Task, progress: Progress = False) -> dict[str, float]:
+    with progress_steps(f"evaluate {len(task.y_test)} test rows", total=len(task.y_test), progress=progress) as advance:
+        return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task, advance)
 
 
 def train_run(
@@ -49,6 +52,7 @@ def train_run(
     resume: bool = False,
     checkpoint_interval: float = 0.0,
     on_epoch_end: EpochCallback | None = None,
+    progress_to: Progress = True,
 ) -> tuple[TransferModel, RunResult, dict[str, float]]:
     """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
 
@@ -57,8 +61,11 @@ def train_run(
     the backbone, its outputs are computed once (`cache=True`: for this run; a FeatureCache: shared
     by every run whose prefix weights `cache_key` names) and only the rest trains; `cache=False`
     runs the whole network every step (the same result, slower). `on_epoch_end(record)` sees every
-    validation pass (a tracker's per-epoch metrics), beside the progress bar.
+    validation pass (a tracker's per-epoch metrics), beside the progress bar. With a `progress`
+    description, each step (a strategy's first phase, computing cached features, training, the test
+    split) reports to `progress_to` (a bar, or a callable taking ProgressEvents).
     """
+    report: Progress = progress_to if progress is not None else False
     check_augment(cfg.augment, backbone.input_spec.kind)  # before any phase trains (setfit's pairs come first)
     set_threads(cfg.threads)
     seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
@@ -71,21 +78,29 @@ def train_run(
     phase_seconds = 0.0
     if strategy.tunes_backbone_before_fit:
         start = time.perf_counter()
-        strategy.before_fit(model, model.backbone.prepare_inputs(split.x_train), y_tr, cfg.seed)
+        strategy.before_fit(model, model.backbone.prepare_inputs(split.x_train), y_tr, cfg.seed, progress=report)
         phase_seconds = time.perf_counter() - start
     shared = (isinstance(cache, FeatureCache) and not strategy.tunes_backbone_before_fit
               and split.train_index is not None and split.val_index is not None)
+    kind = "embed texts" if model.backbone.input_spec.kind == "text" else "features"
     if k and shared:  # the whole pool and test split once, for every run with this prefix
         task = split.task
-        pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool)
+        todo = sum(len(a) for name, a in (("pool", task.x_pool), ("test", task.x_test))
+                   if not cache.has(cache_key, k, f"{task.name}:{name}"))
+        with progress_steps(f"{kind} (cache)", total=todo, progress=report if todo else False) as advance:
+            pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool,
+                                  advance if not cache.has(cache_key, k, f"{task.name}:pool") else None)
+            x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test,
+                                  advance if not cache.has(cache_key, k, f"{task.name}:test") else None)
         x_tr, x_va = pool[split.train_index], pool[split.val_index]
-        x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
     elif k:  # this run's own rows only (its prefix may be tuned, or nothing is shared)
-        x_tr, x_va, x_te = (prefix_features(model.backbone, k, a) for a in (split.x_train, split.x_val, split.x_test))
+        arrays = (split.x_train, split.x_val, split.x_test)
+        with progress_steps(kind, total=sum(len(a) for a in arrays), progress=report) as advance:
+            x_tr, x_va, x_te = (prefix_features(model.backbone, k, a, advance) for a in arrays)
     else:
         prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
         x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
-    with training_progress(progress or "", enabled=progress is not None) as hooks:
+    with training_progress(progress or "", enabled=report if progress is not None else None) as hooks:
         callbacks = [c for c in (hooks.on_epoch_end, on_epoch_end) if c is not None]
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
                      on_epoch_end=(lambda record: [c(record) for c in callbacks]) if callbacks else None,
@@ -98,4 +113,6 @@ def train_run(
             record["elapsed_seconds"] += phase_seconds
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again
     net = model if k == 0 else FromBlock(model, k)
-    return model, result, _metrics(net, x_te, y_te, split.task)
+    with progress_steps("evaluate test split", total=len(y_te), progress=report if k == 0 else False) as advance:
+        metrics = _metrics(net, x_te, y_te, split.task, advance)
+    return model, result, metrics

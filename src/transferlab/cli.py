@@ -464,22 +464,26 @@ def predict(
 @_friendly
 def export(
     model: Annotated[str, typer.Argument(help="model folder or store name (fine-tuned: logits; pretrained: features)")],
-    out: Annotated[Path, typer.Option(help="file to write, e.g. model.onnx")],
-    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    out: Annotated[Path, typer.Option(help="file to write, e.g. model.onnx (--format hf: a folder)")],
+    format: Annotated[str, typer.Option("--format", help="onnx | hf (text models: a sentence-transformers and "
+                                                           "transformers folder)")] = "onnx",
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's, 18 or newer)")] = None,
-    check: Annotated[bool, typer.Option(help="run the file in onnxruntime on 100 inputs; refuse it past 1e-4 difference")] = True,
+    check: Annotated[bool, typer.Option(help="run the export on 100 inputs; refuse it past 1e-4 (onnx) / 1e-5 (hf) difference")] = True,
     overwrite: Overwrite = False,
     json_out: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Export a model as a standard file (ONNX, dynamic batch axis), checked against PyTorch."""
     from .export import export as api_export
 
-    result = api_export(model, out, format=format, opset=opset, check=check, overwrite=overwrite)
+    result = api_export(model, out, format=format, opset=opset, check=check, overwrite=overwrite,
+                        progress=not (quiet or json_out))
     if json_out:
         _emit(result.to_json())
         return
     shape = "×".join(str(s) for s in result.input_shape)
-    parity = (f"; max |ONNX − PyTorch| {result.parity_max_abs_diff:.3g} on {result.parity_inputs} inputs"
+    what = "ONNX" if result.format == "onnx" else "export"
+    parity = (f"; max |{what} − PyTorch| {result.parity_max_abs_diff:.3g} on {result.parity_inputs} inputs"
               if result.parity_max_abs_diff is not None else "")
     typer.echo(f"exported {model} → {out}: input x ({shape}, {result.input_dtype}), output {result.output_name}{parity}")
 

@@ -35,19 +35,16 @@ def _friendly(fn: Callable) -> Callable:
             typer.echo(f"error: {err}" if rank == "0" else f"error (rank {rank}): {err}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            typer.echo(_interrupted_message(), err=True)
+            typer.echo(_interrupted_message(kwargs.get("ctx")), err=True)
             raise typer.Exit(130) from None
 
     return wrapper
 
 
-def _interrupted_message() -> str:
+def _interrupted_message(ctx: typer.Context | None) -> str:
     """What Ctrl-C leaves and the exact command that continues it (pretrain/finetune: with --resume)."""
     import shlex
 
-    import click
-
-    ctx = click.get_current_context(silent=True)
     name = ctx.info_name if ctx is not None else None
     if name not in ("pretrain", "finetune", "compare"):
         return "interrupted"
@@ -515,6 +512,7 @@ def compare(
     save_models: Annotated[bool, typer.Option(help="save the seed-0 model of every cell under OUT/models/")] = False,
     json_out: Json = False,
     quiet: Quiet = False,
+    ctx: typer.Context = None,  # type: ignore[assignment]  (Ctrl-C: the command to continue)
 ) -> None:
     """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds."""
     from .compare.cli_support import compare_from_cli

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 EVAL_BATCH = 1024
-TEXT_BATCH = 64  # sorted by length: small batches keep padding (and wasted attention) low
+TEXT_BATCH = 32  # sorted by length: small batches keep padding (and wasted attention) low (sentence-transformers: 32)
 
 
 def length_order(model: nn.Module, x: torch.Tensor) -> torch.Tensor | None:

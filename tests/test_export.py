@@ -136,7 +136,7 @@ def test_export_errors(tmp_path, mlp_folder, monkeypatch):
     from transferlab import export as export_module
     from transferlab.errors import ArtifactError, ConfigError
 
-    with pytest.raises(ConfigError, match=r"--format 'tflite' is not one of \['onnx'\]; use --format onnx"):
+    with pytest.raises(ConfigError, match=r"--format 'tflite' is not one of \['onnx', 'hf'\]; use --format onnx \(any model\) or --format hf"):
         export_module.export(mlp_folder, tmp_path / "a.tflite", format="tflite")
     with pytest.raises(ConfigError, match="--opset 11 is too old .* pass 18 or newer"):
         export_module.export(mlp_folder, tmp_path / "a.onnx", opset=11)

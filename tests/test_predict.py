@@ -106,7 +106,7 @@ def test_text_csv_in_batches_through_the_cli(tmp_path, tiny_bert_path):
     assert res.exit_code == 0, res.output
     assert f"wrote 4 predictions to {tmp_path / 'p.json'}" in res.stdout
     rows = json.loads((tmp_path / "p.json").read_text())["predictions"]
-    assert [r["input"] for r in rows] == [r["input"] for r in one] == [f"line {n}" for n in range(2, 6)]
+    assert [r["input"] for r in rows] == [r["input"] for r in one] == [f'line {n}: "{t}"' for n, t in zip(range(2, 6), texts)]
     for a, b in zip(one, rows):
         assert a["label"] == b["label"] and a["probability"] == pytest.approx(b["probability"], abs=1e-5)
 
@@ -135,3 +135,23 @@ def test_predict_errors(tmp_path, image_model, image_folder):
         predict(image_model, image_folder, batch_size=0)
     res = runner.invoke(app, ["predict", str(image_model), str(image_folder), "--out", str(tmp_path / "p.xml")])
     assert res.exit_code == 2 and "predictions are written as .csv, .jsonl, .json" in res.stderr
+
+
+def test_text_predictions_show_row_and_cut_text(tmp_path, tiny_bert_path):
+    """A text's prediction names its row and the text, cut to 60 characters and kept on one line."""
+    model = _folder(tmp_path / "text", create_backbone("hf", InputSpec("text", ()), path=str(tiny_bert_path)))
+    long = "free entry in a weekly competition to win cup final tickets, text the word now " * 3
+    rows = predict(model, np.array(["short one", "two\tlines\nhere", long], dtype=object))
+    assert rows[0]["input"] == 'row 0: "short one"'
+    assert rows[1]["input"] == 'row 1: "two lines here"'
+    assert rows[2]["input"] == f'row 2: "{long[:59]}…"'
+    res = runner.invoke(app, ["predict", str(model), str(_write_txt(tmp_path, ["short one", long]))])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith('line 1: "short one"\t') and lines[1].startswith(f'line 2: "{long[:59]}…"\t')
+
+
+def _write_txt(tmp_path, texts):
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(texts) + "\n")
+    return path

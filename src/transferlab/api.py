@@ -18,6 +18,7 @@ from .engine.run import _test_metrics, train_run  # noqa: F401  (train_run: publ
 from .engine.provenance import model_record
 from .engine.runtime import run_environment
 from .engine.distributed import Session, distributed_session
+from .engine.progress import Progress, resolve_progress
 from .errors import ArtifactError, ConfigError
 from .models import Backbone, create_backbone, resolve_backbone_ref
 from .strategies import create_strategy
@@ -205,11 +206,12 @@ def pretrain(
     test_data: str | None = None,
     train: TrainConfig | None = None,
     overwrite: bool = False,
-    quiet: bool = True,
+    quiet: bool | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
     track: str | None = None,
     tracking_uri: str | None = None,
+    progress: Progress = None,
 ) -> PretrainResult:
     """Pretrain a backbone on a source task and save it without its output layer (seed §2.2.1).
 
@@ -218,6 +220,8 @@ def pretrain(
     `track="mlflow"|"tensorboard"` records params, per-epoch metrics and the model folder
     (`tracking_uri`: an MLflow URI or a TensorBoard log folder). Started by torchrun in several
     processes, it trains data-parallel (engine/distributed.py) and only rank 0 writes.
+    `progress`: True (bars on stderr), False, or a callable taking ProgressEvents; None (default): bars
+    when stderr is a terminal (`quiet=True` is the same as `progress=False`).
 
     Example:
         >>> r = pretrain("mnist5k", classes="0-4", backbone="cnn", out="models/src",
@@ -247,9 +251,10 @@ def pretrain(
             tracking_run(track, tracking_uri, name=f"pretrain-{Path(out).name}", params=params | _run_tags(session, cfg),
                          enabled=session.is_main) as tracker:
         checkpoint = _run_folder(out, overwrite=overwrite, resume=resume) if session.is_main else _rank_checkpoint(out)
-        model, run, metrics = train_run(net, split, strategy, cfg, progress=None if quiet or not session.is_main else
-                                        f"pretrain {name}", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                                        resume=resume, on_epoch_end=tracker.log_epoch)
+        report = resolve_progress(progress, quiet)
+        model, run, metrics = train_run(net, split, strategy, cfg, progress=None if report is False or not session.is_main
+                                        else f"pretrain {name}", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                        resume=resume, on_epoch_end=tracker.log_epoch, progress_to=report)
         info = model_record(task, split, run, metrics, threads=cfg.threads, test_data=test_data, path=str(data),
                             label_column=label_column)
         if session.is_main:
@@ -302,7 +307,7 @@ def finetune(
     test_data: str | None = None,
     train: TrainConfig | None = None,
     overwrite: bool = False,
-    quiet: bool = True,
+    quiet: bool | None = None,
     module: nn.Sequential | None = None,
     cache: bool = True,
     resume: bool = False,
@@ -311,6 +316,7 @@ def finetune(
     tracking_uri: str | None = None,
     unlabeled_data: str | None = None,
     source_data: str | None = None,
+    progress: Progress = None,
 ) -> FinetuneResult:
     """Adapt a pretrained model to a target task with a new output layer (seed §2.2.2), by one strategy.
 
@@ -320,7 +326,8 @@ def finetune(
     those that need labelled source data read `source_data` (default: the model's recorded source task).
     See docs/domain_adaptation.md.
     `cache=False` runs a frozen backbone prefix every step instead of once (same result, slower).
-    `track`, `tracking_uri` and data-parallel runs under torchrun work as in `pretrain`.
+    `track`, `tracking_uri`, `progress` and data-parallel runs under torchrun work as in `pretrain`.
+    Without `out` nothing is saved (the result's `out` is None).
 
     Example:
         >>> r = finetune("models/src", "digits", strategy="partial", strategy_options={"freeze": 2},
@@ -351,9 +358,10 @@ def finetune(
             checkpoint = _run_folder(out, overwrite=overwrite, resume=resume)
         else:
             checkpoint = _rank_checkpoint(out)
-        run_options = {"progress": None if quiet or not session.is_main else strat.describe(), "cache": cache,
+        report = resolve_progress(progress, quiet)
+        run_options = {"progress": None if report is False or not session.is_main else strat.describe(), "cache": cache,
                        "checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "resume": resume,
-                       "on_epoch_end": tracker.log_epoch}
+                       "on_epoch_end": tracker.log_epoch, "progress_to": report}
         if adaptation is None:
             model, run, metrics = train_run(source.backbone, split, strat, cfg, **run_options)
         else:
@@ -404,11 +412,13 @@ def evaluate(
     text_column: str | None = None,
     test_data: str | None = None,
     module: nn.Sequential | None = None,
+    progress: Progress = None,
 ) -> EvalResult:
     """Accuracy and macro-F1 of a fine-tuned model on the fixed test split of `data`.
 
     The model's recorded preprocessing (image size, margin, class selection) is applied, so a model
     is evaluated on exactly the kind of input it was trained on. `data` defaults to its target task.
+    `progress` as in `pretrain` (a bar over the test rows).
 
     Example:
         >>> evaluate("models/tgt", "digits").test_accuracy  # doctest: +SKIP
@@ -425,15 +435,16 @@ def evaluate(
     task = DataOptions.from_preprocessing(recorded, label_column=label_column, text_column=text_column,
                                           target=loaded.config.get("target", "class"), test_data=test_data).load(data)
     check_input_fits(task, loaded.input_spec, model_name=str(model))
+    report = resolve_progress(progress)
     if task.is_numeric:
-        m = _test_metrics(loaded.model, task)
+        m = _test_metrics(loaded.model, task, report)
         return EvalResult(test_accuracy=None, macro_f1=None, n=m["n"], test_mse=m["mse"], test_mae=m["mae"], test_r2=m["r2"])
     if task.class_names != loaded.label_names:
         raise ConfigError(
             f"{data} has classes {task.class_names} but {model} predicts {loaded.label_names}; "
             "evaluate on data with the model's classes"
         )
-    m = _test_metrics(loaded.model, task)
+    m = _test_metrics(loaded.model, task, report)
     return EvalResult(test_accuracy=m["accuracy"], macro_f1=m["macro_f1"], n=m["n"])
 
 
@@ -446,12 +457,14 @@ def predict(
     batch_size: int = 256,
     out: str | Path | None = None,
     overwrite: bool = False,
-    quiet: bool = True,
+    quiet: bool | None = None,
+    progress: Progress = None,
 ) -> list[dict[str, Any]]:
     """Class names and probabilities (or numeric values) for new inputs: an image file or folder, an .npz
     with `x`, a CSV of features or of texts (its label column, if present, is ignored), a .txt/.jsonl of
-    texts, or an array. Inputs run in batches of `batch_size` (a progress bar unless `quiet`); with
-    `out` the rows are also written to a .csv, .jsonl or .json file.
+    texts, or an array. Inputs run in batches of `batch_size` (`progress` as in `pretrain`); with
+    `out` the rows are also written to a .csv, .jsonl or .json file. A text's `input` is the row number
+    and the text, cut to 60 characters (`row 3: "free entry in 2 a wkly comp…"`).
 
     Example:
         >>> predict("models/tgt", "my_digits/")[0]  # doctest: +SKIP
@@ -476,7 +489,11 @@ def predict(
     given = spec_of_inputs(x)  # text on an image model, images on a text model, RGB on a grayscale one: before any work
     if given.kind != loaded.input_spec.kind or (given.kind == "image" and given.shape[0] != loaded.input_spec.shape[0]):
         check_input_fits(given, loaded.input_spec, model_name=str(model), data_name=what, model_role="model")
-    rows = predict_rows(loaded, x, names, what=what, batch_size=batch_size, progress=not quiet)
+    if loaded.input_spec.kind == "text":
+        from .prediction import text_names
+
+        names = text_names(x, names)
+    rows = predict_rows(loaded, x, names, what=what, batch_size=batch_size, progress=resolve_progress(progress, quiet))
     if out_path is not None:
         write_predictions(rows, out_path)
     return rows

@@ -52,10 +52,29 @@ def _friendly(fn: Callable) -> Callable:
             typer.echo(f"error: {flat(str(err))}" if rank == "0" else f"error (rank {rank}): {flat(str(err))}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted; finished work is saved (compare resumes when the same command runs again)", err=True)
+            typer.echo(_interrupted_message(kwargs.get("ctx")), err=True)
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _interrupted_message(ctx: typer.Context | None) -> str:
+    """What Ctrl-C leaves and the exact command that continues it (pretrain/finetune: with --resume)."""
+    import shlex
+
+    name = ctx.info_name if ctx is not None else None
+    if name not in ("pretrain", "finetune", "compare"):
+        return "interrupted"
+    argv = ["transferlab", *_command_line(ctx)]
+    if name == "compare":
+        return f"interrupted; finished runs are kept in --out. Continue with the same command: {shlex.join(argv)}"
+    out = ctx.params.get("out")
+    if out is None:
+        return ("interrupted; nothing was saved (finetune without --out keeps no checkpoint). Run with --out DIR "
+                "to save the model and be able to resume with --resume")
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return f"interrupted; the last checkpoint is in {out}. Continue with: {shlex.join(argv)}"
 
 
 def _emit(obj: Any) -> None:
@@ -263,7 +282,8 @@ def pretrain(
         data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
         image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data, train=cfg, overwrite=overwrite,
-        quiet=quiet or json_out, resume=resume, checkpoint_every=checkpoint_every, track=track, tracking_uri=tracking_uri,
+        progress=not (quiet or json_out), resume=resume, checkpoint_every=checkpoint_every, track=track,
+        tracking_uri=tracking_uri,
     )
     if not is_main_process():  # the other processes of a data-parallel run print nothing
         return
@@ -350,7 +370,7 @@ def finetune(
         unlabeled_data=unlabeled_data, source_data=source_data,
         classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
         text_column=text_column, test_data=test_data,
-        train=cfg, overwrite=overwrite, quiet=quiet or json_out, cache=cache, resume=resume,
+        train=cfg, overwrite=overwrite, progress=not (quiet or json_out), cache=cache, resume=resume,
         checkpoint_every=checkpoint_every, track=track, tracking_uri=tracking_uri,
     )
     if not is_main_process():
@@ -368,6 +388,9 @@ def finetune(
             f"{result.trainable_params:,}/{result.total_params:,} params trained, "
             f"{result.train_seconds:.1f}s" + (f" → {out}" if out else "")
         )
+        if out is None:
+            typer.echo("nothing was saved: pass --out DIR to save the fine-tuned model (then evaluate, predict or "
+                       "export it)", err=True)
 
 
 @app.command()
@@ -379,11 +402,13 @@ def evaluate(
     text_column: Annotated[Optional[str], typer.Option(help="text column (default: the model's)")] = None,
     test_data: TestData = None,
     json_out: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Test accuracy and macro-F1 of a fine-tuned model on the fixed test split of DATA."""
     from .api import evaluate as api_evaluate
 
-    result = api_evaluate(model, data, label_column=label_column, text_column=text_column, test_data=test_data)
+    result = api_evaluate(model, data, label_column=label_column, text_column=text_column, test_data=test_data,
+                          progress=not (quiet or json_out))
     if json_out:
         _emit(result.to_json())
     else:
@@ -409,7 +434,7 @@ def predict(
     from .api import predict as api_predict
 
     rows = api_predict(model, inputs, label_column=label_column, batch_size=batch_size, out=out, overwrite=overwrite,
-                       quiet=quiet or json_out)
+                       progress=not (quiet or json_out))
     if json_out:
         _emit({"predictions": rows})
         return
@@ -424,22 +449,26 @@ def predict(
 @_friendly
 def export(
     model: Annotated[str, typer.Argument(help="model folder or store name (fine-tuned: logits; pretrained: features)")],
-    out: Annotated[Path, typer.Option(help="file to write, e.g. model.onnx")],
-    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    out: Annotated[Path, typer.Option(help="file to write, e.g. model.onnx (--format hf: a folder)")],
+    format: Annotated[str, typer.Option("--format", help="onnx | hf (text models: a sentence-transformers and "
+                                                           "transformers folder)")] = "onnx",
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's, 18 or newer)")] = None,
-    check: Annotated[bool, typer.Option(help="run the file in onnxruntime on 100 inputs; refuse it past 1e-4 difference")] = True,
+    check: Annotated[bool, typer.Option(help="run the export on 100 inputs; refuse it past 1e-4 (onnx) / 1e-5 (hf) difference")] = True,
     overwrite: Overwrite = False,
     json_out: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Export a model as a standard file (ONNX, dynamic batch axis), checked against PyTorch."""
     from .export import export as api_export
 
-    result = api_export(model, out, format=format, opset=opset, check=check, overwrite=overwrite)
+    result = api_export(model, out, format=format, opset=opset, check=check, overwrite=overwrite,
+                        progress=not (quiet or json_out))
     if json_out:
         _emit(result.to_json())
         return
     shape = "×".join(str(s) for s in result.input_shape)
-    parity = (f"; max |ONNX − PyTorch| {result.parity_max_abs_diff:.3g} on {result.parity_inputs} inputs"
+    what = "ONNX" if result.format == "onnx" else "export"
+    parity = (f"; max |{what} − PyTorch| {result.parity_max_abs_diff:.3g} on {result.parity_inputs} inputs"
               if result.parity_max_abs_diff is not None else "")
     typer.echo(f"exported {model} → {out}: input x ({shape}, {result.input_dtype}), output {result.output_name}{parity}")
 
@@ -476,6 +505,7 @@ def compare(
     json_out: Json = False,
     quiet: Quiet = False,
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
+    ctx: typer.Context = None,  # type: ignore[assignment]  (Ctrl-C: the command to continue)
 ) -> None:
     """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds. With --env: RL (docs/rl.md)."""
     from .cli_compare import compare_from_cli

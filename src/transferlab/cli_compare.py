@@ -57,14 +57,18 @@ def run_with_progress(config: CompareConfig, out: Path, *, quiet: bool, **kwargs
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    from ..engine.progress import WIDTH, short
+
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("left"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("compare", total=None)
+    console = Console(stderr=True, width=min(WIDTH, Console(stderr=True).width))  # fits an 80-column terminal
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(short("compare", 30), total=None)
 
         def on_cell(cell, run, done, total):
             state = "running" if run is None else run["status"]
-            progress.update(task, completed=done, total=total, description=f"{cell.describe()} ({state})")
+            progress.update(task, completed=done, total=total, description=short(
+                f"{short(cell.label, 12).rstrip()} ·{cell.shots} shots·s{cell.seed} {state}", 30))
 
         return run_comparison(config, out, on_cell=on_cell, **kwargs)
 

@@ -26,7 +26,7 @@ from torch import nn
 from .artifacts import LoadedModel
 from .errors import ArtifactError, ConfigError
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "hf")
 PARITY_TOLERANCE = 1e-4  # max |logit difference| between onnxruntime and PyTorch
 PARITY_INPUTS = 100
 
@@ -210,11 +210,15 @@ def export(
     check: bool = True,
     overwrite: bool = False,
     module: nn.Sequential | None = None,
+    progress: Any = None,
 ) -> ExportResult:
-    """Export a model folder (path or store name) as an ONNX file with a dynamic batch axis.
+    """Export a model folder (path or store name) as an ONNX file with a dynamic batch axis, or (`format="hf"`,
+    text models) as a Hugging Face folder for sentence-transformers and transformers (see export_hf.py).
 
+    `progress` as in `api.pretrain` (the export and the check are reported as steps).
     With `check` (the default) the file is run in onnxruntime on 100 inputs and must reproduce the
-    PyTorch outputs within `PARITY_TOLERANCE`, else it is removed and ArtifactError is raised.
+    PyTorch outputs within `PARITY_TOLERANCE`, else it is removed and ArtifactError is raised; an hf
+    folder must reproduce embeddings and probabilities within `export_hf.HF_TOLERANCE`.
 
     Example:
         >>> r = export("models/tgt", "model.onnx")  # doctest: +SKIP
@@ -225,7 +229,10 @@ def export(
     from .artifacts.files import atomic_write
 
     if format not in FORMATS:
-        raise ConfigError(f"--format {format!r} is not one of {list(FORMATS)}; use --format onnx")
+        raise ConfigError(f"--format {format!r} is not one of {list(FORMATS)}; use --format onnx (any model) or "
+                          "--format hf (text models)")
+    if format == "hf":
+        return _export_hf(model, Path(out), check=check, overwrite=overwrite, opset=opset, progress=progress)
     if opset is not None and opset < 18:
         raise ConfigError(f"--opset {opset} is too old for torch's ONNX exporter; pass 18 or newer, or leave it out")
     out = Path(out)
@@ -240,11 +247,14 @@ def export(
     if out.exists() and not is_exported_file(out):
         raise ArtifactError(f"{out} was not written by transferlab export (no transferlab.* metadata in an ONNX "
                             "file); refusing to replace it even with --overwrite — choose another --out")
+    from .engine.progress import progress_steps
+
     loaded = load(model, module=module)
     net = _ExportNet(loaded).eval()
     example, dynamic = _example(loaded)
     output = _output_name(loaded)
-    proto = _onnx_model(net, example, dynamic, output, opset)
+    with progress_steps("export onnx", total=None, progress=progress):
+        proto = _onnx_model(net, example, dynamic, output, opset)
     for key, value in _metadata(loaded, output).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -254,7 +264,8 @@ def export(
     diff = None
     try:
         if check:
-            diff = onnx_parity(loaded, candidate)
+            with progress_steps(f"check onnx ({PARITY_INPUTS} inputs)", total=None, progress=progress):
+                diff = onnx_parity(loaded, candidate)
             if not diff <= PARITY_TOLERANCE:
                 raise ArtifactError(
                     f"the ONNX file does not reproduce {model}: max |difference| {diff:.3g} on {PARITY_INPUTS} inputs, "
@@ -271,3 +282,25 @@ def export(
         label_names=loaded.label_names if output == "logits" else None,
         parity_max_abs_diff=diff, parity_inputs=PARITY_INPUTS if check else 0,
     )
+
+
+def _export_hf(model: str | Path, out: Path, *, check: bool, overwrite: bool, opset: int | None,
+               progress: Any) -> ExportResult:
+    from .api import load
+    from .engine.progress import progress_steps
+    from .export_hf import PARITY_INPUTS as HF_INPUTS, export_hf
+
+    if opset is not None:
+        raise ConfigError(f"--opset {opset} applies to --format onnx; drop it for --format hf")
+    loaded = load(model)
+    with progress_steps("export hf: write + check", total=None, progress=progress):
+        diffs = export_hf(loaded, out, overwrite=overwrite, check=check)
+    classifier = loaded.model is not None
+    return ExportResult(
+        out=str(out), format="hf", input_name="input_ids", input_shape=["batch", "length"], input_dtype="int64",
+        output_name=_output_name(loaded) if classifier else "sentence_embedding",
+        label_names=loaded.label_names if classifier and loaded.config.get("target") != "numeric" else None,
+        parity_max_abs_diff=max(diffs.values()) if diffs else None, parity_inputs=HF_INPUTS if check else 0,
+    )
+
+

@@ -15,6 +15,19 @@ from .errors import ConfigError
 
 PREDICT_BATCH = 256
 OUTPUT_SUFFIXES = (".csv", ".jsonl", ".json")
+TEXT_SHOWN = 60  # characters of a text shown as its prediction's name
+
+
+def text_names(texts: np.ndarray, rows: list[str]) -> list[str]:
+    """Names for text predictions: where the text is (its file line, or `row i` of an array) and the text,
+    on one line, cut to TEXT_SHOWN characters: `line 3: "Free entry in 2 a wkly comp to win FA Cup…"`."""
+    names = []
+    for text, row in zip(texts, rows):
+        flat = " ".join(str(text).split())
+        shown = flat if len(flat) <= TEXT_SHOWN else flat[: TEXT_SHOWN - 1] + "…"
+        where = row if not row.isdigit() else f"row {row}"
+        names.append(f'{where}: "{shown}"')
+    return names
 
 
 def check_output_path(out: str | Path | None, *, overwrite: bool) -> Path | None:
@@ -68,12 +81,13 @@ def is_predictions_file(path: Path) -> bool:
 
 def predict_rows(
     loaded: LoadedModel, x: np.ndarray, names: list[str], *, what: str, batch_size: int = PREDICT_BATCH,
-    progress: bool = False,
+    progress: Any = False,
 ) -> list[dict[str, Any]]:
     """One row per input: `{"input", "label", "probability", "probabilities"}`, or `{"input", "value"}`.
 
-    Inputs are prepared (text: tokenized) and run one batch at a time, so memory stays bounded and
-    text batches are padded only to their own longest text.
+    Inputs are prepared (text: tokenized) and run one batch at a time, so memory stays bounded; texts
+    go shortest first (by characters, then by tokens inside a batch), so each batch is padded only to
+    its own longest text, and the rows come back in input order. `progress` as in `api.predict`.
     """
     from .engine.evaluate import predict_logits
     from .engine.progress import batch_progress
@@ -82,21 +96,25 @@ def predict_rows(
         raise ConfigError(f"--batch-size must be a whole number ≥ 1; got {batch_size}")
     numeric = loaded.config.get("target") == "numeric"
     labels = loaded.label_names
-    rows: list[dict[str, Any]] = []
-    with batch_progress("predict", total=len(x), enabled=progress) as advance:
+    rows: list[dict[str, Any]] = [{} for _ in range(len(x))]
+    text = loaded.input_spec.kind == "text"
+    order = np.argsort([len(str(t)) for t in x], kind="stable") if text else np.arange(len(x))
+    with batch_progress(f"predict {len(x)} inputs", total=len(x), enabled=progress) as advance:
         for start in range(0, len(x), batch_size):
-            xt = loaded.backbone.prepare_inputs(x[start : start + batch_size])
+            at = order[start : start + batch_size]
+            xt = loaded.backbone.prepare_inputs(x[at])
             loaded.backbone.check_input(xt, what=what)
             out = predict_logits(loaded.model, xt, batch_size=batch_size)  # (b, outputs)
-            batch_names = names[start : start + batch_size]
             if numeric:
-                rows += [{"input": n, "value": v} for n, v in zip(batch_names, out.squeeze(1).tolist())]
+                for i, v in zip(at.tolist(), out.squeeze(1).tolist()):
+                    rows[i] = {"input": names[i], "value": v}
             else:
                 probs = out.softmax(1)
                 best = probs.argmax(1).tolist()
-                for n, p, b in zip(batch_names, probs.tolist(), best):
-                    rows.append({"input": n, "label": labels[b], "probability": p[b], "probabilities": dict(zip(labels, p))})
-            advance(len(batch_names))
+                for i, p, b in zip(at.tolist(), probs.tolist(), best):
+                    rows[i] = {"input": names[i], "label": labels[b], "probability": p[b],
+                               "probabilities": dict(zip(labels, p))}
+            advance(len(at))
     return rows
 
 

@@ -1,8 +1,16 @@
-"""The model card (README.md) written into every model folder."""
+"""The model card (README.md) written into every model folder and every Hugging Face export.
+
+The card opens with the Hugging Face YAML metadata header (library_name, tags, base_model, datasets,
+metrics and a model-index with the test-split figures), so the hub and `huggingface_hub.ModelCard`
+read it; `card_metadata` builds that header from config.json, the same for folders and exports.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+# Packaged encoders and the Hugging Face model they are (the card's base_model).
+BASE_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 def _task_line(task: dict[str, Any] | None) -> str:
@@ -12,12 +20,91 @@ def _task_line(task: dict[str, Any] | None) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in sorted((task["env"].get("options") or {}).items()))
         return (f"environment `{task['env']['id']}`" + (f" with {opts}" if opts else "")
                 + f" ({task.get('steps', '?')} steps of {task.get('algorithm', '?')}, seed {task.get('seed', '?')})")
-    classes = ", ".join(task.get("label_names", []))
-    return f"`{task.get('data')}` ({task.get('n_train', '?')} training examples; classes: {classes})"
+    classes = ", ".join(task.get("label_names") or [])
+    examples = task.get("n_train")
+    parts = [f"{examples} training examples" if isinstance(examples, int) else None,
+             f"classes: {classes}" if classes else ("numeric target" if task.get("target") == "numeric" else None)]
+    detail = "; ".join(p for p in parts if p)
+    return f"`{task.get('data')}`" + (f" ({detail})" if detail else "")
+
+
+def _input_line(config: dict[str, Any]) -> str:
+    spec = config["input_spec"]
+    arch = config["architecture"]["backbone"] or {}
+    if spec["kind"] == "text":
+        limit = (arch.get("config") or {}).get("max_length")
+        return "text (strings, tokenized by the encoder's own tokenizer" + (f", at most {limit} tokens)" if limit else ")")
+    if spec["kind"] == "image":
+        return f"images of shape {'×'.join(str(d) for d in spec['shape'])} (channels × height × width)"
+    return f"vectors of {spec['shape'][0]} features"
+
+
+def _pipeline_tag(config: dict[str, Any]) -> str:
+    text = config["input_spec"]["kind"] == "text"
+    if config["kind"] == "pretrained":
+        return "feature-extraction" if text else "image-feature-extraction" if config["input_spec"]["kind"] == "image" \
+            else "tabular-classification"
+    if config.get("target") == "numeric":
+        return "text-classification" if text else "tabular-regression"
+    return {"text": "text-classification", "image": "image-classification"}.get(config["input_spec"]["kind"],
+                                                                              "tabular-classification")
+
+
+def card_metadata(config: dict[str, Any], *, library_name: str = "transferlab", extra_tags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The YAML header of a model card: what the hub and `huggingface_hub.ModelCardData` read.
+
+    `metrics` names the metrics; `model-index` holds their test-split values for the task the model
+    was trained on (a fine-tuned model: its target task; a pretrained one: its source task).
+    """
+    arch = config["architecture"]["backbone"] or {}
+    finetuned = config["kind"] == "finetuned"
+    task = (config.get("target_task") if finetuned else config.get("source_task")) or {}
+    training = config.get("training") or {}
+    pipeline = _pipeline_tag(config)
+    tags = ["transferlab", "transfer-learning", config["kind"], config["input_spec"]["kind"], *extra_tags]
+    if finetuned and training.get("strategy"):
+        tags.append(f"strategy-{training['strategy']}")
+    meta: dict[str, Any] = {"library_name": library_name, "pipeline_tag": pipeline, "tags": tags}
+    base = BASE_MODELS.get(arch.get("name", ""))
+    if base:
+        meta["base_model"] = base
+    data = task.get("data")
+    if data:
+        meta["datasets"] = [str(data)]
+    metrics = config.get("metrics") or {}
+    prefix = "test_" if finetuned else "source_test_"
+    names = {"accuracy": ("accuracy", "test accuracy"), "macro_f1": ("f1", "test macro-F1"),
+             "mse": ("mse", "test MSE"), "mae": ("mae", "test MAE"), "r2": ("r2", "test R²")}
+    found = [(key, metrics[prefix + key]) for key in names if isinstance(metrics.get(prefix + key), (int, float))]
+    if found:
+        meta["metrics"] = [names[k][0] for k, _ in found]
+        if data:
+            meta["model-index"] = [{
+                "name": str(config.get("name") or "transferlab-model"),
+                "results": [{
+                    "task": {"type": pipeline},
+                    "dataset": {"name": str(data), "type": str(data), "split": "test"},
+                    "metrics": [{"type": names[k][0], "value": float(v), "name": names[k][1],
+                                 **({"args": {"average": "macro"}} if k == "macro_f1" else {})} for k, v in found],
+                }],
+            }]
+    return meta
+
+
+def yaml_header(meta: dict[str, Any]) -> str:
+    """`---` YAML `---`, as Hugging Face model cards begin."""
+    import yaml
+
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
 def model_card(config: dict[str, Any]) -> str:
-    """Render a short, honest model card from config.json."""
+    """Render a short, honest model card from config.json: the YAML metadata header, then the text."""
+    return yaml_header(card_metadata(config)) + "\n" + card_body(config)
+
+
+def card_body(config: dict[str, Any]) -> str:
+    """The card's text below its metadata header."""
     kind = config["kind"]
     arch = config["architecture"]["backbone"]
     arch_txt = f"`{arch['name']}` {arch['config']}" if arch else "a wrapped user module (code not stored)"
@@ -34,8 +121,7 @@ def model_card(config: dict[str, Any]) -> str:
         f"This folder holds {what}.",
         "",
         f"- Backbone: {arch_txt}; feature size {config['architecture']['feature_dim']}",
-        f"- Input: {config['input_spec']['kind']} of shape {config['input_spec']['shape']}; "
-        f"preprocessing {config.get('preprocessing', {})}",
+        f"- Input: {_input_line(config)}; preprocessing {config.get('preprocessing', {})}",
         f"- Source task: {_task_line(config.get('source_task'))}",
     ]
     if config.get("origin"):

@@ -181,12 +181,12 @@ def read_csv(
     x = np.empty((len(rows), len(feature_at)), dtype=np.float32)
     for r, (row, line) in enumerate(zip(rows, lines)):
         for j, col in enumerate(feature_at):
-            x[r, j] = _number(row[col], path, line, header[col])
+            x[r, j] = _number(row[col], path, line, header[col], header)
     y = None if label_at is None else np.asarray([row[label_at].strip() for row in rows], dtype=str)
     return x, y, lines
 
 
-def _number(cell: str, path: Path, line: int, column: str) -> float:
+def _number(cell: str, path: Path, line: int, column: str, header: list[str]) -> float:
     if not cell.strip():
         raise DataError(
             f"{path}: line {line}, column '{column}' is empty; every feature needs a value. "
@@ -196,8 +196,9 @@ def _number(cell: str, path: Path, line: int, column: str) -> float:
         value = float(cell)
     except ValueError:
         raise DataError(
-            f"{path}: line {line}, column '{column}' is {cell!r}, not a number; features must be numeric. "
-            f"Encode or drop that column (if it holds text, pass --text-column {column})"
+            f"{path}: line {line}, column '{column}' is {cell[:60]!r}, not a number; features must be numeric "
+            f"(columns found: {', '.join(header)}). Encode or drop that column, or, if it holds text, pass "
+            f"--text-column {column} (a text dataset names its text column with --text-column)"
         ) from None
     if not np.isfinite(value) or abs(value) > _FLOAT32_MAX:
         raise DataError(

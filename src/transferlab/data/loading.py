@@ -29,7 +29,7 @@ from transferlab.data.rawdata import RawData, check_finite, check_not_empty
 from transferlab.data.sources import dataset_name, expected_sources, read_source
 from transferlab.data.splits import holdout_mask
 from transferlab.data.task import InputSpec, Task
-from transferlab.data.text import check_text_options, is_text_source, read_text_inputs
+from transferlab.data.text import check_text_column, check_text_options, is_text_source, read_text_inputs
 from transferlab.errors import DataError
 
 
@@ -66,6 +66,8 @@ def load_task(
     if target not in ("class", "numeric"):
         raise DataError(f"--target must be 'class' or 'numeric'; got {target!r}")
     text = str(data) not in DATASETS and is_text_source(str(data), text_column)
+    if not text and text_column != "text" and str(data) not in DATASETS:
+        check_text_column(str(data), text_column)  # a text column was named: it must be there
     if text:
         check_text_options(str(data), image_size=image_size, image_margin=image_margin, target=target)
     check_framing(image_size, image_margin)
@@ -242,6 +244,8 @@ def load_inputs(
             f".jsonl or .txt"
         )
     suffix = path.suffix.lower()
+    if suffix == ".csv" and path.is_file() and not text_task and text_column != "text":
+        check_text_column(str(path), text_column)
     if path.is_file() and (suffix in (".jsonl", ".txt") or (suffix == ".csv" and (
         text_task or is_text_source(str(path), text_column)
     ))):

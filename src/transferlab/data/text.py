@@ -115,6 +115,19 @@ def _decode(path: Path) -> str:
         ) from None
 
 
+def check_text_column(data: str, text_column: str) -> None:
+    """Refuse a CSV that lacks the text column the user named, listing the columns it has."""
+    path = Path(data).expanduser()
+    if not (path.is_file() and path.suffix.lower() == ".csv"):
+        return
+    header = _csv_header(path)
+    if text_column not in header:
+        raise DataError(
+            f"{path}: no text column '{text_column}' (--text-column); columns found: "
+            f"{', '.join(repr(h) for h in header) or '(none)'}. {_TEXT_FIX}"
+        )
+
+
 def _csv_header(path: Path) -> list[str]:
     """The header row of a CSV, read from its first 64 KiB (undecodable bytes replaced, never raised)."""
     with open(path, "rb") as f:

@@ -14,9 +14,7 @@ import numpy as np
 import torch
 
 from ..models.backbone import Backbone
-from .evaluate import EVAL_BATCH
-
-TEXT_BATCH = 64  # sorted by length: small batches keep padding (and wasted attention) low
+from .evaluate import EVAL_BATCH, TEXT_BATCH  # noqa: F401  (TEXT_BATCH: imported from here elsewhere)
 
 
 def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
@@ -29,11 +27,11 @@ def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
     return k
 
 
-def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor, advance=None) -> torch.Tensor:
     """Outputs of the first `stop` blocks, in eval mode, in large batches: (N, ...) float32.
 
     Inputs with a length (tokenized text) are batched shortest first, so each batch carries little
-    padding; the rows come back in their original order.
+    padding; the rows come back in their original order. `advance(n)` reports progress per batch.
     """
     xt = backbone.prepare_inputs(x) if isinstance(x, np.ndarray) else x
     lengths = getattr(backbone, "input_lengths", None)
@@ -42,8 +40,13 @@ def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor)
     xs = xt[order] if order is not None else xt
     was_training = backbone.training
     backbone.eval()
+    outs = []
     with torch.inference_mode():
-        out = torch.cat([backbone.features_until(xs[i : i + batch], stop) for i in range(0, len(xs), batch)])
+        for i in range(0, len(xs), batch):
+            outs.append(backbone.features_until(xs[i : i + batch], stop))
+            if advance is not None:
+                advance(len(outs[-1]))
+        out = torch.cat(outs) if outs else backbone.features_until(xs, stop)
     backbone.train(was_training)
     if order is not None:
         out = out[torch.argsort(order)]
@@ -60,11 +63,16 @@ class FeatureCache:
     def __init__(self) -> None:
         self._store: dict[tuple[str, int, str], torch.Tensor] = {}
 
-    def features(self, source: str, backbone: Backbone, stop: int, name: str, x: np.ndarray) -> torch.Tensor:
+    def features(self, source: str, backbone: Backbone, stop: int, name: str, x: np.ndarray, advance=None) -> torch.Tensor:
         key = (source, stop, name)
         if key not in self._store:
-            self._store[key] = prefix_features(backbone, stop, x)
+            self._store[key] = prefix_features(backbone, stop, x, advance)
+        elif advance is not None:
+            advance(len(x))
         return self._store[key]
+
+    def has(self, source: str, stop: int, name: str) -> bool:
+        return (source, stop, name) in self._store
 
     def __len__(self) -> int:
         return len(self._store)

@@ -16,7 +16,7 @@ from ..strategies.base import Strategy
 from .evaluate import classification_metrics, regression_metrics
 from .augment import check_augment
 from .feature_cache import FeatureCache, cacheable_prefix, prefix_features
-from .progress import training_progress
+from .progress import Progress, progress_steps, training_progress
 from .runtime import seed_everything, set_threads
 from .train import EpochCallback, RunResult, TrainConfig, fit
 
@@ -26,13 +26,16 @@ def _labels(y: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.float32 if y.dtype.kind == "f" else np.int64))
 
 
-def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> dict[str, float]:
+def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task, advance=None) -> dict[str, float]:
     """Metrics on the fixed test split: classification or regression, by the task."""
-    return regression_metrics(net, x, y) if task.is_numeric else classification_metrics(net, x, y, task.num_classes)
+    if task.is_numeric:
+        return regression_metrics(net, x, y, advance=advance)
+    return classification_metrics(net, x, y, task.num_classes, advance=advance)
 
 
-def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
-    return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task)
+def _test_metrics(model: TransferModel, task: Task, progress: Progress = False) -> dict[str, float]:
+    with progress_steps(f"evaluate {len(task.y_test)} test rows", total=len(task.y_test), progress=progress) as advance:
+        return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task, advance)
 
 
 def unlabeled_rows(split: TaskSplit) -> np.ndarray:
@@ -53,17 +56,25 @@ def unlabeled_rows(split: TaskSplit) -> np.ndarray:
 
 
 def _inputs(model: TransferModel, split: TaskSplit, strategy: Strategy, k: int, cache: FeatureCache | bool,
-            cache_key: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            cache_key: str, report: Progress = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Train, validation and test inputs as the trained part takes them: outputs of the first k blocks, or raw."""
     shared = (isinstance(cache, FeatureCache) and not strategy.tunes_backbone_before_fit
               and split.train_index is not None and split.val_index is not None)
+    kind = "embed texts" if model.backbone.input_spec.kind == "text" else "features"
     if k and shared:  # the whole pool and test split once, for every run with this prefix
         task = split.task
-        pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool)
+        todo = sum(len(a) for name, a in (("pool", task.x_pool), ("test", task.x_test))
+                   if not cache.has(cache_key, k, f"{task.name}:{name}"))
+        with progress_steps(f"{kind} (cache)", total=todo, progress=report if todo else False) as advance:
+            pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool,
+                                  advance if not cache.has(cache_key, k, f"{task.name}:pool") else None)
+            x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test,
+                                  advance if not cache.has(cache_key, k, f"{task.name}:test") else None)
         x_tr, x_va = pool[split.train_index], pool[split.val_index]
-        x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test)
     elif k:  # this run's own rows only (its prefix may be tuned, or nothing is shared)
-        x_tr, x_va, x_te = (prefix_features(model.backbone, k, a) for a in (split.x_train, split.x_val, split.x_test))
+        arrays = (split.x_train, split.x_val, split.x_test)
+        with progress_steps(kind, total=sum(len(a) for a in arrays), progress=report) as advance:
+            x_tr, x_va, x_te = (prefix_features(model.backbone, k, a, advance) for a in arrays)
     else:
         prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
         x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
@@ -86,6 +97,7 @@ def train_run(
     on_epoch_end: EpochCallback | None = None,
     unlabeled: np.ndarray | None = None,
     initial_head: dict[str, torch.Tensor] | None = None,
+    progress_to: Progress = True,
 ) -> tuple[TransferModel, RunResult, dict[str, float]]:
     """One run: put the strategy's head on `backbone` (modified in place), train, evaluate on the test split.
 
@@ -94,7 +106,9 @@ def train_run(
     the backbone, its outputs are computed once (`cache=True`: for this run; a FeatureCache: shared
     by every run whose prefix weights `cache_key` names) and only the rest trains; `cache=False`
     runs the whole network every step (the same result, slower). `on_epoch_end(record)` sees every
-    validation pass (a tracker's per-epoch metrics), beside the progress bar.
+    validation pass (a tracker's per-epoch metrics), beside the progress bar. With a `progress`
+    description, each step (a strategy's first phase, computing cached features, training, the test
+    split) reports to `progress_to` (a bar, or a callable taking ProgressEvents).
 
     The run uses its own copy of `strategy` (`strategy.for_run()`): the instance passed in is never
     changed, so it can be passed to many runs. A strategy that needs unlabeled inputs gets `unlabeled`
@@ -103,6 +117,7 @@ def train_run(
     head from given weights instead of a fresh initialisation (engine/adaptation.py: the source head).
     """
     # long: the run's phases in order (prepare, first phase, inputs, fit, finalize, test) with their docs
+    report: Progress = progress_to if progress is not None else False
     check_augment(cfg.augment, backbone.input_spec.kind)  # before any phase trains (setfit's pairs come first)
     strategy = strategy.for_run()  # per-run state lives in this copy only
     set_threads(cfg.threads)
@@ -115,18 +130,18 @@ def train_run(
     phase_seconds = 0.0
     if strategy.tunes_backbone_before_fit:
         start = time.perf_counter()
-        strategy.before_fit(model, model.backbone.prepare_inputs(split.x_train), y_tr, cfg.seed)
+        strategy.before_fit(model, model.backbone.prepare_inputs(split.x_train), y_tr, cfg.seed, progress=report)
         phase_seconds = time.perf_counter() - start
     k = 0
     if cache is not False and cfg.augment == "none":  # augmented images change every step
         k = cacheable_prefix(model.backbone, strategy.frozen_throughout(model.backbone))
-    x_tr, x_va, x_te = _inputs(model, split, strategy, k, cache, cache_key)
+    x_tr, x_va, x_te = _inputs(model, split, strategy, k, cache, cache_key, report)
     x_un = None
     if strategy.needs_unlabeled:
         rows = unlabeled if unlabeled is not None else unlabeled_rows(split)
         if len(rows):  # none: fit refuses the run, saying so
             x_un = prefix_features(model.backbone, k, rows) if k else model.backbone.prepare_inputs(rows)
-    with training_progress(progress or "", enabled=progress is not None) as hooks:
+    with training_progress(progress or "", enabled=report if progress is not None else None) as hooks:
         callbacks = [c for c in (hooks.on_epoch_end, on_epoch_end) if c is not None]
         result = fit(model, strategy, x_tr, y_tr, x_va, y_va, cfg, on_step=hooks.on_step,
                      on_epoch_end=(lambda record: [c(record) for c in callbacks]) if callbacks else None,
@@ -142,4 +157,6 @@ def train_run(
             record["elapsed_seconds"] += phase_seconds
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again
     net = model if k == 0 else FromBlock(model, k)
-    return model, result, _metrics(net, x_te, y_te, split.task)
+    with progress_steps("evaluate test split", total=len(y_te), progress=report if k == 0 else False) as advance:
+        metrics = _metrics(net, x_te, y_te, split.task, advance)
+    return model, result, metrics

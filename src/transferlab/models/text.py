@@ -95,7 +95,7 @@ class TextBackbone(Backbone):
     """A transformer text encoder with the transfer interface; it tokenizes its own inputs."""
 
     def __init__(self, blocks: dict[str, nn.Module], *, tokenizer: Any, max_length: int, hf_model: nn.Module,
-                 feature_dim: int) -> None:
+                 feature_dim: int, sentence_transformer: Any = None) -> None:
         super().__init__(blocks, input_spec=InputSpec("text", ()), feature_dim=feature_dim, spec=None)
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -105,6 +105,8 @@ class TextBackbone(Backbone):
         self.default_lr = 1e-2
         self.default_backbone_lr = 2e-5
         object.__setattr__(self, "_hf_model", hf_model)  # for its own init scheme; not a second copy of weights
+        # The sentence-transformers model the blocks were taken from (same modules): `export --format hf` saves it.
+        object.__setattr__(self, "_sentence_transformer", sentence_transformer)
 
     def prepare_inputs(self, x: np.ndarray | list[str]) -> torch.Tensor:
         """Strings -> packed token ids and attention mask (N, 2, L), padded to the longest text."""
@@ -125,6 +127,8 @@ class TextBackbone(Backbone):
         # of a dataset has the same shape (padded positions carry mask 0 and are ignored).
         full = x.shape[-1]
         longest = int(x[:, 1].sum(1).max()) if len(x) else full
+        if stop == len(self.blocks) and not torch.is_grad_enabled() and len(x):
+            return self._encode(x[..., :longest])
         out = super().features_until(x[..., :longest], stop)
         if out.dim() == 3 and out.shape[1] < full:
             out = nn.functional.pad(out, (0, 0, 0, full - out.shape[1]))
@@ -132,6 +136,24 @@ class TextBackbone(Backbone):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_until(x, len(self.blocks))
+
+    def _encode(self, packed: torch.Tensor) -> torch.Tensor:
+        """The whole encoder in one call of the Hugging Face model, as sentence-transformers runs it: (B, D).
+
+        Inference only (no gradients): the same modules as the blocks, without building the attention mask
+        once per layer and carrying it as an extra channel between blocks.
+        """
+        from transformers.masking_utils import create_bidirectional_mask
+
+        ids, mask = packed[:, 0], packed[:, 1]  # (B, L) each
+        hf = self._hf_model  # its embeddings and encoder only: the blocks' modules (the unused pooler is skipped)
+        h = hf.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))  # (B, L, H)
+        attention = create_bidirectional_mask(config=hf.config, inputs_embeds=h, attention_mask=mask)
+        h = hf.encoder(h, attention_mask=attention).last_hidden_state  # (B, L, H)
+        features: dict[str, torch.Tensor] = {"token_embeddings": h, "attention_mask": mask}
+        for step in self.blocks["pooling"].steps:
+            features = step(features)
+        return features["sentence_embedding"]  # (B, D)
 
     def check_input(self, x: torch.Tensor, *, what: str = "input") -> None:
         if x.dim() != 3 or x.shape[1] != 2:
@@ -192,7 +214,7 @@ def _build(path: Path, max_length: int, input_spec: InputSpec) -> TextBackbone:
     blocks["pooling"] = _Pooling([st[i] for i in range(1, len(st))])
     dim = (getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension)()
     return TextBackbone(blocks, tokenizer=st.tokenizer, max_length=min(max_length, st.max_seq_length),
-                        hf_model=hf, feature_dim=dim)
+                        hf_model=hf, feature_dim=dim, sentence_transformer=st)
 
 
 # Weight files that are pickles: loading them can run code, so a folder holding only these is refused.

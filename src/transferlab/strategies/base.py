@@ -9,8 +9,9 @@ what differs from the defaults:
 - `prepare(model)`: anything done once before training (default: freeze `frozen_blocks`);
 - `param_groups(model, lr, backbone_lr)`: the optimiser's parameter groups, created up front
   (default: the backbone's trainable parameters at `backbone_lr`, the head's at `lr`);
-- `before_fit(model, x, y, seed)`: an optional first phase on the training inputs (set
-  `tunes_backbone_before_fit = True` when it changes the backbone);
+- `before_fit(model, x, y, seed, progress=False)`: an optional first phase on the training inputs (set
+  `tunes_backbone_before_fit = True` when it changes the backbone; report steps with
+  `engine.progress.progress_steps(..., progress=progress)`);
 - `on_epoch_start(model, epoch, epochs)`: a phase schedule (which blocks train from this epoch on);
 - `on_step_start(model, step)`: a per-step schedule (with `has_step_schedule = True`);
 - `loss(logits, targets, batch, cfg)`: the training loss of one step. It sees the logits, the targets,
@@ -130,7 +131,7 @@ class Strategy:
     # Options that keep the strategy's extra work tiny (the conformance suite runs every strategy with them)
     tiny_options: ClassVar[dict[str, Any]] = {}
 
-    def before_fit(self, model: TransferModel, x: Any, y: Any, seed: int) -> None:
+    def before_fit(self, model: TransferModel, x: Any, y: Any, seed: int, progress: Any = False) -> None:
         """An optional first phase on the training split (e.g. SetFit's contrastive tuning). Default: nothing."""
 
     def __init__(self, config: Any | None = None) -> None:

@@ -71,8 +71,10 @@ class SetFit(Strategy):
     def frozen_blocks(self, backbone: Backbone) -> list[str]:
         return backbone.block_names  # phase 2: the tuned encoder is frozen, only the head trains
 
-    def before_fit(self, model: TransferModel, x: torch.Tensor, y: torch.Tensor, seed: int) -> None:
-        """Phase 1: tune the encoder so same-class examples embed close together."""
+    def before_fit(self, model: TransferModel, x: torch.Tensor, y: torch.Tensor, seed: int, progress=False) -> None:
+        """Phase 1: tune the encoder so same-class examples embed close together (`progress`: per pair batch)."""
+        from ..engine.progress import progress_steps
+
         cfg = self.config
         if len(torch.unique(y)) < 2:
             raise ConfigError("setfit needs at least two classes in the training split to build pairs")
@@ -83,13 +85,16 @@ class SetFit(Strategy):
             p.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=cfg.pair_lr)
         backbone.train()
-        for start in range(0, len(pairs), cfg.pair_batch_size):
-            batch = pairs[start : start + cfg.pair_batch_size]
-            u, v = backbone.features(x[batch[:, 0]]), backbone.features(x[batch[:, 1]])  # (B, D) each
-            loss = F.mse_loss(F.cosine_similarity(u, v), batch[:, 2].float())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        steps = math.ceil(len(pairs) / cfg.pair_batch_size)
+        with progress_steps(f"setfit pairs ×{cfg.pair_batch_size}", total=steps, progress=progress) as advance:
+            for start in range(0, len(pairs), cfg.pair_batch_size):
+                batch = pairs[start : start + cfg.pair_batch_size]
+                u, v = backbone.features(x[batch[:, 0]]), backbone.features(x[batch[:, 1]])  # (B, D) each
+                loss = F.mse_loss(F.cosine_similarity(u, v), batch[:, 2].float())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                advance(1)
         for p in params:
             p.requires_grad_(False)
         backbone.eval()

@@ -1,0 +1,113 @@
+"""Benchmark: transferlab's `setfit` strategy against the SetFit library (PyPI `setfit`) on TREC-6.
+
+Both start from the same all-MiniLM-L6-v2 folder and train on the same K examples per class (the
+rows transferlab's `split_task` draws for each seed); both score the same 500-question test split.
+Runs alternate (transferlab, library) per seed in one process, with the same torch thread count.
+Both use the recipe's settings: 20 pair iterations per example, pair batch 16, one pair epoch,
+learning rate 2e-5; transferlab caps pairs at `--max-pairs` (1280, its default), the library uses
+all pairs its sampler draws. Heads: transferlab trains a linear head on the tuned embeddings, the
+library fits scikit-learn's LogisticRegression (its default).
+
+    python benchmarks/setfit_library.py [--shots 8,16] [--seeds 0,1,2] [--threads 1] [--json]
+
+Needs `setfit` importable (install it into a separate environment: it pulls `datasets`) beside
+the text extra, and ../shared/data/trec. Prints per-seed rows, means, the accuracy difference
+and the time ratio (library / transferlab), and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TREC = ROOT.parent / "shared" / "data" / "trec"
+
+
+def run_transferlab(split, seed: int, max_pairs: int) -> tuple[float, float]:
+    """Test accuracy and wall seconds (pairs, embeddings, head, test) of transferlab's setfit."""
+    from transferlab.api import load
+    from transferlab.engine import TrainConfig
+    from transferlab.engine.run import train_run
+    from transferlab.strategies import create_strategy
+
+    start = time.perf_counter()
+    backbone = load("minilm").backbone
+    strategy = create_strategy("setfit", iterations=20, max_pairs=max_pairs)
+    _, _, metrics = train_run(backbone, split, strategy, TrainConfig(seed=seed, threads=torch.get_num_threads()))
+    return metrics["accuracy"], time.perf_counter() - start
+
+
+def run_library(split, seed: int) -> tuple[float, float]:
+    """Test accuracy and wall seconds of setfit.Trainer on the same rows (LogisticRegression head)."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+    from transferlab.models.text import minilm_path
+
+    task = split.task
+    start = time.perf_counter()
+    model = SetFitModel.from_pretrained(str(minilm_path()), local_files_only=True)
+    train = Dataset.from_dict({"text": [str(t) for t in split.x_train], "label": split.y_train.tolist()})
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, body_learning_rate=2e-5, seed=seed,
+                             report_to="none", show_progress_bar=False, save_strategy="no", logging_strategy="no")
+    trainer = Trainer(model=model, args=args, train_dataset=train)
+    trainer.train()
+    pred = np.asarray(model.predict([str(t) for t in task.x_test], batch_size=64, show_progress_bar=False))
+    return float((pred == task.y_test).mean()), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shots", default="8,16")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-pairs", type=int, default=1280)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if not (TREC / "train.csv").is_file():
+        print(f"skipped: {TREC} not found")
+        return
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+    from transferlab.data import load_task, split_task
+
+    task = load_task(str(TREC / "train.csv"), test_data=str(TREC / "test.csv"))
+    rows = []
+    for shots in [int(s) for s in args.shots.split(",")]:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            split = split_task(task, shots=shots, seed=seed)
+            for who, fn in (("transferlab", lambda: run_transferlab(split, seed, args.max_pairs)),
+                            ("setfit library", lambda: run_library(split, seed))):
+                acc, seconds = fn()
+                rows.append({"shots": shots, "seed": seed, "who": who, "accuracy": acc, "seconds": seconds})
+                print(f"shots {shots:3d} seed {seed}  {who:15s} accuracy {acc:.4f}  {seconds:7.1f}s", flush=True)
+    table = ["| labels/class | implementation | test accuracy (mean ± sd) | seconds per run (mean) | time vs transferlab |",
+             "|---|---|---|---|---|"]
+    summary = []
+    for shots in sorted({r["shots"] for r in rows}):
+        ours = [r for r in rows if r["shots"] == shots and r["who"] == "transferlab"]
+        base_s = statistics.mean(r["seconds"] for r in ours)
+        for who in ("transferlab", "setfit library"):
+            sel = [r for r in rows if r["shots"] == shots and r["who"] == who]
+            accs = [r["accuracy"] for r in sel]
+            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            secs = statistics.mean(r["seconds"] for r in sel)
+            summary.append({"shots": shots, "who": who, "accuracy_mean": statistics.mean(accs), "accuracy_sd": sd,
+                            "seconds_mean": secs, "time_ratio": secs / base_s, "seeds": len(sel)})
+            table.append(f"| {shots} | {who} | {statistics.mean(accs):.4f} ± {sd:.4f} | {secs:.1f} | {secs / base_s:.2f}× |")
+    print("\n".join(table))
+    if args.json:
+        print(json.dumps({"rows": rows, "summary": summary}))
+
+
+if __name__ == "__main__":
+    main()

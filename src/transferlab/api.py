@@ -305,8 +305,11 @@ def finetune(
                          enabled=session.is_main) as tracker:
         with session.main_first():  # a packaged encoder is written into the store once, by rank 0
             source = load(pretrained, module=module)
+        from .models.resolution import apply_image_size
+
         task = load_task(
-            data, classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
+            data, classes=classes, image_size=apply_image_size(source.backbone, data, image_size), image_margin=image_margin,
+            label_column=label_column, target=target,
             text_column=text_column, test_data=test_data,
         )
         check_input_fits(task, source.input_spec, model_name=str(pretrained))

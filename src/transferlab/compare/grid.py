@@ -86,8 +86,10 @@ def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
     from ..api import load
     from ..data import check_input_fits, load_task
 
+    from ..models.resolution import apply_image_size
+
     source = load(config.pretrained)
-    task = load_task(config.data, classes=config.classes, image_size=config.image_size,
+    task = load_task(config.data, classes=config.classes, image_size=apply_image_size(source.backbone, config.data, config.image_size),
                      image_margin=config.image_margin, label_column=config.label_column,
                      text_column=config.text_column, test_data=config.test_data)
     check_input_fits(task, source.input_spec, model_name=config.pretrained)

@@ -138,8 +138,8 @@ def part_grid(args, data: Path) -> dict:
              StrategySpec("scratch", train=few)]
     start = time.perf_counter()
     cached = run_comparison(CompareConfig(pretrained="efficientnet-lite0", data=str(data), image_size=args.image_size,
-                                          strategies=specs, shots=args.shots, seeds=args.seeds,
-                                          train={"threads": 1}), out / "effnet-grid")
+                                          strategies=specs, shots=args.shots, seeds=args.seeds),
+                            out / "effnet-grid", threads=1)
     report["effnet"] = {"seconds": time.perf_counter() - start, "cells": cached.summary["cells"]}
     _table(f"efficientnet-lite0 (ImageNet) → Fashion-MNIST at {args.image_size} px, {args.seeds} seeds "
            f"({report['effnet']['seconds'] / 60:.1f} min)", cached.summary["cells"])
@@ -148,8 +148,8 @@ def part_grid(args, data: Path) -> dict:
         specs = [StrategySpec("linear-probe"), StrategySpec("partial", {"freeze": 7}, label="partial-7"),
                  StrategySpec("full", train=few), StrategySpec("scratch", train=few)]
         full = run_comparison(CompareConfig(pretrained="efficientnet-lite0", data=str(data), image_size=args.image_size,
-                                            strategies=specs, shots="10", seeds=args.full_seeds, train={"threads": 1}),
-                              out / "effnet-full")
+                                            strategies=specs, shots="10", seeds=args.full_seeds),
+                              out / "effnet-full", threads=1)
         report["effnet_full"] = {"seconds": time.perf_counter() - start, "cells": full.summary["cells"]}
         _table(f"efficientnet-lite0 with full fine-tuning, 10 labels/class, {args.full_seeds} seeds "
                f"({report['effnet_full']['seconds'] / 60:.1f} min)", full.summary["cells"])
@@ -160,7 +160,7 @@ def part_grid(args, data: Path) -> dict:
     specs = [StrategySpec(n, {"freeze": 2} if n == "partial" else {}) for n in
              ("linear-probe", "partial", "full", "lp-ft", "scratch")]
     small = run_comparison(CompareConfig(pretrained=str(cnn), data=str(data), strategies=specs, shots=args.shots,
-                                         seeds=args.seeds, train={"threads": 1}), out / "cnn-grid")
+                                         seeds=args.seeds), out / "cnn-grid", threads=1)
     report["cnn"] = {"seconds": time.perf_counter() - start, "cells": small.summary["cells"]}
     _table(f"cnn (MNIST-5k) → Fashion-MNIST at 28 px, {args.seeds} seeds ({report['cnn']['seconds'] / 60:.1f} min)",
            small.summary["cells"])
@@ -274,7 +274,7 @@ def part_speed(args, data: Path) -> dict:
     try:
         import onnxruntime as rt
 
-        from transferlab.export import export_model
+        from transferlab.export import export as export_model
 
         model_dir = Path(args.out) / "speed-model"
         if not (model_dir / "config.json").is_file():

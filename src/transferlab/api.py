@@ -329,7 +329,8 @@ def finetune(
                 "source_task": source.config.get("source_task"),
                 "target_task": _task_record(task, split, test_data) | {"path": str(data)},
                 "label_names": task.class_names,
-                "preprocessing": task.preprocessing | {"label_column": label_column},
+                "preprocessing": task.preprocessing | {"label_column": label_column}
+                | ({"input_shape": list(task.input_spec.shape)} if source.input_spec.any_size else {}),
                 "target": task.target,
                 "pretrained_from": {"path": str(source.path), "sha256": source.config["weights"]["sha256"]},
                 "metrics": {f"test_{k}": v for k, v in metrics.items() if k != "n"} | {f"val_{run.val_metric}": run.val_value},

@@ -33,7 +33,8 @@ def test_strategy_trains_exactly_what_it_says(backbone_name, strategy_name, tiny
     text = {"hf": {"path": str(tiny_bert_path)}, "minilm": {"max_length": 16}}
     if backbone_name in text:
         tiny_split = text_split
-    pretrained = _pretrained(backbone_name, tiny_split.task, **text.get(backbone_name, {}))
+    small = {"efficientnet-lite0": {"image_size": 32}}  # an ImageNet network at its smallest resolution
+    pretrained = _pretrained(backbone_name, tiny_split.task, **text.get(backbone_name, small.get(backbone_name, {})))
     before = copy.deepcopy(pretrained.state_dict())
     strategy = create_strategy(strategy_name, **TINY.get(strategy_name, {}))
     model, run, metrics = train_run(copy.deepcopy(pretrained), tiny_split, strategy, TrainConfig(**CFG))

@@ -79,7 +79,7 @@ WeightDecay = Annotated[float, typer.Option(help="weight decay")]
 Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give identical weights")]
 Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads (default 1: measured fastest here)")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the trained part (slower for small models on CPU; see benchmarks/compile.py)")]
-Augment = Annotated[str, typer.Option(help="random image transforms per training batch: none | shift | affine (shift + rotation + scale)")]
+Augment = Annotated[str, typer.Option(help="random image transforms per training batch: none | shift | affine (shift + rotation + scale) | photos: crop (random resized) | flip | color (jitter) | photo (all three)")]
 Device = Annotated[str, typer.Option(help="auto (cuda if a GPU is visible, else mps, else cpu) | cpu | cuda | mps")]
 Precision = Annotated[str, typer.Option(help="fp32 | bf16 (autocast of the forward pass; CUDA only)")]
 Nproc = Annotated[int, typer.Option(help="train data-parallel in N processes on this machine (torchrun; gloo on CPU, nccl on CUDA)")]
@@ -475,7 +475,7 @@ def compare(
     test_data: TestData = None,
     epochs: Epochs = None,
     lr: Annotated[Optional[float], typer.Option(help="learning rate of the head (default 1e-3; 1e-2 for text encoders)")] = None,
-    augment: Annotated[Optional[str], typer.Option(help="random image transforms per training batch: none | shift | affine")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="random image transforms per training batch: none | shift | affine | crop | flip | color | photo")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with the same settings; flags override it")] = None,
     jobs: Annotated[Optional[int], typer.Option(help="cells run in parallel processes")] = None,
     threads: Threads = None,

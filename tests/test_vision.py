@@ -135,3 +135,43 @@ def test_finetune_evaluate_predict_export_at_a_small_resolution(effnet, tmp_path
     assert [r["label"] for r in rows] and all(r["label"] in ("0", "1") for r in rows)
     exported = export_model(out, tmp_path / "m.onnx", format="onnx")
     assert exported.input_shape == ["batch", 1, 28, 28] and exported.parity_max_abs_diff <= 1e-4
+
+
+def _photo_folder(root, rng):
+    """Two classes of photos of mixed sizes and modes: RGB JPEG, grayscale PNG, palette PNG, RGBA WebP."""
+    from PIL import Image
+
+    for label, bright in (("dark", 40), ("light", 210)):
+        folder = root / label
+        folder.mkdir(parents=True)
+        for i, (mode, size, suffix) in enumerate([("RGB", (70, 50), "jpg"), ("L", (40, 40), "png"),
+                                                  ("P", (60, 30), "png"), ("RGBA", (48, 64), "webp")] * 4):
+            pixels = np.clip(rng.normal(bright, 20, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels, "RGB")
+            image = image.convert("RGBA") if mode == "RGBA" else image.convert(mode)
+            image.save(folder / f"{i}.{suffix}")
+    return root
+
+
+def test_photo_folder_of_mixed_sizes_and_modes_finetunes_and_predicts(effnet, tmp_path):
+    from transferlab.api import finetune, predict
+    from transferlab.data import load_task
+    from transferlab.engine import TrainConfig
+
+    photos = _photo_folder(tmp_path / "photos", np.random.default_rng(0))
+    task = load_task(str(photos), image_size=40)
+    assert task.input_spec.shape == (3, 40, 40) and task.class_names == ["dark", "light"]
+    result = finetune(str(effnet), str(photos), strategy="linear-probe", image_size=32, out=tmp_path / "m",
+                      train=TrainConfig(epochs=30, lr=1e-2, batch_size=4))
+    assert result.test_accuracy >= 0.8  # dark vs light photos: ImageNet features separate them
+    rows = predict(tmp_path / "m", photos / "light")
+    assert len(rows) == 16 and sum(r["label"] == "light" for r in rows) >= 14
+
+
+def test_photo_folder_of_mixed_sizes_needs_an_image_size(tmp_path):
+    from transferlab.data import load_task
+    from transferlab.errors import DataError
+
+    photos = _photo_folder(tmp_path / "photos", np.random.default_rng(0))
+    with pytest.raises(DataError, match=r"images differ in size: .* pass image_size \(--image-size N\)"):
+        load_task(str(photos))

@@ -33,6 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FMNIST = ROOT.parent / "shared" / "data" / "fashion_mnist"
+STRATEGIES = {"linear-probe": ("linear-probe", {}), "partial-7": ("partial", {"freeze": 7})}
 
 
 def fmnist_subset(out: Path, pool_per_class: int, test_per_class: int) -> Path:
@@ -126,53 +127,57 @@ def _table(title: str, cells: list[dict]) -> None:
         print(f"| {name} | " + " | ".join(row) + " |")
 
 
-def part_grid(args, data: Path) -> dict:
+def _effnet_grid(args, data: Path):
+    from transferlab.compare import CompareConfig, StrategySpec, run_comparison
+
+    # Scratch passes the whole network every step: a fixed budget of epochs, validated twice.
+    few = {"epochs": args.uncached_epochs, "eval_every": max(1, args.uncached_epochs // 2)}
+    specs = [StrategySpec("linear-probe"), StrategySpec("partial", {"freeze": 7}, label="partial-7"),
+             StrategySpec("scratch", train=few)]
+    return run_comparison(CompareConfig(pretrained="efficientnet-lite0", data=str(data), image_size=args.image_size,
+                                        strategies=specs, shots=args.shots, seeds=args.seeds),
+                          Path(args.out) / "effnet-grid", threads=1)
+
+
+def _cnn_grid(args, data: Path):
     from transferlab.api import pretrain
     from transferlab.compare import CompareConfig, StrategySpec, run_comparison
     from transferlab.engine import TrainConfig
 
-    out = Path(args.out)
-    report = {}
-    few = {"epochs": args.uncached_epochs}  # uncached runs pass the whole network every step: a fixed, small budget
-    specs = [StrategySpec("linear-probe"), StrategySpec("partial", {"freeze": 7}, label="partial-7"),
-             StrategySpec("scratch", train=few)]
-    start = time.perf_counter()
-    cached = run_comparison(CompareConfig(pretrained="efficientnet-lite0", data=str(data), image_size=args.image_size,
-                                          strategies=specs, shots=args.shots, seeds=args.seeds),
-                            out / "effnet-grid", threads=1)
-    report["effnet"] = {"seconds": time.perf_counter() - start, "cells": cached.summary["cells"]}
-    _table(f"efficientnet-lite0 (ImageNet) → Fashion-MNIST at {args.image_size} px, {args.seeds} seeds "
-           f"({report['effnet']['seconds'] / 60:.1f} min)", cached.summary["cells"])
-    if args.full_seeds:
-        start = time.perf_counter()
-        specs = [StrategySpec("linear-probe"), StrategySpec("partial", {"freeze": 7}, label="partial-7"),
-                 StrategySpec("full", train=few), StrategySpec("scratch", train=few)]
-        full = run_comparison(CompareConfig(pretrained="efficientnet-lite0", data=str(data), image_size=args.image_size,
-                                            strategies=specs, shots="10", seeds=args.full_seeds),
-                              out / "effnet-full", threads=1)
-        report["effnet_full"] = {"seconds": time.perf_counter() - start, "cells": full.summary["cells"]}
-        _table(f"efficientnet-lite0 with full fine-tuning, 10 labels/class, {args.full_seeds} seeds "
-               f"({report['effnet_full']['seconds'] / 60:.1f} min)", full.summary["cells"])
-    start = time.perf_counter()
-    cnn = out / "cnn-mnist5k"
+    cnn = Path(args.out) / "cnn-mnist5k"
     if not (cnn / "config.json").is_file():
         pretrain("mnist5k", out=cnn, backbone="cnn", train=TrainConfig(epochs=40, augment="affine", threads=1))
     specs = [StrategySpec(n, {"freeze": 2} if n == "partial" else {}) for n in
              ("linear-probe", "partial", "full", "lp-ft", "scratch")]
-    small = run_comparison(CompareConfig(pretrained=str(cnn), data=str(data), strategies=specs, shots=args.shots,
-                                         seeds=args.seeds), out / "cnn-grid", threads=1)
-    report["cnn"] = {"seconds": time.perf_counter() - start, "cells": small.summary["cells"]}
-    _table(f"cnn (MNIST-5k) → Fashion-MNIST at 28 px, {args.seeds} seeds ({report['cnn']['seconds'] / 60:.1f} min)",
-           small.summary["cells"])
-    at10 = [c for c in cached.summary["cells"] if c["shots"] == 10 and c["verdict"] != "baseline"]
-    best = max(at10, key=lambda c: c["mean"])
-    cnn_best = max((c for c in small.summary["cells"] if c["shots"] == 10 and c["verdict"] != "baseline"),
-                   key=lambda c: c["mean"])
-    print(f"\n- 10 labels/class: best from efficientnet-lite0 {best['strategy']} {best['mean']:.3f} "
-          f"[{best['ci_low']:.3f}, {best['ci_high']:.3f}], verdict vs scratch: {best['verdict']} (goal ≥ 0.80, helps)")
-    print(f"- best from the MNIST-5k cnn: {cnn_best['strategy']} {cnn_best['mean']:.3f} "
-          f"[{cnn_best['ci_low']:.3f}, {cnn_best['ci_high']:.3f}]; efficientnet's CI above it: "
-          f"{'yes' if best['ci_low'] > cnn_best['ci_high'] else 'no'}")
+    return run_comparison(CompareConfig(pretrained=str(cnn), data=str(data), strategies=specs, shots=args.cnn_shots,
+                                        seeds=args.seeds), Path(args.out) / "cnn-grid", threads=1)
+
+
+def part_grid(args, data: Path, which: str) -> dict:
+    """`compare` grids; `which`: "effnet", "cnn" or "summary" (both, resumed from their folders, and the goals)."""
+    report = {}
+    if which in ("effnet", "summary"):
+        start = time.perf_counter()
+        effnet = _effnet_grid(args, data)
+        report["effnet"] = effnet.summary["cells"]
+        _table(f"efficientnet-lite0 (ImageNet) → Fashion-MNIST at {args.image_size} px, {args.seeds} seeds "
+               f"({(time.perf_counter() - start) / 60:.1f} min this call)", effnet.summary["cells"])
+    if which in ("cnn", "summary"):
+        start = time.perf_counter()
+        cnn = _cnn_grid(args, data)
+        report["cnn"] = cnn.summary["cells"]
+        _table(f"cnn (MNIST-5k) → Fashion-MNIST at 28 px, {args.seeds} seeds "
+               f"({(time.perf_counter() - start) / 60:.1f} min this call)", cnn.summary["cells"])
+    if which == "summary":
+        at10 = [c for c in report["effnet"] if c["shots"] == 10 and c["verdict"] != "baseline"]
+        best = max(at10, key=lambda c: c["mean"])
+        cnn_best = max((c for c in report["cnn"] if c["shots"] == 10 and c["verdict"] != "baseline"),
+                       key=lambda c: c["mean"])
+        print(f"\n- 10 labels/class: best from efficientnet-lite0 {best['strategy']} {best['mean']:.3f} "
+              f"[{best['ci_low']:.3f}, {best['ci_high']:.3f}], verdict vs scratch: {best['verdict']} (goal ≥ 0.80, helps)")
+        print(f"- best from the MNIST-5k cnn: {cnn_best['strategy']} {cnn_best['mean']:.3f} "
+              f"[{cnn_best['ci_low']:.3f}, {cnn_best['ci_high']:.3f}]; efficientnet's CI above it: "
+              f"{'yes' if best['ci_low'] > cnn_best['ci_high'] else 'no'}")
     print("↑ / ↓: compare's verdict against scratch (95% CI of the paired difference above / below 0)")
     return report
 
@@ -183,7 +188,7 @@ def part_large(args, data: Path) -> dict:
 
     start = time.perf_counter()
     task = load_task(str(data))
-    strategies = {"linear-probe": ("linear-probe", {}), "partial-7": ("partial", {"freeze": 7})}
+    strategies = {label: STRATEGIES[label] for label in args.large_strategies.split(",")}
     accs, seconds, images = _probe_runs(task, args.image_size, strategies, 1000, args.large_seeds)
     print(f"\n### efficientnet-lite0 → Fashion-MNIST, 1,000 labels/class at {args.image_size} px, {args.large_seeds} "
           f"seed(s), test {len(task.x_test)} images ({(time.perf_counter() - start) / 60:.1f} min; features "
@@ -307,13 +312,15 @@ def part_speed(args, data: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="sizes,grid,large,speed")
+    parser.add_argument("--parts", default="sizes,grid,cnn,large,speed,summary")
     parser.add_argument("--sizes", default="64,96,128")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--full-seeds", type=int, default=0, help="seeds of the full fine-tuning comparison (0: skip)")
     parser.add_argument("--large-seeds", type=int, default=1)
-    parser.add_argument("--shots", default="1,5,10,50")
+    parser.add_argument("--large-strategies", default="linear-probe", help="of linear-probe, partial-7")
+    parser.add_argument("--shots", default="1,5,10", help="label budgets of the efficientnet-lite0 grid")
+    parser.add_argument("--cnn-shots", default="1,5,10,50", help="label budgets of the MNIST-5k cnn grid")
     parser.add_argument("--uncached-epochs", type=int, default=10, help="epochs of scratch and full (whole network per step)")
     parser.add_argument("--pool-per-class", type=int, default=200)
     parser.add_argument("--test-per-class", type=int, default=200)
@@ -336,14 +343,14 @@ def main() -> None:
         start = time.perf_counter()
         if part == "sizes":
             report[part] = part_sizes(args, few)
-        elif part == "grid":
-            report[part] = part_grid(args, few)
+        elif part in ("grid", "cnn", "summary"):
+            report[part] = part_grid(args, few, {"grid": "effnet"}.get(part, part))
         elif part == "large":
             report[part] = part_large(args, fmnist_subset(out, args.large_pool_per_class, args.test_per_class))
         elif part == "speed":
             report[part] = part_speed(args, few)
         else:
-            raise SystemExit(f"unknown part {part!r}; parts are sizes, grid, large, speed")
+            raise SystemExit(f"unknown part {part!r}; parts are sizes, grid, cnn, large, speed, summary")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
         print(f"[{part}: {(time.perf_counter() - start) / 60:.1f} min; peak RSS so far {peak:.2f} GiB]", flush=True)
     if args.json:

@@ -104,7 +104,7 @@ def test_listings():
     assert [s["name"] for s in strategies][:1] == ["scratch"]
     partial = next(s for s in strategies if s["name"] == "partial")
     assert partial["options"][0]["name"] == "freeze"
-    assert {b["name"] for b in invoke("backbones", "--json")["backbones"]} == {"mlp", "cnn", "minilm", "hf", "efficientnet-lite0"}
+    assert {b["name"] for b in invoke("backbones", "--json")["backbones"]} == {"mlp", "cnn", "minilm", "hf", "efficientnet-lite0", "hf-vision"}
 
 
 def test_user_errors_are_one_line_with_the_fix(tmp_path, datasets):

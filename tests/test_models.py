@@ -6,10 +6,14 @@ from transferlab.errors import ConfigError, ShapeError
 from transferlab.models import HeadSpec, TransferModel, create_backbone, list_backbones, wrap_module
 
 
-def make_backbone(name: str, tiny_bert_path):
+def make_backbone(name: str, tiny_bert_path, tiny_vit_path=None):
     """Every registered backbone at tiny size for its kind of input."""
     from transferlab.data.task import InputSpec
 
+    if name == "hf-vision":
+        return create_backbone("hf-vision", (1, 16, 16), path=str(tiny_vit_path))
+    if name == "efficientnet-lite0":
+        return create_backbone(name, (1, 16, 16), image_size=32)
     if name == "hf":
         return create_backbone("hf", InputSpec("text", ()), path=str(tiny_bert_path))
     if name == "minilm":
@@ -26,8 +30,8 @@ def example_batch(backbone):
 
 
 @pytest.mark.parametrize("name", list_backbones())
-def test_every_backbone_has_the_transfer_interface(name, tiny_bert_path):
-    backbone = make_backbone(name, tiny_bert_path)
+def test_every_backbone_has_the_transfer_interface(name, tiny_bert_path, tiny_vit_path):
+    backbone = make_backbone(name, tiny_bert_path, tiny_vit_path)
     x = example_batch(backbone)
     feats = backbone.features(x)
     assert feats.shape == (4, backbone.feature_dim)
@@ -53,7 +57,7 @@ def test_mlp_activations(activation):
 
 
 def test_unknown_backbone_and_option_are_refused():
-    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet'; registered backbones are \['cnn', 'efficientnet-lite0', 'hf', 'minilm', 'mlp'\]"):
+    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet'; registered backbones are \['cnn', 'efficientnet-lite0', 'hf', 'hf-vision', 'minilm', 'mlp'\]"):
         create_backbone("resnet", (1, 8, 8))
     with pytest.raises(ConfigError, match=r"backbone 'mlp' has no option\(s\) \['channels'\]; its options are"):
         create_backbone("mlp", (1, 8, 8), channels=[4])

@@ -29,11 +29,13 @@ def text_split():
 
 @pytest.mark.parametrize("backbone_name", list_backbones())
 @pytest.mark.parametrize("strategy_name", list_strategies())
-def test_strategy_trains_exactly_what_it_says(backbone_name, strategy_name, tiny_split, text_split, tiny_bert_path):
+def test_strategy_trains_exactly_what_it_says(backbone_name, strategy_name, tiny_split, text_split, tiny_bert_path,
+                                              tiny_vit_path):
     text = {"hf": {"path": str(tiny_bert_path)}, "minilm": {"max_length": 16}}
     if backbone_name in text:
         tiny_split = text_split
-    small = {"efficientnet-lite0": {"image_size": 32}}  # an ImageNet network at its smallest resolution
+    small = {"efficientnet-lite0": {"image_size": 32},  # an ImageNet network at its smallest resolution
+             "hf-vision": {"path": str(tiny_vit_path)}}
     pretrained = _pretrained(backbone_name, tiny_split.task, **text.get(backbone_name, small.get(backbone_name, {})))
     before = copy.deepcopy(pretrained.state_dict())
     strategy = create_strategy(strategy_name, **TINY.get(strategy_name, {}))

@@ -258,7 +258,7 @@ def load_model_folder(path: str | Path, *, module: nn.Sequential | None = None) 
 
 
 # Backbones built from a Hugging Face folder named in their config, not from sizes in config.json.
-_FOLDER_BACKBONES = ("minilm", "hf")
+_FOLDER_BACKBONES = ("minilm", "hf", "hf-vision")
 
 
 def _build_backbone(config: dict[str, Any], module: nn.Sequential | None, state: dict[str, torch.Tensor],

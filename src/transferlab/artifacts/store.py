@@ -41,7 +41,11 @@ def materialize(ref: str) -> Path:
 
         return materialize_efficientnet_lite0(store_root() / ref)
     if ref.startswith("hf:"):
+        from ..models.hf_vision import is_vision_folder
+
         folder = Path(ref[3:]).expanduser().resolve()
+        if is_vision_folder(folder):
+            return _materialize_hf_vision(folder)
         name, backbone = f"hf-{folder.name}", create_backbone("hf", InputSpec("text", ()), path=str(folder))
         origin = f"the local Hugging Face folder {folder}"
     else:
@@ -53,6 +57,33 @@ def materialize(ref: str) -> Path:
         "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
         "label_names": [],
         "preprocessing": {"text_column": "text", "label_column": "label", "classes": None},
+        "metrics": {},
+        "origin": origin,
+    }
+    save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info)
+    return dest
+
+
+def _materialize_hf_vision(folder: Path) -> Path:
+    """A local Hugging Face vision model folder as a pretrained model in the store (`hf-<folder name>`)."""
+    from ..data.task import InputSpec
+    from ..models import create_backbone
+    from ..models.hf_vision import PREPROCESSOR
+    from .model_folder import save_model_folder
+
+    dest = store_root() / f"hf-{folder.name}"
+    if (dest / CONFIG).is_file():
+        return dest
+    backbone = create_backbone("hf-vision", InputSpec("image", (3, 1, 1)), path=str(folder))
+    processing = backbone.blocks[backbone.block_names[0]].preprocess.processing
+    origin = f"the local Hugging Face folder {folder}"
+    info = {
+        "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
+        "label_names": [],
+        "preprocessing": {"from": f"{folder / PREPROCESSOR}", "size": processing.size,
+                          "shortest_edge": processing.shortest_edge, "crop": processing.crop,
+                          "mean": list(processing.mean), "std": list(processing.std), "resample": processing.mode,
+                          "image_size": None, "image_margin": None, "classes": None, "channels": 3},
         "metrics": {},
         "origin": origin,
     }

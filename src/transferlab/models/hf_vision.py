@@ -223,6 +223,19 @@ class HFVisionBackbone(Backbone):
         self._hf_model.load_state_dict(fresh.state_dict())
 
 
+def _child(model: nn.Module, *paths: str) -> nn.Module | None:
+    """The first sub-module found at one of the dotted paths (transformers versions name them differently)."""
+    for path in paths:
+        module: Any = model
+        for part in path.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                break
+        if isinstance(module, nn.Module):
+            return module
+    return None
+
+
 @dataclass
 class HFVisionConfig:
     """A local Hugging Face vision model folder (`--backbone hf:/path`)."""
@@ -256,17 +269,18 @@ def build_hf_vision(path: Path) -> HFVisionBackbone:
         raise ConfigError(f"{path} holds a {type(model).__name__}, which takes {getattr(model, 'main_input_name', '?')}, "
                           "not pixel_values: it is not a vision encoder")
     preprocess = Preprocess(processing)
-    encoder = getattr(model, "encoder", None)
-    embeddings = getattr(model, "embeddings", None) or getattr(model, "embedder", None)
+    embeddings = _child(model, "embeddings", "embedder")
+    layers = _child(model, "encoder.layer", "encoder.layers", "layers", "layer")
+    stages = _child(model, "encoder.stages", "stages")
     blocks: dict[str, nn.Module]
-    if embeddings is not None and encoder is not None and hasattr(encoder, "layer") and \
+    if embeddings is not None and isinstance(layers, nn.ModuleList) and \
             type(model).__name__.startswith(("ViT", "DeiT", "Dinov2", "Beit", "Data2VecVision")):
         blocks = {"embeddings": _Embeddings(preprocess, embeddings)}
-        blocks |= {f"layer{i}": _Layer(layer) for i, layer in enumerate(encoder.layer)}
+        blocks |= {f"layer{i}": _Layer(layer) for i, layer in enumerate(layers)}
         blocks["pooling"] = _TokenPooling(getattr(model, "layernorm", None), getattr(model, "pooler", None))
-    elif embeddings is not None and encoder is not None and hasattr(encoder, "stages"):
+    elif embeddings is not None and isinstance(stages, nn.ModuleList):
         blocks = {"embeddings": _Embeddings(preprocess, embeddings)}
-        blocks |= {f"stage{i}": _Layer(stage) for i, stage in enumerate(encoder.stages)}
+        blocks |= {f"stage{i}": _Layer(stage) for i, stage in enumerate(stages)}
         norm = getattr(model, "layernorm", None) if type(model).__name__.startswith("ConvNext") else None
         blocks["pooling"] = _MapPooling(getattr(model, "pooler", None), norm)
     else:

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise gpu-check clean
+.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise bench-vision gpu-check clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export,vision]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -45,6 +45,10 @@ bench-text: $(STAMP)
 
 bench-advise: $(STAMP)
 	$(PY) benchmarks/advise.py
+
+# ImageNet EfficientNet-Lite0 vs the MNIST-5k cnn vs scratch on Fashion-MNIST (docs/vision.md).
+bench-vision: $(STAMP)
+	$(PY) benchmarks/vision_transfer.py
 
 # The seed's Keras example needs tensorflow-cpu: a separate venv, so the main one stays torch-only.
 KERAS_VENV := .venv-keras

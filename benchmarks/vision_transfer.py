@@ -146,7 +146,7 @@ def _cnn_grid(args, data: Path):
 
     cnn = Path(args.out) / "cnn-mnist5k"
     if not (cnn / "config.json").is_file():
-        pretrain("mnist5k", out=cnn, backbone="cnn", train=TrainConfig(epochs=40, augment="affine", threads=1))
+        pretrain("mnist5k", out=cnn, backbone="cnn", train=TrainConfig(epochs=args.cnn_epochs, augment="affine", threads=1))
     specs = [StrategySpec(n, {"freeze": 2} if n == "partial" else {}) for n in
              ("linear-probe", "partial", "full", "lp-ft", "scratch")]
     return run_comparison(CompareConfig(pretrained=str(cnn), data=str(data), strategies=specs, shots=args.cnn_shots,
@@ -320,6 +320,7 @@ def main() -> None:
     parser.add_argument("--large-seeds", type=int, default=1)
     parser.add_argument("--large-strategies", default="linear-probe", help="of linear-probe, partial-7")
     parser.add_argument("--shots", default="1,5,10", help="label budgets of the efficientnet-lite0 grid")
+    parser.add_argument("--cnn-epochs", type=int, default=40, help="pretraining epochs of the cnn on MNIST-5k")
     parser.add_argument("--cnn-shots", default="1,5,10,50", help="label budgets of the MNIST-5k cnn grid")
     parser.add_argument("--uncached-epochs", type=int, default=10, help="epochs of scratch and full (whole network per step)")
     parser.add_argument("--pool-per-class", type=int, default=200)

@@ -199,7 +199,7 @@ class EfficientNetLiteConfig:
 
 
 @register_backbone("efficientnet-lite0", EfficientNetLiteConfig,
-                   "EfficientNet-Lite0 pretrained on ImageNet-1k (4.0M backbone params, 1280-d), offline; any image size")
+                   "EfficientNet-Lite0 pretrained on ImageNet-1k (3.4M backbone params, 1280-d), offline; any image size")
 def efficientnet_lite0(cfg: EfficientNetLiteConfig, input_spec: InputSpec) -> Backbone:
     if input_spec.kind != "image":
         raise ConfigError(f"efficientnet-lite0 needs images; the data gives {input_spec.describe()}s — use a "

@@ -256,7 +256,12 @@ def weights_file() -> Path:
 
 
 def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet-1k class names in the order of the classifier's outputs."""
+    """The 1000 ImageNet-1k class names in the order of the classifier's outputs.
+
+    imagenet_classes.txt is the standard index-ordered list (as in pytorch/hub's imagenet_classes.txt),
+    with its two repeated names told apart: 134 "crane (bird)" / 517 "crane (machine)", 638 "maillot" /
+    639 "maillot (tank suit)" — label names must be unique.
+    """
     names = (Path(__file__).with_name("imagenet_classes.txt")).read_text(encoding="utf-8").splitlines()
     if len(names) != 1000:
         raise ConfigError(f"imagenet_classes.txt holds {len(names)} names, not 1000; reinstall transferlab")

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # The stamp is newer than the files that define the install: repeated `make` calls install nothing.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise bench-da bench-rl gpu-check clean
+.PHONY: install demo test bench bench-keras bench-strategies bench-text bench-advise bench-da bench-rl bench-vision gpu-check clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export,docs,rl]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,text,explain,track,export,docs,rl,vision]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -53,6 +53,10 @@ bench-da: $(STAMP)
 # RL transfer (issue 17): PPO and DQN, 2 helps pairs + 1 hurts pair, 5 seeds, 2 runs at a time.
 bench-rl: $(STAMP)
 	$(PY) benchmarks/rl_transfer.py --jobs 2
+
+# ImageNet EfficientNet-Lite0 vs the MNIST-5k cnn vs scratch on Fashion-MNIST (docs/vision.md).
+bench-vision: $(STAMP)
+	$(PY) benchmarks/vision_transfer.py
 
 # The seed's Keras example needs tensorflow-cpu: a separate venv, so the main one stays torch-only.
 KERAS_VENV := .venv-keras

@@ -127,3 +127,32 @@ def tiny_bert_path(tmp_path_factory):
     BertModel(config).save_pretrained(path)
     AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(path)
     return path
+
+
+def save_tiny_vision_model(path, kind: str = "vit"):
+    """A tiny randomly initialised Hugging Face vision model (ViT or ResNet) with its image processor config."""
+    import json
+
+    import torch
+    from transformers import ResNetConfig, ResNetModel, ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    if kind == "vit":
+        model = ViTModel(ViTConfig(image_size=16, patch_size=8, hidden_size=16, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=32))
+        prep = {"image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": 16, "width": 16},
+                "resample": 2, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    else:
+        model = ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"))
+        prep = {"image_processor_type": "ConvNextImageProcessor", "do_resize": True, "size": {"shortest_edge": 20},
+                "crop_size": {"height": 16, "width": 16}, "do_center_crop": True, "resample": 3,
+                "do_normalize": True, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+    model.save_pretrained(path)
+    (path / "preprocessor_config.json").write_text(json.dumps(prep))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_path(tmp_path_factory):
+    pytest.importorskip("transformers")
+    return save_tiny_vision_model(tmp_path_factory.mktemp("tiny-vit"), "vit")

@@ -156,7 +156,7 @@ def test_store_add_list_resolve_remove(tmp_path, isolated_store):
     assert resolve_model(tmp_path / "m") == tmp_path / "m"
     with pytest.raises(ArtifactError, match=r"the store already has a model 'digits-cnn'; pass --overwrite"):
         add_model(tmp_path / "m", "digits-cnn")
-    with pytest.raises(ArtifactError, match=r"no model 'nope': it is neither a folder path nor a model in the store .*store has: \['digits-cnn', 'minilm'\]"):
+    with pytest.raises(ArtifactError, match=r"no model 'nope': it is neither a folder path nor a model in the store .*store has: \['digits-cnn', 'minilm', 'efficientnet-lite0'\]"):
         resolve_model("nope")
     remove_model("digits-cnn")
     assert stored() == []

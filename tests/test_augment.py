@@ -30,15 +30,29 @@ def test_none_returns_the_batch_untouched():
     assert augment_batch(x, "none", torch.Generator().manual_seed(0)) is x
 
 
-@pytest.mark.parametrize("kind", ["shift", "affine"])
+@pytest.mark.parametrize("kind", ["shift", "affine", "crop", "flip", "color", "photo"])
 def test_transforms_are_drawn_from_the_generator(kind):
     x = _square()
+    if kind in ("flip", "color"):  # an off-centre object of a different brightness per image
+        x = torch.roll(x, shifts=(-6, -7), dims=(2, 3)) * torch.linspace(0.2, 0.9, 4).view(4, 1, 1, 1)
     a = augment_batch(x, kind, torch.Generator().manual_seed(1))
     b = augment_batch(x, kind, torch.Generator().manual_seed(1))
     c = augment_batch(x, kind, torch.Generator().manual_seed(2))
     assert a.shape == x.shape and torch.equal(a, b)
     assert not torch.equal(a, c)
     assert not torch.equal(a[0], a[1])  # each image of a batch gets its own transform
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_photo_transforms_crop_flip_and_jitter_rgb_photos():
+    photo = torch.rand(8, 3, 40, 60)
+    flipped = augment_batch(photo, "flip", torch.Generator().manual_seed(0))
+    mirrored = [torch.equal(f, p.flip(-1)) for f, p in zip(flipped, photo)]
+    assert all(m or torch.equal(f, p) for m, f, p in zip(mirrored, flipped, photo)) and 0 < sum(mirrored) < 8
+    cropped = augment_batch(photo, "crop", torch.Generator().manual_seed(0))
+    assert cropped.shape == photo.shape and not torch.allclose(cropped, photo)
+    jittered = augment_batch(photo, "color", torch.Generator().manual_seed(0))
+    assert jittered.shape == photo.shape and not torch.allclose(jittered.mean((1, 2, 3)), photo.mean((1, 2, 3)))
 
 
 def test_shift_moves_the_object_by_at_most_ten_percent_of_the_side():
@@ -58,8 +72,9 @@ def test_shift_moves_the_object_by_at_most_ten_percent_of_the_side():
 
 
 def test_unknown_augment_is_refused():
-    with pytest.raises(ConfigError, match=r"--augment 'flip' is not one of \['none', 'shift', 'affine'\]"):
-        TrainConfig(augment="flip")
+    with pytest.raises(ConfigError, match=r"--augment 'mixup' is not one of \['none', 'shift', 'affine', 'crop', "
+                                          r"'flip', 'color', 'photo'\]"):
+        TrainConfig(augment="mixup")
 
 
 def test_text_inputs_are_refused_before_training(tiny_bert_path):
@@ -92,9 +107,10 @@ def test_a_frozen_prefix_is_not_cached_when_augmenting():
     assert run.cached_blocks == 0
 
 
-def test_resume_with_augment_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("augment", ["affine", "photo"])
+def test_resume_with_augment_is_bit_identical(tmp_path, augment):
     split = make_split(make_task(size=12))
-    cfg = TrainConfig(epochs=4, batch_size=8, augment="affine", seed=5, threads=1)
+    cfg = TrainConfig(epochs=4, batch_size=8, augment=augment, seed=5, threads=1)
     tensors = [torch.from_numpy(a) for a in (split.x_train, split.y_train, split.x_val, split.y_val)]
 
     def run(stop_at=None, path=None):

@@ -94,7 +94,7 @@ def test_human_output_and_store(tmp_path, datasets):
     assert ft["out"] is None and ft["strategy"] == "linear-probe"
     assert "removed" in runner.invoke(app, ["models", "remove", "tiny-src"]).stdout
     listing = runner.invoke(app, ["models"]).stdout
-    assert "tiny-src" not in listing and "minilm" in listing and "packaged" in listing
+    assert "tiny-src" not in listing and "minilm" in listing and "efficientnet-lite0" in listing and "packaged" in listing
 
 
 def test_listings():
@@ -104,7 +104,7 @@ def test_listings():
     assert [s["name"] for s in strategies][:1] == ["scratch"]
     partial = next(s for s in strategies if s["name"] == "partial")
     assert partial["options"][0]["name"] == "freeze"
-    assert {b["name"] for b in invoke("backbones", "--json")["backbones"]} == {"mlp", "cnn", "minilm", "hf"}
+    assert {b["name"] for b in invoke("backbones", "--json")["backbones"]} == {"mlp", "cnn", "minilm", "hf", "efficientnet-lite0", "hf-vision"}
 
 
 def test_user_errors_are_one_line_with_the_fix(tmp_path, datasets):

@@ -52,7 +52,7 @@ def test_mlp_activations(activation):
 
 
 def test_unknown_backbone_and_option_are_refused():
-    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet'; registered backbones are \['cnn', 'hf', 'minilm', 'mlp'\]"):
+    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet'; registered backbones are \['cnn', 'efficientnet-lite0', 'hf', 'hf-vision', 'minilm', 'mlp'\]"):
         create_backbone("resnet", (1, 8, 8))
     with pytest.raises(ConfigError, match=r"backbone 'mlp' has no option\(s\) \['channels'\]; its options are"):
         create_backbone("mlp", (1, 8, 8), channels=[4])

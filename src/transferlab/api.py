@@ -348,8 +348,11 @@ def finetune(
                          enabled=session.is_main) as tracker:
         with session.main_first():  # a packaged encoder is written into the store once, by rank 0
             source = load(pretrained, module=module)
-        task = DataOptions(classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column,
-                           text_column=text_column, test_data=test_data, target=target).load(data)
+        from .models.resolution import apply_image_size
+
+        task = DataOptions(classes=classes, image_size=apply_image_size(source.backbone, data, image_size),
+                           image_margin=image_margin, label_column=label_column, text_column=text_column,
+                           test_data=test_data, target=target).load(data)
         check_input_fits(task, source.input_spec, model_name=str(pretrained))
         adaptation = prepare_adaptation(source, task, str(pretrained), unlabeled_data=unlabeled_data, source_data=source_data,
                                         with_source=needs_source(strat), seed=cfg.seed) if adapts else None
@@ -374,6 +377,8 @@ def finetune(
                                 label_column=label_column, strategy=strat, pretrained=source)
             if adaptation is not None:
                 info["adaptation"] = adaptation.record(strat)
+            if source.input_spec.any_size:  # a model that resizes its own inputs records the shape it was given
+                info["preprocessing"]["input_shape"] = list(task.input_spec.shape)
             save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
             _end_run(checkpoint)
         _log_result(tracker, run, metrics, out if session.is_main else None)

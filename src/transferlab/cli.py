@@ -106,7 +106,7 @@ WeightDecay = Annotated[float, typer.Option(help="weight decay", rich_help_panel
 Seed = Annotated[int, typer.Option(help="seed: same seed and --threads give identical weights", rich_help_panel="Training")]
 Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads (default 1: measured fastest here)", rich_help_panel="Training")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the trained part (slower for small models on CPU; see benchmarks/compile.py)", rich_help_panel="Training")]
-Augment = Annotated[str, typer.Option(help="random image transforms per training batch: none | shift | affine (shift + rotation + scale)", rich_help_panel="Training")]
+Augment = Annotated[str, typer.Option(help="random image transforms per training batch: none | shift | affine (shift + rotation + scale) | photos: crop (random resized) | flip | color (jitter) | photo (all three)", rich_help_panel="Training")]
 Device = Annotated[str, typer.Option(help="auto (cuda if a GPU is visible, else mps, else cpu) | cpu | cuda | mps", rich_help_panel="Training")]
 Precision = Annotated[str, typer.Option(help="fp32 | bf16 (autocast of the forward pass; CUDA only)", rich_help_panel="Training")]
 Nproc = Annotated[int, typer.Option(help="train data-parallel in N processes on this machine (torchrun; gloo on CPU, nccl on CUDA)", rich_help_panel="Training")]
@@ -496,7 +496,7 @@ def compare(
         help="labelled source data for dann/coral/mmd/self-training (default: the model's recorded source task)")] = None,
     epochs: Epochs = None,
     lr: Annotated[Optional[float], typer.Option(help="learning rate of the head (default 1e-3; 1e-2 for text encoders)")] = None,
-    augment: Annotated[Optional[str], typer.Option(help="random image transforms per training batch: none | shift | affine")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="random image transforms per training batch: none | shift | affine | crop | flip | color | photo")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with the same settings; flags override it")] = None,
     jobs: Annotated[Optional[int], typer.Option(help="cells run in parallel processes")] = None,
     threads: Threads = None,

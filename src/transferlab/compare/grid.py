@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import shutil
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -155,8 +157,12 @@ def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
     from ..artifacts import load_model as load
     from ..data import check_input_fits
 
+    from ..models.resolution import apply_image_size
+
     source = load(config.pretrained)
-    task = config.data_options.load(config.data)
+    options = dataclasses.replace(config.data_options, image_size=apply_image_size(source.backbone, config.data,
+                                                                                  config.image_size))
+    task = options.load(config.data)
     check_input_fits(task, source.input_spec, model_name=config.pretrained)
     adaptation = None
     if config.unlabeled_data is not None:

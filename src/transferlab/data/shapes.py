@@ -38,6 +38,8 @@ def check_input_fits(
         spec, name = task_or_spec, data_name or "the data"
     if spec == expected or spec.kind == expected.kind == "text":
         return
+    if expected.any_size and spec.kind == "image" and spec.shape[0] in (1, 3):
+        return  # the model crops, resizes and converts grayscale itself
     if "text" in (spec.kind, expected.kind):
         _raise_text_mismatch(spec, expected, name, model_name, model_role)
     said = f"{name} gives {_phrase(spec)} inputs but the {model_role} '{model_name}' expects {_phrase(expected)}s"
@@ -52,6 +54,10 @@ def check_input_fits(
             f"or use a backbone made for {spec.shape[0]} features"
         )
     (c, h, w), (ec, eh, ew) = spec.shape, expected.shape
+    if expected.any_size:
+        raise ShapeError(f"{name} gives {_phrase(spec)} inputs but the pretrained model '{model_name}' takes images "
+                         f"of any size with 1 or 3 channels (it runs at {_dims(expected)}); convert the images to "
+                         "RGB or grayscale")
     fixes = []
     if c != ec:
         fixes.append("convert the images to grayscale" if ec == 1 else f"convert the images to {ec} channels (RGB)")

@@ -12,18 +12,21 @@ import numpy as np
 class InputSpec:
     """What one example looks like: an image (C, H, W), a feature vector (D,) or a text (shape ()).
 
-    A text example is one Python str; the text backbone tokenizes it.
+    A text example is one Python str; the text backbone tokenizes it. `any_size`: a model that resizes
+    images itself (an ImageNet backbone): it takes images of any size, grayscale or RGB, and `shape` is
+    the (3, side, side) it runs at.
     """
 
     kind: Literal["image", "vector", "text"]
     shape: tuple[int, ...]
+    any_size: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "shape": list(self.shape)}
+        return {"kind": self.kind, "shape": list(self.shape)} | ({"any_size": True} if self.any_size else {})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
-        return cls(kind=d["kind"], shape=tuple(int(s) for s in d["shape"]))
+        return cls(kind=d["kind"], shape=tuple(int(s) for s in d["shape"]), any_size=d.get("any_size") is True)
 
     def describe(self) -> str:
         if self.kind == "text":

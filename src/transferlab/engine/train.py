@@ -55,7 +55,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the trained part; off by default (benchmarks/compile.py)
     restore_best: bool = True  # end with the weights of the best validation pass (False: the last epoch's)
     bn: Literal["train", "freeze"] = "train"  # freeze: every BatchNorm keeps its statistics and affine parameters
-    augment: Literal["none", "shift", "affine"] = "none"  # random per-batch image transforms (engine/augment.py)
+    augment: Literal["none", "shift", "affine", "crop", "flip", "color", "photo"] = "none"  # random per-batch image transforms (engine/augment.py)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda if a GPU is visible, else mps, else cpu
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of the forward pass, CUDA only
 

@@ -56,7 +56,10 @@ class LoRAConfig:
 
 def _targets(backbone: Backbone, names: list[str] | None) -> list[str]:
     """Full module names (relative to the backbone) of the layers to adapt."""
-    layers = {n: m for n, m in backbone.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    # Grouped (depthwise) convolutions are left out: peft adapts them only when the rank divides the
+    # groups, and cannot merge them afterwards (EfficientNet's depthwise layers have 32…1152 groups).
+    layers = {n: m for n, m in backbone.named_modules()
+              if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1)}
     if names:
         chosen = [n for n in layers if any(n == t or n.endswith("." + t) for t in names)]
         if not chosen:

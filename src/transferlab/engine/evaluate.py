@@ -79,19 +79,39 @@ def regression_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> di
     }
 
 
-def classification_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """Accuracy and macro-F1 (torchmetrics) on (x, y)."""
+def majority_rate(y: torch.Tensor) -> float:
+    """Accuracy of always answering the most common class of the labels y (N,)."""
+    return float(torch.bincount(y).max() / len(y)) if len(y) else float("nan")
+
+
+def balanced_accuracy(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
+    """Mean recall over the classes present in y: accuracy that the majority class cannot inflate."""
+    support = torch.bincount(y, minlength=num_classes).double()
+    hits = torch.bincount(y[pred == y], minlength=num_classes).double()
+    present = support > 0
+    return float((hits[present] / support[present]).mean()) if bool(present.any()) else float("nan")
+
+
+def metrics_from_predictions(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1 (torchmetrics), balanced accuracy and the majority-class rate of predicted classes."""
     from torchmetrics.functional.classification import multiclass_f1_score
 
+    return {
+        "accuracy": float((pred == y).float().mean()),
+        "macro_f1": float(multiclass_f1_score(pred, y, num_classes=num_classes, average="macro")),
+        "balanced_accuracy": balanced_accuracy(pred, y, num_classes),
+        "majority_rate": majority_rate(y),
+        "n": int(len(y)),
+    }
+
+
+def classification_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1, balanced accuracy and the majority-class rate on (x, y)."""
     if _data_parallel() and len(y):
         from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
         m = _reduced(model, x, y, {"accuracy": MulticlassAccuracy(num_classes, average="micro"),
-                                   "macro_f1": MulticlassF1Score(num_classes, average="macro")})
-        return m | {"n": int(len(y))}
-    pred = predict_logits(model, x).argmax(1)
-    return {
-        "accuracy": float((pred == y).float().mean()),
-        "macro_f1": float(multiclass_f1_score(pred, y, num_classes=num_classes, average="macro")),
-        "n": int(len(y)),
-    }
+                                   "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+                                   "balanced_accuracy": MulticlassAccuracy(num_classes, average="macro")})
+        return m | {"majority_rate": majority_rate(y), "n": int(len(y))}
+    return metrics_from_predictions(predict_logits(model, x).argmax(1), y, num_classes)

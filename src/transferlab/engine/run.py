@@ -31,6 +31,17 @@ def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> di
     return regression_metrics(net, x, y) if task.is_numeric else classification_metrics(net, x, y, task.num_classes)
 
 
+def _run_metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task) -> tuple[dict[str, float], list[int] | None]:
+    """Test metrics and, for classes on one process, the predicted class of every test example (for paired
+    per-example statistics in a comparison)."""
+    from .evaluate import _data_parallel, metrics_from_predictions, predict_logits
+
+    if task.is_numeric or _data_parallel() or len(y) == 0:
+        return _metrics(net, x, y, task), None
+    pred = predict_logits(net, x).argmax(1)  # (N,)
+    return metrics_from_predictions(pred, y, task.num_classes), pred.tolist()
+
+
 def _test_metrics(model: TransferModel, task: Task) -> dict[str, float]:
     return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task)
 
@@ -98,4 +109,5 @@ def train_run(
             record["elapsed_seconds"] += phase_seconds
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again
     net = model if k == 0 else FromBlock(model, k)
-    return model, result, _metrics(net, x_te, y_te, split.task)
+    metrics, result.test_predictions = _run_metrics(net, x_te, y_te, split.task)
+    return model, result, metrics

@@ -120,6 +120,7 @@ class RunResult:
     cached_blocks: int = 0  # leading frozen blocks whose outputs were computed once, not per step
     eval_seconds: float = 0.0  # the part of train_seconds spent in validation passes
     trainable_params: int = 0  # parameters the optimiser updated (adapters included, before any merge)
+    test_predictions: list[int] | None = None  # predicted class per test example (set by train_run)
 
     @property
     def val_accuracy(self) -> float:

@@ -74,7 +74,7 @@ def test_transfer_from_a_related_task_helps(setup, tmp_path):
 def test_a_backbone_pretrained_on_noise_never_helps(setup, tmp_path):
     result = run_comparison(_config(setup, pretrained="noise", shots=["all"], seeds=3), tmp_path / "c")
     cell = next(c for c in result.summary["cells"] if c["strategy"] == "linear-probe")
-    assert cell["verdict"] in ("hurts", "no-difference"), cell
+    assert cell["verdict"] != "helps", cell  # hurts, no-difference or inconclusive: never a false gain
     assert cell["delta_vs_scratch"] < 0
 
 

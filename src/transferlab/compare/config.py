@@ -108,7 +108,8 @@ class CompareConfig:
         if isinstance(self.seeds, str) and self.seeds.strip().isdigit():
             self.seeds = int(self.seeds)
         if self.seeds != "auto" and (not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1):
-            raise ConfigError(f"--seeds must be a whole number ≥ 1 or 'auto'; got {self.seeds!r}")
+            raise ConfigError(f"--seeds must be a whole number ≥ 1; got {self.seeds!r} (or 'auto': add seeds to "
+                              "undecided cells, up to --max-seeds)")
         if not isinstance(self.max_seeds, int) or isinstance(self.max_seeds, bool) or self.max_seeds < 2:
             raise ConfigError(f"--max-seeds must be a whole number ≥ 2 (the most seeds --seeds auto may run); "
                               f"got {self.max_seeds!r}")

@@ -45,6 +45,11 @@ def _emit(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=None, default=str))
 
 
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
 def _ints(value: str | None, flag: str) -> list[int] | None:
     if value is None:
         return None
@@ -217,7 +222,7 @@ def pretrain(
     text_column: TextColumn = "text",
     test_data: TestData = None,
     target: Target = "class",
-    epochs: Annotated[int, typer.Option(help="epochs")] = 5,
+    epochs: Annotated[Optional[int], typer.Option(help="epochs (default 5; numeric targets: enough steps to converge)")] = None,
     batch_size: BatchSize = 32,
     lr: Lr = None,
     backbone_lr: BackboneLr = None,
@@ -256,7 +261,8 @@ def pretrain(
     if channels is not None:
         arch["channels"] = _ints(channels, "--channels")
     cfg = _train_config(
-        epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
+        epochs=epochs if epochs is not None else None if target == "numeric" else 5,
+        batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, augment=augment,
         device=device, precision=precision,
     )
@@ -276,9 +282,11 @@ def pretrain(
         quality = (
             f"val accuracy {result.val_accuracy:.4f}, source test accuracy {result.test_accuracy:.4f}"
             if result.test_accuracy is not None
-            else f"val MSE {result.val_mse:.4g}, source test MSE {result.test_mse:.4g}"
+            else f"val MSE {result.val_mse:.4g}, source test MSE {result.test_mse:.4g} (mean predictor "
+            f"{result.mean_predictor_mse:.4g}, ridge {result.ridge_mse:.4g})"
         )
         typer.echo(f"pretrained {backbone} on {data}: {quality}, {result.epochs} epochs in {result.train_seconds:.1f}s → {out}")
+        _warn(result.warnings)
 
 
 @app.command()
@@ -373,13 +381,15 @@ def finetune(
         quality = (
             f"test accuracy {result.test_accuracy:.4f}, val {result.val_accuracy:.4f}"
             if result.test_accuracy is not None
-            else f"test MSE {result.test_mse:.4g}, R² {result.test_r2:.4f}"
+            else f"test MSE {result.test_mse:.4g}, R² {result.test_r2:.4f} (mean predictor MSE "
+            f"{result.mean_predictor_mse:.4g}; ridge MSE {result.ridge_mse:.4g}, R² {result.ridge_r2:.4f})"
         )
         typer.echo(
             f"{result.strategy} on {data} ({result.shots} shots): {quality}, "
             f"{result.trainable_params:,}/{result.total_params:,} params trained, "
             f"{result.train_seconds:.1f}s" + (f" → {out}" if out else "")
         )
+        _warn(result.warnings)
 
 
 @app.command()
@@ -400,9 +410,13 @@ def evaluate(
         _emit(result.to_json())
     else:
         if result.test_accuracy is None:
-            typer.echo(f"test MSE {result.test_mse:.4g}, MAE {result.test_mae:.4g}, R² {result.test_r2:.4f} (n={result.n})")
+            typer.echo(f"test MSE {result.test_mse:.4g}, MAE {result.test_mae:.4g}, R² {result.test_r2:.4f} (n={result.n}); "
+                       f"mean predictor MSE {result.mean_predictor_mse:.4g}; ridge MSE {result.ridge_mse:.4g}, "
+                       f"R² {result.ridge_r2:.4f}")
         else:
-            typer.echo(f"test accuracy {result.test_accuracy:.4f}, macro-F1 {result.macro_f1:.4f} (n={result.n})")
+            typer.echo(f"test accuracy {result.test_accuracy:.4f}, macro-F1 {result.macro_f1:.4f}, balanced accuracy "
+                       f"{result.balanced_accuracy:.4f}, majority class {result.majority_rate:.4f} (n={result.n})")
+        _warn(result.warnings)
 
 
 @app.command()

@@ -87,7 +87,8 @@ def run_metrics(predictions: Sequence[int], labels: Sequence[int], num_classes: 
 def example_weights(n_examples: int, replicates: int, seed: int = 0) -> np.ndarray:
     """(replicates, n_examples) bootstrap counts: each row resamples the test examples with replacement."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n_examples, np.full(n_examples, 1.0 / n_examples), size=replicates).astype(float)
+    draws = rng.integers(0, n_examples, size=(replicates, n_examples)) + np.arange(replicates)[:, None] * n_examples
+    return np.bincount(draws.ravel(), minlength=replicates * n_examples).reshape(replicates, n_examples).astype(np.float32)
 
 
 def seed_mean_replicates(metric: str, predictions: np.ndarray, labels: np.ndarray, weights: np.ndarray,
@@ -98,12 +99,16 @@ def seed_mean_replicates(metric: str, predictions: np.ndarray, labels: np.ndarra
     """
     n, m = predictions.shape
     k = num_classes
-    yh = _one_hot(labels, k)  # (m, K)
-    ph = _one_hot(predictions, k)  # (n, m, K)
-    hit = (ph * yh[None]).transpose(1, 0, 2).reshape(m, n * k)  # (m, n·K)
-    said = ph.transpose(1, 0, 2).reshape(m, n * k)
-    tp = (weights @ hit).reshape(-1, n, k)  # (B, n, K)
-    predicted = (weights @ said).reshape(-1, n, k)
-    support = (weights @ yh)[:, None, :]  # (B, 1, K)
-    fp, fn = predicted - tp, support - tp
-    return _from_counts(metric, tp, fp, fn).mean(1)  # (B,)
+    w = weights.astype(np.float32, copy=False)
+    correct = (predictions == labels[None, :]).astype(np.float32)  # (n, m)
+    if metric == "accuracy":
+        return ((w @ correct.T) / w.sum(1, keepdims=True)).mean(1).astype(float)  # (B,)
+    yh = _one_hot(labels, k).astype(np.float32)  # (m, K)
+    hit = (correct.T[:, :, None] * yh[:, None, :]).reshape(m, n * k)  # (m, n·K): correct and of class c
+    tp = (w @ hit).reshape(-1, n, k).astype(float)  # (B, n, K)
+    support = (w @ yh).astype(float)[:, None, :]  # (B, 1, K)
+    if metric == "balanced-accuracy":
+        return _from_counts(metric, tp, np.zeros_like(tp), support - tp).mean(1)
+    said = _one_hot(predictions, k).astype(np.float32).transpose(1, 0, 2).reshape(m, n * k)  # (m, n·K): predicted c
+    predicted = (w @ said).reshape(-1, n, k).astype(float)
+    return _from_counts(metric, tp, predicted - tp, support - tp).mean(1)  # (B,)

@@ -210,3 +210,26 @@ def test_killed_compare_resumes_with_exactly_one_run_per_cell(setup, tmp_path):
         rows = db.execute("SELECT strategy, shots, seed, status FROM runs").fetchall()
     assert len(rows) == 3 * 2 * 3 == len(set(rows))
     assert {r[3] for r in rows} == {"finished"}
+
+
+def test_seeds_auto_adds_seeds_only_while_undecided_and_resumes(setup, tmp_path):
+    out = tmp_path / "auto"
+    args = ["compare", str(setup["related"]), "--data", str(setup["target"]), "--out", str(out),
+            "--strategies", "scratch,linear-probe", "--shots", "1", "--seeds", "auto", "--max-seeds", "5",
+            "--epochs", "150", "--lr", "0.01", "--correction", "bh", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["analysis"]["seeds"] == "auto" and summary["analysis"]["looks"] == [3, 5]
+    assert summary["analysis"]["correction"] == "bh" and "Benjamini" in summary["analysis"]["correction_name"]
+    probe = next(c for c in summary["cells"] if c["strategy"] == "linear-probe")
+    assert probe["decided"] or probe["n_seeds"] == 5  # stopped early only when decided
+    assert probe["n_seeds"] in (3, 5) and summary["ran"] == 2 * probe["n_seeds"]
+    with sqlite3.connect(out / "runs.sqlite") as db:
+        records = [json.loads(r[0]) for r in db.execute("SELECT record FROM runs")]
+    assert all(len(r["test_predictions"]) == len(r["test_labels"]) > 0 for r in records)
+    again = run_comparison(_config(setup, shots=[1], seeds="auto", max_seeds=5, metric="macro-f1",
+                                   train={"epochs": 150, "lr": 1e-2}), out)
+    assert again.ran == 0 and again.summary["analysis"]["metric"] == "macro-f1"  # verdicts re-read, no new runs
+    rebuilt = rebuild(out)
+    assert rebuilt["analysis"]["metric"] == "macro-f1" and rebuilt["analysis"]["seeds"] == "auto"

@@ -217,3 +217,29 @@ def test_chromium_renders_the_report_offline(tmp_path):
     )
     assert shot.exists() and shot.stat().st_size > 0
     assert shot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_inconclusive_cells_use_the_json_words_and_nothing_is_recommended_in_bold():
+    cells = [make_cell("scratch", 1, 0.67, 0.0, "baseline", 1.0),
+             make_cell("linear-probe", 1, 0.81, 0.14, "inconclusive", 2.0) | {"seeds_needed": 7, "decided": False}]
+    summary = {"cells": cells, "recommendation": {"1": {
+        "best": "linear-probe", "best_mean": 0.81, "cheapest_within_ci": "linear-probe", "decided": False,
+        "reason": "no recommendation: 'linear-probe' is inconclusive against scratch"}}}
+    page = render_report(summary, make_runs(cells), config={}, versions={})
+    assert "Inconclusive at 1 label per class: about 7 seeds would decide it." in page
+    assert "inconclusive (about 7 seeds would decide)" in page
+    assert "<strong>linear-probe</strong>" not in page and "none yet (inconclusive; linear-probe leads)" in page
+
+
+def test_plots_clip_to_the_metric_range():
+    from matplotlib.figure import Figure
+
+    from transferlab.report.plots import _clip_to_range
+
+    ax = Figure().add_subplot()
+    ax.set_ylim(0.128 - 0.1, 1.75)  # what a two-seed t interval asked for
+    _clip_to_range(ax)
+    assert ax.get_ylim() == pytest.approx((0.028, 1.01))
+    ax.set_ylim(-0.4, 0.9)
+    _clip_to_range(ax)
+    assert ax.get_ylim() == pytest.approx((-0.01, 0.9))

@@ -12,7 +12,6 @@ verdict is one of:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,12 +193,6 @@ def decide(comparisons: list[Comparison], analysis: Analysis) -> None:
             c.verdict = "inconclusive"
 
 
-def open_cells(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """(strategy, shots) of the cells `--seeds auto` should still add seeds to."""
-    return [(c["strategy"], c["shots"]) for c in summary["cells"]
-            if c.get("verdict") != "baseline" and not c.get("decided") and not c.get("stopped")]
-
-
 def prepare(runs: Sequence[Mapping[str, Any]], analysis: Analysis) -> tuple[str, str, _TestSplit]:
     """The test split shared by the runs and the metric verdicts use (with the reason it was chosen)."""
     split = _test_split(runs)
@@ -219,7 +212,3 @@ def interval_method(split: _TestSplit, analysis: Analysis) -> str:
                f"{', '.join(map(str, analysis.looks))} seeds, each at level α/{k} "
                f"({analysis.look_confidence:.2%} intervals)")
     return f"{noise}, clipped to the metric's range{seq}"
-
-
-def finite(x: Any) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)

@@ -280,7 +280,8 @@ def pretrain(
         _emit(result.to_json())
     else:
         quality = (
-            f"val accuracy {result.val_accuracy:.4f}, source test accuracy {result.test_accuracy:.4f}"
+            f"val accuracy {result.val_accuracy:.4f}, source test accuracy {result.test_accuracy:.4f} (balanced "
+            f"{result.balanced_accuracy:.4f}, majority class {result.majority_rate:.4f})"
             if result.test_accuracy is not None
             else f"val MSE {result.val_mse:.4g}, source test MSE {result.test_mse:.4g} (mean predictor "
             f"{result.mean_predictor_mse:.4g}, ridge {result.ridge_mse:.4g})"
@@ -379,7 +380,8 @@ def finetune(
         _emit(result.to_json())
     else:
         quality = (
-            f"test accuracy {result.test_accuracy:.4f}, val {result.val_accuracy:.4f}"
+            f"test accuracy {result.test_accuracy:.4f}, val {result.val_accuracy:.4f}, balanced accuracy "
+            f"{result.balanced_accuracy:.4f}, macro-F1 {result.macro_f1:.4f}, majority class {result.majority_rate:.4f}"
             if result.test_accuracy is not None
             else f"test MSE {result.test_mse:.4g}, R² {result.test_r2:.4f} (mean predictor MSE "
             f"{result.mean_predictor_mse:.4g}; ridge MSE {result.ridge_mse:.4g}, R² {result.ridge_r2:.4f})"

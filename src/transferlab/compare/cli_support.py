@@ -57,7 +57,7 @@ def print_summary(result: ComparisonResult) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 130))  # the table needs ~130 columns; narrower wraps every row
+    console = Console(width=max(Console().width, 160))  # the table needs ~160 columns; narrower wraps every row
     analysis = result.summary.get("analysis") or {}
     metric = analysis.get("metric", "accuracy")
     table = Table(title=f"test {metric} over seeds [interval] — {result.out}")
@@ -77,7 +77,9 @@ def print_summary(result: ComparisonResult) -> None:
         base = c["verdict"] == "baseline"
         delta = "—" if base else iv(c["delta_vs_scratch"], c["delta_ci_low"], c["delta_ci_high"], "+")
         colour = {"helps": "green", "hurts": "red", "inconclusive": "yellow"}.get(c["verdict"], "")
-        verdict = c["verdict"] + (f" (~{c['seeds_needed']} seeds)" if c.get("seeds_needed") else "")
+        verdict = c["verdict"]
+        if verdict == "inconclusive":
+            verdict += f" (~{c['seeds_needed']} seeds)" if c.get("seeds_needed") else " (test split too small)"
         speedup = c["time_to_scratch_accuracy_speedup"]
         table.add_row(str(c["shots"]), escape(str(c["strategy"])), iv(c["mean"], c["ci_low"], c["ci_high"]), delta,
                       f"[{colour}]{verdict}[/{colour}]" if colour else verdict, str(c["n_seeds"]),

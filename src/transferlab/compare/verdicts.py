@@ -140,6 +140,9 @@ class Comparison:
     def at(self, n: int) -> None:
         """Measure the delta on the first n paired seeds."""
         seeds = self.seeds[:n]
+        if not seeds:  # no seed in common with the baseline: nothing to compare yet
+            self.n, self.estimate, self.p = 0, None, None
+            return
         i_mine = [next(i for i, r in enumerate(self.mine.runs) if r["seed"] == s) for s in seeds]
         i_base = [next(i for i, r in enumerate(self.base.runs) if r["seed"] == s) for s in seeds]
         diffs = self.mine.values[i_mine] - self.base.values[i_base]

@@ -31,7 +31,7 @@ def _verdict_text(c: Cell) -> str:
     verdict = str(c.get("verdict") or fmt.MISSING)
     needed = number(c.get("seeds_needed"))
     if verdict == "inconclusive":
-        verdict += f" (about {needed:.0f} seeds would decide)" if needed is not None else " (more seeds alone may not decide)"
+        verdict += f" (about {needed:.0f} seeds would decide)" if needed is not None else " (more seeds alone may not decide: the test split's own noise is too large)"
     return verdict
 
 

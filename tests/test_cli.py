@@ -67,7 +67,8 @@ def test_pretrain_finetune_evaluate_predict(tmp_path, datasets):
     assert ft["test_accuracy"] >= 0.9  # the bands are easy to tell apart
 
     ev = invoke("evaluate", tgt, "--data", datasets["target"], "--json")
-    assert set(ev) == {"test_accuracy", "macro_f1", "n"}
+    assert set(ev) == {"test_accuracy", "macro_f1", "n", "balanced_accuracy", "majority_rate", "warnings"}
+    assert ev["warnings"] == [] and 0 < ev["majority_rate"] < ev["test_accuracy"] and 0 < ev["balanced_accuracy"] <= 1
     assert ev["test_accuracy"] == pytest.approx(ft["test_accuracy"])  # same fixed test split, same preprocessing
     assert ev["n"] == 18  # 20% of 30 per class, 3 classes
 

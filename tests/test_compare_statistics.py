@@ -58,9 +58,11 @@ def test_paired_delta_rejects_unequal_lengths():
 def test_verdict_cases():
     assert verdict(0.01, 0.2) == "helps"
     assert verdict(-0.2, -0.01) == "hurts"
-    assert verdict(-0.1, 0.1) == "no-difference"
-    assert verdict(math.nan, math.nan) == "no-difference"
-    assert verdict(None, None) == "no-difference"
+    assert verdict(-0.1, 0.1) == "inconclusive"  # effects up to ±0.1 are not ruled out
+    assert verdict(-0.01, 0.015) == "no-difference"  # within the default ±0.02 margin
+    assert verdict(-0.01, 0.015, margin=0.01) == "inconclusive"
+    assert verdict(math.nan, math.nan) == "inconclusive"
+    assert verdict(None, None) == "inconclusive"
 
 
 def _history(points):
@@ -167,7 +169,10 @@ def test_summarize_verdicts_and_numbers():
     assert cells[("good", 5)]["verdict"] == "helps"
     assert cells[("good", 5)]["delta_vs_scratch"] == pytest.approx(0.10)
     assert cells[("bad", 5)]["verdict"] == "hurts"
-    assert cells[("noisy", 5)]["verdict"] == "no-difference"
+    # ±0.05 swings over 4 seeds rule out neither a gain nor a loss of several points: not decided
+    assert cells[("noisy", 5)]["verdict"] == "inconclusive" and cells[("noisy", 5)]["decided"] is False
+    assert cells[("noisy", 5)]["seeds_needed"] > 4
+    assert cells[("good", 5)]["decided"] is True and cells[("good", 5)]["seeds_needed"] is None
     assert cells[("good", 5)]["n_seeds"] == 4
     assert cells[("good", 5)]["train_flops_mean"] == 1e6
     # scratch reaches its best at 10 s; good passes it only at its last epoch, 2 s: 10 / 2
@@ -197,7 +202,7 @@ def test_summarize_single_seed_is_json_safe_without_nan():
     out = summarize(runs)
     json.dumps(out, allow_nan=False)
     good = out["cells"][1]
-    assert good["ci_low"] is None and good["delta_ci_low"] is None and good["verdict"] == "no-difference"
+    assert good["ci_low"] is None and good["delta_ci_low"] is None and good["verdict"] == "inconclusive"
     assert out["recommendation"]["5"]["cheapest_within_ci"] == "good"  # no CI: only the best qualifies
 
 

@@ -98,7 +98,7 @@ def page() -> str:
 
 def test_headline_says_where_transfer_helps_and_where_it_makes_no_difference(page):
     assert "Transfer helps at 1 and 5 labels per class (+0.12, +0.03 over scratch for partial)" in page
-    assert "no difference with all labels" in page
+    assert "no-difference with all labels" in page  # the words of summary.json
     assert page.startswith("<!DOCTYPE html>") and "<title>digits from mnist5k</title>" in page
 
 
@@ -114,7 +114,7 @@ def test_every_strategy_every_section_and_the_config_are_in_the_page(page):
     for section in ("verdict", "figures", "cells", "recommendation", "runs", "how-to-read", "config", "versions"):
         assert f'<section id="{section}">' in page
     assert "1.2 GFLOP" in page and "421.6k" in page and "never reached" in page and "3.1×" in page
-    assert "Student-t" in page and "&quot;lr&quot;: 0.01" in page and "2.13.0" in page
+    assert "bootstrap over test examples" in page and "&quot;lr&quot;: 0.01" in page and "2.13.0" in page
 
 
 def test_figures_are_embedded_pngs_and_nothing_is_fetched(page):
@@ -217,3 +217,29 @@ def test_chromium_renders_the_report_offline(tmp_path):
     )
     assert shot.exists() and shot.stat().st_size > 0
     assert shot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_inconclusive_cells_use_the_json_words_and_nothing_is_recommended_in_bold():
+    cells = [make_cell("scratch", 1, 0.67, 0.0, "baseline", 1.0),
+             make_cell("linear-probe", 1, 0.81, 0.14, "inconclusive", 2.0) | {"seeds_needed": 7, "decided": False}]
+    summary = {"cells": cells, "recommendation": {"1": {
+        "best": "linear-probe", "best_mean": 0.81, "cheapest_within_ci": "linear-probe", "decided": False,
+        "reason": "no recommendation: 'linear-probe' is inconclusive against scratch"}}}
+    page = render_report(summary, make_runs(cells), config={}, versions={})
+    assert "Inconclusive at 1 label per class: about 7 seeds would decide it." in page
+    assert "inconclusive (about 7 seeds would decide)" in page
+    assert "<strong>linear-probe</strong>" not in page and "none yet (inconclusive; linear-probe leads)" in page
+
+
+def test_plots_clip_to_the_metric_range():
+    from matplotlib.figure import Figure
+
+    from transferlab.report.plots import _clip_to_range
+
+    ax = Figure().add_subplot()
+    ax.set_ylim(0.128 - 0.1, 1.75)  # what a two-seed t interval asked for
+    _clip_to_range(ax)
+    assert ax.get_ylim() == pytest.approx((0.028, 1.01))
+    ax.set_ylim(-0.4, 0.9)
+    _clip_to_range(ax)
+    assert ax.get_ylim() == pytest.approx((-0.01, 0.9))

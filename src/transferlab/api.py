@@ -26,12 +26,24 @@ from .tracking import Tracker, check_tracking, tracking_run
 
 
 # Keys a numeric-target run adds; left out of a classification run's JSON (where they are None).
-_NUMERIC_KEYS = {"val_mse", "test_mse", "test_mae", "test_r2"}
+_NUMERIC_KEYS = {"val_mse", "test_mse", "test_mae", "test_r2", "mean_predictor_mse", "mean_predictor_r2", "ridge_mse",
+                 "ridge_r2"}
+# Keys a classification run adds; left out of a numeric run's JSON.
+_CLASS_KEYS = {"balanced_accuracy", "majority_rate"}
 
 
 def _json_keys(result: Any) -> dict[str, Any]:
-    """The CLI's --json object: every contract key, plus the numeric-target keys where they apply."""
-    return {k: v for k, v in asdict(result).items() if k != "history" and not (k in _NUMERIC_KEYS and v is None)}
+    """The CLI's --json object: every contract key, plus the numeric-target or class keys where they apply."""
+    return {k: v for k, v in asdict(result).items()
+            if k != "history" and not (k in _NUMERIC_KEYS | _CLASS_KEYS and v is None)}
+
+
+def _references(task: Task, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Reference lines on the same split (numeric: mean predictor, ridge) and warnings when the model is below them."""
+    from .engine.references import metric_warnings, regression_references
+
+    refs = regression_references(task.x_pool, task.y_pool, task.x_test, task.y_test) if task.is_numeric else {}
+    return refs | {"warnings": metric_warnings(metrics | refs, task.class_names, task.y_test)}
 
 
 @dataclass
@@ -45,6 +57,11 @@ class PretrainResult:
     epochs: int
     val_mse: float | None = None  # numeric targets only
     test_mse: float | None = None
+    mean_predictor_mse: float | None = None  # numeric: reference lines on the same split
+    ridge_mse: float | None = None
+    balanced_accuracy: float | None = None  # classes only
+    majority_rate: float | None = None
+    warnings: list[str] = field(default_factory=list)
     seed: int | None = None
     threads: int | None = None
     environment: dict[str, Any] = field(default_factory=dict)  # torch, python, platform, cpu (run_environment)
@@ -74,6 +91,13 @@ class FinetuneResult:
     test_mse: float | None = None
     test_mae: float | None = None
     test_r2: float | None = None
+    mean_predictor_mse: float | None = None  # numeric: reference lines on the same split
+    mean_predictor_r2: float | None = None
+    ridge_mse: float | None = None
+    ridge_r2: float | None = None
+    balanced_accuracy: float | None = None  # classes only
+    majority_rate: float | None = None
+    warnings: list[str] = field(default_factory=list)  # below the majority class or the mean predictor
     threads: int | None = None
     environment: dict[str, Any] = field(default_factory=dict)  # torch, python, platform, cpu (run_environment)
     history: list[dict[str, float]] = field(default_factory=list)
@@ -92,6 +116,13 @@ class EvalResult:
     test_mse: float | None = None
     test_mae: float | None = None
     test_r2: float | None = None
+    mean_predictor_mse: float | None = None  # numeric: reference lines on the same split
+    mean_predictor_r2: float | None = None
+    ridge_mse: float | None = None
+    ridge_r2: float | None = None
+    balanced_accuracy: float | None = None  # classes only
+    majority_rate: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return _json_keys(self)
@@ -100,7 +131,8 @@ class EvalResult:
 def _metric_fields(run: RunResult, metrics: dict[str, float]) -> dict[str, float | None]:
     """Result fields for classes (accuracy, macro-F1) or numbers (MSE, MAE, R²); the others are None."""
     if "accuracy" in metrics:
-        return {"val_accuracy": run.val_value, "test_accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+        return {"val_accuracy": run.val_value, "test_accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+                "balanced_accuracy": metrics.get("balanced_accuracy"), "majority_rate": metrics.get("majority_rate")}
     return {"val_accuracy": None, "test_accuracy": None, "macro_f1": None, "val_mse": run.val_value,
             "test_mse": metrics["mse"], "test_mae": metrics["mae"], "test_r2": metrics["r2"]}
 
@@ -229,7 +261,7 @@ def pretrain(
         >>> r.val_accuracy  # doctest: +SKIP
     """
     # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
-    cfg = train or TrainConfig(epochs=5)
+    cfg = train or TrainConfig(epochs=None if target == "numeric" else 5)  # numeric: enough steps to converge
     check_tracking(track, tracking_uri)
     _check_out_name(out)
     options = DataOptions(classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column,
@@ -265,12 +297,18 @@ def pretrain(
             _end_run(checkpoint)
         _log_result(tracker, run, metrics, out if session.is_main else None)
     fields = _metric_fields(run, metrics)
+    refs = _references(task, metrics)
     return PretrainResult(
         out=str(out),
         val_accuracy=fields["val_accuracy"],
         test_accuracy=fields["test_accuracy"],
         val_mse=fields.get("val_mse"),
         test_mse=fields.get("test_mse"),
+        mean_predictor_mse=refs.get("mean_predictor_mse"),
+        ridge_mse=refs.get("ridge_mse"),
+        balanced_accuracy=fields.get("balanced_accuracy"),
+        majority_rate=fields.get("majority_rate"),
+        warnings=refs["warnings"],
         train_seconds=run.train_seconds,
         epochs=run.epochs,
         seed=cfg.seed,
@@ -352,7 +390,8 @@ def finetune(
 
         task = DataOptions(classes=classes, image_size=apply_image_size(source.backbone, data, image_size),
                            image_margin=image_margin, label_column=label_column, text_column=text_column,
-                           test_data=test_data, target=target).load(data)
+                           test_data=test_data, target=target).load(
+            data, feature_scale=source.config.get("preprocessing"))  # the backbone's own input scale, when it has one
         check_input_fits(task, source.input_spec, model_name=str(pretrained))
         adaptation = prepare_adaptation(source, task, str(pretrained), unlabeled_data=unlabeled_data, source_data=source_data,
                                         with_source=needs_source(strat), seed=cfg.seed) if adapts else None
@@ -379,7 +418,7 @@ def finetune(
                 info["adaptation"] = adaptation.record(strat)
             if source.input_spec.any_size:  # a model that resizes its own inputs records the shape it was given
                 info["preprocessing"]["input_shape"] = list(task.input_spec.shape)
-            save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
+                save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
             _end_run(checkpoint)
         _log_result(tracker, run, metrics, out if session.is_main else None)
     return FinetuneResult(
@@ -388,6 +427,7 @@ def finetune(
         shots=split.shots if split.shots is not None else "all",
         seed=cfg.seed,
         **_metric_fields(run, metrics),
+        **_references(task, metrics),
         train_seconds=run.train_seconds,
         epochs=run.epochs,
         trainable_params=trainable,
@@ -438,19 +478,22 @@ def evaluate(
         raise ConfigError(f"{model} records no target task; pass --data")
     recorded = {k: prep.get(k) for k in ("classes", "image_size", "image_margin", "label_column", "text_column")}
     task = DataOptions.from_preprocessing(recorded, label_column=label_column, text_column=text_column,
-                                          target=loaded.config.get("target", "class"), test_data=test_data).load(data)
+                                          target=loaded.config.get("target", "class"), test_data=test_data).load(
+        data, feature_scale=prep)  # the scale the model was trained with, not this file's own
     check_input_fits(task, loaded.input_spec, model_name=str(model))
     report = resolve_progress(progress)
     if task.is_numeric:
         m = _test_metrics(loaded.model, task, report)
-        return EvalResult(test_accuracy=None, macro_f1=None, n=m["n"], test_mse=m["mse"], test_mae=m["mae"], test_r2=m["r2"])
+        return EvalResult(test_accuracy=None, macro_f1=None, n=m["n"], test_mse=m["mse"], test_mae=m["mae"], test_r2=m["r2"],
+                          **_references(task, m))
     if task.class_names != loaded.label_names:
         raise ConfigError(
             f"{data} has classes {task.class_names} but {model} predicts {loaded.label_names}; "
             "evaluate on data with the model's classes"
         )
     m = _test_metrics(loaded.model, task, report)
-    return EvalResult(test_accuracy=m["accuracy"], macro_f1=m["macro_f1"], n=m["n"])
+    return EvalResult(test_accuracy=m["accuracy"], macro_f1=m["macro_f1"], n=m["n"], balanced_accuracy=m.get("balanced_accuracy"),
+                      majority_rate=m.get("majority_rate"), warnings=_references(task, m)["warnings"])
 
 
 def predict(
@@ -487,6 +530,10 @@ def predict(
     else:
         column = label_column or prep.get("label_column", "label")  # a CSV's label column is not a feature
         (x, names), what = load_inputs(inputs, preprocessing=prep, label_column=column), str(inputs)
+    if loaded.input_spec.kind == "vector":
+        from .data.loading import scale_features
+
+        x = scale_features(x, prep)  # a numeric model's features, on the scale it was trained with
     if loaded.input_spec.kind == "text" and isinstance(inputs, np.ndarray):
         x = inputs.astype(object)
     from .data.shapes import spec_of_inputs

@@ -81,6 +81,11 @@ def _emit(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=None, default=str))
 
 
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
 # Options shared by several commands.
 Data = Annotated[str, typer.Option("--data", help="built-in dataset (see `transferlab datasets`) or a path", rich_help_panel="Data")]
 Classes = Annotated[Optional[str], typer.Option(help="class subset: 0-4, 5,7,9 or class names", rich_help_panel="Data")]
@@ -237,7 +242,8 @@ def pretrain(
     text_column: TextColumn = "text",
     test_data: TestData = None,
     target: Target = "class",
-    epochs: Annotated[int, typer.Option(help="epochs", rich_help_panel="Training")] = 5,
+    epochs: Annotated[Optional[int], typer.Option(help="epochs (default 5; numeric targets: enough steps to converge)",
+                                                  rich_help_panel="Training")] = None,
     batch_size: BatchSize = 32,
     lr: Lr = None,
     backbone_lr: BackboneLr = None,
@@ -272,7 +278,8 @@ def pretrain(
     kind = resolve_backbone_ref(backbone)[0]
     arch = plugin_flags.route([kind])[kind]
     cfg = _train_config(
-        epochs=epochs, batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
+        epochs=epochs if epochs is not None else None if target == "numeric" else 5,
+        batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, augment=augment,
         device=device, precision=precision,
     )
@@ -291,11 +298,14 @@ def pretrain(
         _emit(result.to_json())
     else:
         quality = (
-            f"val accuracy {result.val_accuracy:.4f}, source test accuracy {result.test_accuracy:.4f}"
+            f"val accuracy {result.val_accuracy:.4f}, source test accuracy {result.test_accuracy:.4f} (balanced "
+            f"{result.balanced_accuracy:.4f}, majority class {result.majority_rate:.4f})"
             if result.test_accuracy is not None
-            else f"val MSE {result.val_mse:.4g}, source test MSE {result.test_mse:.4g}"
+            else f"val MSE {result.val_mse:.4g}, source test MSE {result.test_mse:.4g} (mean predictor "
+            f"{result.mean_predictor_mse:.4g}, ridge {result.ridge_mse:.4g})"
         )
         typer.echo(f"pretrained {backbone} on {data}: {quality}, {result.epochs} epochs in {result.train_seconds:.1f}s → {out}")
+        _warn(result.warnings)
 
 
 @app.command()
@@ -379,9 +389,11 @@ def finetune(
         _emit(result.to_json())
     else:
         quality = (
-            f"test accuracy {result.test_accuracy:.4f}, val {result.val_accuracy:.4f}"
+            f"test accuracy {result.test_accuracy:.4f}, val {result.val_accuracy:.4f}, balanced accuracy "
+            f"{result.balanced_accuracy:.4f}, macro-F1 {result.macro_f1:.4f}, majority class {result.majority_rate:.4f}"
             if result.test_accuracy is not None
-            else f"test MSE {result.test_mse:.4g}, R² {result.test_r2:.4f}"
+            else f"test MSE {result.test_mse:.4g}, R² {result.test_r2:.4f} (mean predictor MSE "
+            f"{result.mean_predictor_mse:.4g}; ridge MSE {result.ridge_mse:.4g}, R² {result.ridge_r2:.4f})"
         )
         typer.echo(
             f"{result.strategy} on {data} ({result.shots} shots): {quality}, "
@@ -391,6 +403,7 @@ def finetune(
         if out is None:
             typer.echo("nothing was saved: pass --out DIR to save the fine-tuned model (then evaluate, predict or "
                        "export it)", err=True)
+        _warn(result.warnings)
 
 
 @app.command()
@@ -413,9 +426,13 @@ def evaluate(
         _emit(result.to_json())
     else:
         if result.test_accuracy is None:
-            typer.echo(f"test MSE {result.test_mse:.4g}, MAE {result.test_mae:.4g}, R² {result.test_r2:.4f} (n={result.n})")
+            typer.echo(f"test MSE {result.test_mse:.4g}, MAE {result.test_mae:.4g}, R² {result.test_r2:.4f} (n={result.n}); "
+                       f"mean predictor MSE {result.mean_predictor_mse:.4g}; ridge MSE {result.ridge_mse:.4g}, "
+                       f"R² {result.ridge_r2:.4f}")
         else:
-            typer.echo(f"test accuracy {result.test_accuracy:.4f}, macro-F1 {result.macro_f1:.4f} (n={result.n})")
+            typer.echo(f"test accuracy {result.test_accuracy:.4f}, macro-F1 {result.macro_f1:.4f}, balanced accuracy "
+                       f"{result.balanced_accuracy:.4f}, majority class {result.majority_rate:.4f} (n={result.n})")
+        _warn(result.warnings)
 
 
 @app.command()
@@ -482,7 +499,11 @@ def compare(
     out: Annotated[Optional[Path], typer.Option(help="folder for runs.sqlite, results.csv, summary.json, report.html")] = None,
     strategies: Annotated[Optional[str], typer.Option(help="comma-separated (default: all registered; scratch is always added)")] = None,
     shots: Annotated[Optional[str], typer.Option(help="label budgets per class, e.g. 1,5,10,all (default 1,5,10,all)")] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="seeds per cell (default 3)")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="seeds per cell (default 3), or 'auto': add seeds to undecided cells")] = None,
+    max_seeds: Annotated[Optional[int], typer.Option(help="--seeds auto: the most seeds per cell (default 20)")] = None,
+    metric: Annotated[Optional[str], typer.Option(help="what verdicts use: accuracy | balanced-accuracy | macro-f1")] = None,
+    correction: Annotated[Optional[str], typer.Option(help="multiple comparisons: holm | bh | none (default holm)")] = None,
+    margin: Annotated[Optional[float], typer.Option(help="largest |Δ| called no-difference (default 0.02)")] = None,
     classes: Classes = None,
     image_size: ImageSize = None,
     image_margin: Annotated[Optional[int], typer.Option(help="fit images into (N−2M)² first, pad M each side")] = None,
@@ -513,6 +534,7 @@ def compare(
     compare_from_cli(
         config_file=config,
         flags={"pretrained": pretrained, "data": data, "strategies": strategies, "shots": shots, "seeds": seeds,
+               "max_seeds": max_seeds, "metric": metric, "correction": correction, "margin": margin,
                "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column,
                "text_column": text_column, "test_data": test_data, "unlabeled_data": unlabeled_data,
                "source_data": source_data},

@@ -17,34 +17,59 @@ def print_summary(result: ComparisonResult) -> None:
     from rich.console import Console
 
     from .report.cells import verdict_label
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 110))  # the table needs ~110 columns; narrower wraps every row
-    table = Table(title=f"test accuracy over seeds, ± = 95% CI half-width — {result.out}")
-    for col in ("shots", "strategy", "accuracy", "Δ vs scratch", "verdict", "train s", "speed-up"):
+    console = Console(width=max(Console().width, 160))  # the table needs ~160 columns; narrower wraps every row
+    analysis = result.summary.get("analysis") or {}
+    metric = analysis.get("metric", "accuracy")
+    table = Table(title=f"test {metric} over seeds [interval] — {result.out}")
+    for col in ("shots", "strategy", metric, "Δ vs scratch", "verdict", "seeds", "majority", "bal. acc", "macro-F1",
+                "train s", "speed-up"):
         table.add_column(col, justify="left" if col in ("strategy", "verdict") else "right")
 
-    def pm(mean: float, low: float | None, high: float | None, sign: str = "") -> str:
-        half = "" if low is None or high is None else f" ± {(high - low) / 2:.3f}"
-        return f"{mean:{sign}.3f}{half}"
+    def iv(mean: float | None, low: float | None, high: float | None, sign: str = "") -> str:
+        if mean is None:
+            return "—"
+        return f"{mean:{sign}.3f}" + ("" if low is None or high is None else f" [{low:{sign}.3f}, {high:{sign}.3f}]")
+
+    def num(x: float | None) -> str:
+        return "—" if x is None else f"{x:.3f}"
 
     for c in result.summary["cells"]:
-        delta = "—" if c["verdict"] == "baseline" else pm(c["delta_vs_scratch"], c["delta_ci_low"], c["delta_ci_high"], "+")
-        colour = {"helps": "green", "hurts": "red"}.get(c["verdict"], "")
+        base = c["verdict"] == "baseline"
+        delta = "—" if base else iv(c["delta_vs_scratch"], c["delta_ci_low"], c["delta_ci_high"], "+")
+        colour = {"helps": "green", "hurts": "red", "inconclusive": "yellow"}.get(c["verdict"], "")
+        verdict = c["verdict"]
+        if verdict == "inconclusive":
+            verdict += f" (~{c['seeds_needed']} seeds)" if c.get("seeds_needed") else " (test split too small)"
         speedup = c["time_to_scratch_accuracy_speedup"]
-        table.add_row(str(c["shots"]), c["strategy"], pm(c["mean"], c["ci_low"], c["ci_high"]), delta,
-                      f"[{colour}]{verdict_label(c)}[/{colour}]" if colour else verdict_label(c),
-                      f"{c['train_seconds_mean']:.2f}", "never" if speedup is None else f"{speedup:.1f}×")
+        table.add_row(str(c["shots"]), escape(str(c["strategy"])), iv(c["mean"], c["ci_low"], c["ci_high"]), delta,
+                      (f"[{colour}]{escape(verdict + verdict_label(c)[len(c['verdict']):])}[/{colour}]" if colour
+                       else escape(verdict + verdict_label(c)[len(c["verdict"]):])), str(c["n_seeds"]),
+                      num(c.get("majority_rate")), num(c.get("balanced_accuracy")), num(c.get("macro_f1_mean")),
+                      "—" if c["train_seconds_mean"] is None else f"{c['train_seconds_mean']:.2f}",
+                      "never" if speedup is None else f"{speedup:.1f}×")
     console.print(table)
+    if analysis:
+        console.print(f"verdicts use {escape(analysis.get('metric_reason', metric))}; intervals: "
+                      f"{escape(analysis.get('interval_method', ''))}; multiple comparisons: "
+                      f"{escape(analysis.get('correction_name', ''))}; no-difference means within ±{analysis.get('margin')}")
     for c in result.summary["cells"]:
         if c["verdict"] == "hurts" and c.get("delta_vs_scratch") is not None:
-            console.print(f"[bold red]warning:[/bold red] negative transfer — {c['strategy']} at {c['shots']} shots is "
-                          f"{c['delta_vs_scratch']:+.3f} below scratch (95% CI entirely below 0)")
-        elif c["verdict"] == "hurts":
-            console.print(f"[bold red]warning:[/bold red] adaptation hurts — {c['strategy']} at {c['shots']} labels is "
-                          f"{c['delta_vs_source_only']:+.3f} below source-only (95% CI entirely below 0)")
+            console.print(f"[bold red]warning:[/bold red] negative transfer — {escape(str(c['strategy']))} at "
+                          f"{c['shots']} shots is {c['delta_vs_scratch']:+.3f} below scratch (interval entirely below 0)")
+        elif c["verdict"] == "hurts" and c.get("delta_vs_source_only") is not None:
+            console.print(f"[bold red]warning:[/bold red] adaptation hurts — {escape(str(c['strategy']))} at "
+                          f"{c['shots']} labels is {c['delta_vs_source_only']:+.3f} below source-only (interval entirely below 0)")
+    for warning in result.summary.get("warnings") or []:
+        console.print(f"[bold red]warning:[/bold red] {escape(warning)}")
     for shots, rec in result.summary["recommendation"].items():
-        console.print(f"{shots} shots: best {rec['best']}; cheapest within its CI: {rec['cheapest_within_ci']}")
+        if rec.get("decided", True):
+            console.print(f"{shots} shots: use [bold]{escape(str(rec['cheapest_within_ci']))}[/bold] (best "
+                          f"{escape(str(rec['best']))})")
+        else:
+            console.print(f"{shots} shots: inconclusive — {escape(str(rec['reason']))}")
     if result.failed:
         console.print(f"[yellow]{result.failed} run(s) failed; see results.csv and runs.sqlite[/yellow]")
     console.print(f"report: {result.out / 'report.html'}")

@@ -59,8 +59,15 @@ class _ExportNet(nn.Module):
         super().__init__()
         self.backbone = loaded.backbone
         self.head = loaded.model.head if loaded.model is not None else None
+        scale = _feature_scale(loaded)
+        self.scaled = scale is not None
+        if scale is not None:  # a numeric model's features are standardised: the exported graph takes raw rows
+            self.register_buffer("feature_mean", scale[0])
+            self.register_buffer("feature_std", scale[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scaled:
+            x = (x - self.feature_mean) / self.feature_std  # (B, D)
         features = self.backbone.features_from(x, 0)  # (B, feature_dim)
         return features if self.head is None else self.head(features)  # (B, outputs)
 
@@ -72,6 +79,13 @@ def _no_onnxruntime_files() -> None:
     a value the user set is kept.
     """
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
+def _feature_scale(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor] | None:
+    prep = loaded.config.get("preprocessing") or {}
+    if prep.get("feature_mean") is None or loaded.input_spec.kind != "vector":
+        return None
+    return (torch.tensor(prep["feature_mean"], dtype=torch.float32), torch.tensor(prep["feature_std"], dtype=torch.float32))
 
 
 def _require_export_extra() -> None:
@@ -190,7 +204,8 @@ def onnx_parity(loaded: LoadedModel, onnx_path: str | Path, n: int = PARITY_INPU
 
     x = parity_inputs(loaded, n, seed)
     net = loaded.model if loaded.model is not None else loaded.backbone
-    expected = predict_logits(net, x).numpy()
+    scale = _feature_scale(loaded)
+    expected = predict_logits(net, x if scale is None else (x - scale[0]) / scale[1]).numpy()
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])

@@ -13,8 +13,9 @@ Three scores, each computed from features of the target's labelled examples (num
 - **H-score** (Bao, Li, Huang, Zheng & Zhang, "An Information-Theoretic Approach to Transferability
   in Task Transfer Learning", ICIP 2019): tr(cov(f)⁻¹ cov(E[f | y])), how much of the feature variance
   separates the classes. With few examples per feature the sample covariance is singular, so by
-  default it is replaced by its Ledoit–Wolf shrinkage estimate, as Ibrahim, Ponomareva & Mazumder
-  ("Newer is not always better: rethinking transferability metrics", ICLR 2023) recommend. Higher is better.
+  default it is the regularised H-score of Ibrahim, Ponomareva & Mazumder ("Newer is not always
+  better: rethinking transferability metrics", ICLR 2023): the Ledoit–Wolf shrinkage estimate of
+  cov(f), with the between-class covariance scaled by (1 − shrinkage). Higher is better.
 """
 
 from __future__ import annotations
@@ -141,10 +142,14 @@ def leep(source_probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 
 def hscore(features: np.ndarray, labels: np.ndarray, *, shrinkage: bool = True) -> float:
-    """H-score of features (N, D) for labels (N,): tr(cov(f)⁻¹ · cov(E[f | y])).
+    """H-score of features (N, D) for labels (N,): tr(cov(f)⁻¹ · cov(E[f | y])), at most K − 1.
 
-    `shrinkage=True` (the default) uses the Ledoit–Wolf estimate of cov(f), which stays invertible
-    when examples are few; `shrinkage=False` is the original score with a pseudo-inverse.
+    `shrinkage=True` (the default) is the regularised H-score of Ibrahim, Ponomareva & Mazumder
+    (ICLR 2023): tr(cov_α(f)⁻¹ · (1 − α) · cov(E[f | y])), where cov_α(f) = (1 − α)·cov(f) + α·μ·I is
+    the Ledoit–Wolf estimate with shrinkage α. The (1 − α) factor scales the between-class
+    covariance like the within-feature one, which keeps the score below K − 1 and comparable
+    across models whose features need different shrinkage. `shrinkage=False` is the original score
+    of Bao et al. with a pseudo-inverse. Covariances are population ones (divided by N).
 
     Example:
         >>> f = np.random.default_rng(0).normal(size=(200, 4)); y = (f[:, 0] > 0).astype(int)
@@ -160,7 +165,7 @@ def hscore(features: np.ndarray, labels: np.ndarray, *, shrinkage: bool = True) 
     if shrinkage:
         from sklearn.covariance import ledoit_wolf
 
-        cov_f, _ = ledoit_wolf(f, assume_centered=True)
-        return float(np.trace(np.linalg.solve(cov_f, cov_g)))
+        cov_f, alpha = ledoit_wolf(f, assume_centered=True)
+        return float(np.trace(np.linalg.pinv(cov_f, rcond=1e-15, hermitian=True) @ ((1.0 - alpha) * cov_g)))
     cov_f = f.T @ f / len(f)
     return float(np.trace(np.linalg.pinv(cov_f, rcond=1e-10, hermitian=True) @ cov_g))

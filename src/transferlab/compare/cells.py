@@ -151,7 +151,12 @@ class CellRunner:
             "status": "finished",
             "test_accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
+            "balanced_accuracy": metrics.get("balanced_accuracy"),
+            "majority_rate": metrics.get("majority_rate"),
             "n_test": metrics["n"],
+            # per test example, for verdicts paired by example and intervals that count the test split's noise
+            "test_predictions": run.test_predictions,
+            "test_labels": split.y_test.astype(int).tolist(),
             "val_accuracy": run.val_accuracy,
             "train_seconds": run.train_seconds,
             "epochs": run.epochs,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, DataError
 from ..plugin_options import GivenFlags
+
+if TYPE_CHECKING:
+    from .verdicts import Analysis
 
 DEFAULT_SHOTS: list[int | str] = [1, 5, 10, "all"]
 BASELINE = "scratch"
@@ -62,7 +65,11 @@ class CompareConfig:
     data: str
     strategies: list[StrategySpec] | None = None
     shots: list[int | str] = field(default_factory=lambda: list(DEFAULT_SHOTS))
-    seeds: int = 3
+    seeds: int | str = 3  # or "auto": add seeds in rounds to undecided cells, up to max_seeds
+    max_seeds: int = 20
+    metric: str | None = None  # what verdicts use; None: balanced accuracy on an imbalanced test split, else accuracy
+    correction: str = "holm"  # multiple comparisons: holm | bh | none
+    margin: float = 0.02  # largest |Δ| a confident no-difference allows
     classes: str | list | None = None
     image_size: int | None = None
     image_margin: int = 0
@@ -93,8 +100,7 @@ class CompareConfig:
             raise ConfigError(f"strategy labels must be unique; {dupes} appear twice. Give each a distinct `label`")
         self.shots = parse_shots_list(self.shots)
         self._check_adaptation(adapting)
-        if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
-            raise ConfigError(f"--seeds must be a whole number ≥ 1; got {self.seeds!r}")
+        self._check_analysis()
         unknown = sorted(set(self.train) - set(TRAIN_KEYS))
         if unknown:
             raise ConfigError(f"train settings {unknown} are not allowed in a comparison; allowed: {list(TRAIN_KEYS)}")
@@ -117,6 +123,35 @@ class CompareConfig:
         elif not any(n in adapting for n in names):
             raise ConfigError(f"--unlabeled-data is used by {sorted(adapting)} only, and none of them is in the "
                               f"comparison {names}; add one to --strategies, or drop --unlabeled-data")
+
+    def _check_analysis(self) -> None:
+        from .intervals import CORRECTIONS
+        from .metrics import METRICS
+
+        if isinstance(self.seeds, str) and self.seeds.strip().isdigit():
+            self.seeds = int(self.seeds)
+        if self.seeds != "auto" and (not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1):
+            raise ConfigError(f"--seeds must be a whole number ≥ 1; got {self.seeds!r} (or 'auto': add seeds to "
+                              "undecided cells, up to --max-seeds)")
+        if not isinstance(self.max_seeds, int) or isinstance(self.max_seeds, bool) or self.max_seeds < 2:
+            raise ConfigError(f"--max-seeds must be a whole number ≥ 2 (the most seeds --seeds auto may run); "
+                              f"got {self.max_seeds!r}")
+        if self.metric is not None and self.metric not in METRICS:
+            raise ConfigError(f"--metric {self.metric!r} is not known; allowed: {', '.join(METRICS)} (leave it out "
+                              "for balanced accuracy on an imbalanced test split, else accuracy)")
+        if self.correction not in CORRECTIONS:
+            raise ConfigError(f"--correction {self.correction!r} is not known; allowed: {', '.join(CORRECTIONS)} "
+                              "(holm: family-wise error; bh: false discovery rate)")
+        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)) or not 0 < self.margin < 1:
+            raise ConfigError(f"--margin {self.margin!r} must be a number between 0 and 1, the largest difference "
+                              "that still counts as no-difference (e.g. 0.02)")
+
+    def analysis(self) -> "Analysis":
+        """How this comparison's verdicts are made (metric, correction, margin, sequential looks)."""
+        from .verdicts import Analysis
+
+        return Analysis(metric=self.metric, correction=self.correction, margin=float(self.margin),
+                        max_seeds=self.max_seeds if self.seeds == "auto" else None)
 
     def _check_types(self) -> None:
         """Settings from a YAML file can be any type (YAML reads 2020-01-01 as a date): refuse the wrong ones."""

@@ -35,9 +35,16 @@ class ComparisonResult:
         return {"out": str(self.out), "ran": self.ran, "skipped": self.skipped, "failed": self.failed, **self.summary}
 
 
+ANALYSIS_KEYS = ("metric", "correction", "margin")  # how verdicts are read: runs stay valid when they change
+
+
 def _identity(config: CompareConfig, source_sha: str) -> dict[str, Any]:
-    """What must match for a folder's finished runs to be reused (execution details like jobs excluded)."""
-    return config.to_dict() | {"pretrained_sha256": source_sha}
+    """What must match for a folder's finished runs to be reused (execution details like jobs and the
+    verdicts' metric, correction and margin excluded; max_seeds only under --seeds auto)."""
+    d = {k: v for k, v in config.to_dict().items() if k not in ANALYSIS_KEYS}
+    if config.seeds != "auto":
+        d.pop("max_seeds", None)
+    return d | {"pretrained_sha256": source_sha}
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -222,27 +229,69 @@ def run_comparison(
     references = [TFIDF] if runner.task.input_spec.kind == "text" else []  # a classic line to read against
     if config.unlabeled_data is not None and runner.source_only_applies():  # the model's own head, classes matched
         references.append(SOURCE_ONLY)
-    cells = [cell for shots in config.shots for seed in range(config.seeds)
-             for cell in [*(Cell(spec, shots, seed) for spec in config.strategies or [] if runner.runs_at(spec, shots)),
-                          *(Cell(None, shots, seed, reference=r) for r in references if shots != 0 or r == SOURCE_ONLY)]]
-    record(out, {*(f"checkpoints/{checkpoint_name(c)}" for c in cells if c.spec is not None),
-                 *(("models", *(f"models/{model_name(c)}" for c in cells if c.spec is not None and c.seed == 0))
+    analysis = config.analysis()
+
+    def grid_cells(seeds: range) -> list[Cell]:
+        return [cell for shots in config.shots for seed in seeds
+                for cell in [*(Cell(spec, shots, seed) for spec in config.strategies or [] if runner.runs_at(spec, shots)),
+                             *(Cell(None, shots, seed, reference=r) for r in references if shots != 0 or r == SOURCE_ONLY)]]
+
+    every = grid_cells(range(analysis.max_seeds if analysis.looks else int(config.seeds)))  # all it may write
+    record(out, {*(f"checkpoints/{checkpoint_name(c)}" for c in every if c.spec is not None),
+                 *(("models", *(f"models/{model_name(c)}" for c in every if c.spec is not None and c.seed == 0))
                    if save_models else ())})
     with RunStore(out / STORE) as store:
         store.set_meta("config", identity)
-        done_keys = store.finished()
-        todo = [c for c in cells if c.key not in done_keys]
-        skipped, failed, done = len(cells) - len(todo), 0, len(cells) - len(todo)
-        for run in _execute(todo, runner, config, jobs, per_job, models_dir, checkpoints_dir, on_cell, done, len(cells)):
-            store.record(run)
-            failed += run["status"] != "finished"
+        store.set_meta("analysis", analysis.to_dict())
+        plan = analysis.looks or [int(config.seeds)]
+        ran = skipped = failed = 0
+        seen = 0
+        for n_look in plan:  # one round with a fixed --seeds; rounds at the planned looks with --seeds auto
+            wanted = _wanted(config, references, store.runs(), analysis, seen)
+            cells = [cell for cell in grid_cells(range(seen, n_look))
+                     if wanted is None or (cell.label, str(cell.shots)) in wanted]
+            seen = n_look
+            if not cells:
+                break  # every cell is decided
+            done_keys = store.finished()
+            todo = [c for c in cells if c.key not in done_keys]
+            skipped += len(cells) - len(todo)
+            done = len(cells) - len(todo)
+            for run in _execute(todo, runner, config, jobs, per_job, models_dir, checkpoints_dir, on_cell, done,
+                                len(cells)):
+                store.record(run)
+                failed += run["status"] != "finished"
+            ran += len(todo)
         runs = store.runs()
     if checkpoints_dir.is_dir() and not any(checkpoints_dir.iterdir()):
         checkpoints_dir.rmdir()  # every run finished: no partial state left to resume
     from .outputs import write_outputs
 
-    summary = write_outputs(out, runs, identity)
-    return ComparisonResult(out=out, summary=summary, runs=runs, ran=len(todo), skipped=skipped, failed=failed)
+    summary = write_outputs(out, runs, identity, analysis.to_dict())
+    return ComparisonResult(out=out, summary=summary, runs=runs, ran=ran, skipped=skipped, failed=failed)
+
+
+def _wanted(config: CompareConfig, references: list[str], runs: list[dict[str, Any]], analysis: Any,
+            seen: int) -> set[tuple[str, str]] | None:
+    """(label, shots) of the cells the next round of --seeds auto runs: every undecided cell and its
+    budget's baseline. None: every cell (a fixed --seeds, or the first round)."""
+    if analysis.looks is None or seen == 0 or not runs:
+        return None
+    from .config import BASELINE
+    from .reference import SOURCE_ONLY
+    from .statistics import summarize
+
+    summary = summarize(runs, baseline=BASELINE, **_summary_options(analysis))
+    wanted = {(str(c["strategy"]), str(c["shots"])) for c in summary["cells"]
+              if c["verdict"] != "baseline" and not c["decided"] and not c["stopped"]}
+    budgets = {shots for _, shots in wanted}
+    wanted |= {(base, shots) for shots in budgets for base in (BASELINE, SOURCE_ONLY)}  # 0 labels: source-only
+    return wanted
+
+
+def _summary_options(analysis: Any) -> dict[str, Any]:
+    return {"metric": analysis.metric, "correction": analysis.correction, "margin": analysis.margin,
+            "max_seeds": analysis.max_seeds}
 
 
 def _execute(todo, runner, config, jobs, threads, models_dir, checkpoints_dir, on_cell, done, total):

@@ -14,7 +14,7 @@ from .statistics import summarize
 
 CSV_COLUMNS = ("strategy", "strategy_name", "shots", "seed", "status", "test_accuracy", "macro_f1", "val_accuracy",
                "train_seconds", "epochs", "best_epoch", "steps", "samples_seen", "n_train", "trainable_params",
-               "total_params", "train_flops", "threads")
+               "total_params", "train_flops", "threads", "balanced_accuracy", "majority_rate")
 
 
 def write_config(out: Path, identity: dict[str, Any]) -> None:
@@ -33,8 +33,12 @@ def versions() -> dict[str, str]:
     return {"transferlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
-    """(Re)write results.csv, summary.json and report.html from the finished runs; return the summary."""
+def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any],
+                  analysis: dict[str, Any] | None = None) -> dict[str, Any]:
+    """(Re)write results.csv, summary.json and report.html from the finished runs; return the summary.
+
+    `analysis` (metric, correction, margin, max_seeds) says how verdicts are made; None: the defaults.
+    """
     from ..report import write_report
 
     buf = io.StringIO()
@@ -43,7 +47,8 @@ def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any])
     for run in runs:
         writer.writerow(run)
     write_text_atomic(out / "results.csv", buf.getvalue())
-    summary = to_jsonable(summarize(runs)) if runs else {"cells": [], "recommendation": {}}
+    options = {k: v for k, v in (analysis or {}).items() if k in ("metric", "correction", "margin", "max_seeds")}
+    summary = to_jsonable(summarize(runs, **options)) if runs else {"cells": [], "recommendation": {}}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     if runs:
         title = f"transferlab comparison: {config.get('pretrained')} → {config.get('data')}"
@@ -89,10 +94,10 @@ def rebuild(out: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{out} holds no comparison ({STORE} is missing); run `transferlab compare ... --out {out}`")
     out = claim_folder(out)  # it rewrites results.csv, summary.json, report.html: only if they are compare's own
     with RunStore(out / STORE) as store:
-        runs, config = store.runs(), store.get_meta("config") or {}
+        runs, config, analysis = store.runs(), store.get_meta("config") or {}, store.get_meta("analysis")
         every_run = store.runs(status=None)
     if config.get("task_kind") == "rl":  # a `compare --env` folder: its own summary and report (rl/report.py)
         from ..rl.report import write_rl_outputs
 
         return write_rl_outputs(out, every_run, config)
-    return write_outputs(out, runs, config)
+    return write_outputs(out, runs, config, analysis)

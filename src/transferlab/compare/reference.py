@@ -22,7 +22,7 @@ def tfidf_logreg(split: TaskSplit, seed: int) -> dict[str, Any]:
     """Fit TF-IDF (word 1–2-grams, sublinear tf) + logistic regression on the split's training texts."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import balanced_accuracy_score, f1_score
 
     start = time.perf_counter()
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
@@ -36,6 +36,10 @@ def tfidf_logreg(split: TaskSplit, seed: int) -> dict[str, Any]:
         "status": "finished",
         "test_accuracy": float((predicted == split.y_test).mean()),
         "macro_f1": float(f1_score(split.y_test, predicted, labels=labels, average="macro", zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(split.y_test, predicted)),
+        "majority_rate": float(np.bincount(split.y_test).max() / len(split.y_test)),
+        "test_predictions": predicted.astype(int).tolist(),
+        "test_labels": split.y_test.astype(int).tolist(),
         "n_test": int(len(split.y_test)),
         "train_seconds": seconds,
         "n_train": int(len(split.y_train)),

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..jsonable import to_jsonable  # noqa: F401  (its home; re-exported for older imports)
 
-Verdict = Literal["helps", "hurts", "no-difference"]
+Verdict = Literal["helps", "hurts", "no-difference", "inconclusive"]
 
 CELL_KEYS = (
     "strategy",
@@ -30,6 +30,12 @@ CELL_KEYS = (
     "verdict",
     "train_seconds_mean",
     "time_to_scratch_accuracy_speedup",
+    "metric",
+    "decided",
+    "seeds_needed",
+    "majority_rate",
+    "balanced_accuracy",
+    "accuracy_mean",
 )
 """Keys every cell of `summarize` carries (a contract with the report and the CLI)."""
 
@@ -80,14 +86,18 @@ def paired_delta(
     return mean_ci(diffs, confidence)
 
 
-def verdict(ci_low: float | None, ci_high: float | None) -> Verdict:
-    """'helps' if the whole CI of the delta is above 0, 'hurts' if below, else 'no-difference'."""
-    # NaN/None (a single paired seed) compares False both ways, so it falls through to no-difference.
-    if ci_low is not None and ci_low > 0:
+def verdict(ci_low: float | None, ci_high: float | None, margin: float = 0.02) -> Verdict:
+    """'helps' if the whole CI of the delta is above 0, 'hurts' if below, 'no-difference' if it lies
+    within ±margin, else 'inconclusive' (also without a CI: a single paired seed)."""
+    if ci_low is None or ci_high is None or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return "inconclusive"
+    if ci_low > 0:
         return "helps"
-    if ci_high is not None and ci_high < 0:
+    if ci_high < 0:
         return "hurts"
-    return "no-difference"
+    if -margin < ci_low and ci_high < margin:
+        return "no-difference"
+    return "inconclusive"
 
 
 def time_to_accuracy(history: Sequence[Mapping[str, Any]], target: float) -> float | None:
@@ -207,120 +217,22 @@ def _check_runs(runs: Sequence[Mapping[str, Any]]) -> None:
             raise ValueError(f"run {i} has shots={shots!r}; allowed: an int ≥ 0 (labels per class) or 'all'")
 
 
-def _vs_baseline(
-    runs: list[Mapping[str, Any]], scratch: list[Mapping[str, Any]], confidence: float
-) -> dict[str, Any]:
-    """Delta, verdict and speed-up of one non-baseline cell, paired by seed with the baseline."""
-    mine, base = _by_seed(runs, "strategy"), _by_seed(scratch, "scratch")
-    seeds = sorted(mine.keys() & base.keys())
-    d = d_lo = d_hi = None
-    if seeds:
-        ours, theirs = [mine[s]["test_accuracy"] for s in seeds], [base[s]["test_accuracy"] for s in seeds]
-        d, d_lo, d_hi = paired_delta(ours, theirs, confidence)
-    speed = scratch_accuracy_speedup(runs, scratch)
-    return {
-        "delta_vs_scratch": d, "delta_ci_low": d_lo, "delta_ci_high": d_hi, "verdict": verdict(d_lo, d_hi),
-        "speedup": speed.speedup, "reach_fraction": speed.reach_fraction, "n_paired_seeds": len(seeds),
-    }
-
-
-def _vs_source_only(runs: list[Mapping[str, Any]], source_only: list[Mapping[str, Any]],
-                    confidence: float) -> dict[str, Any]:
-    """Delta and verdict against the source-only baseline (the pretrained model's own head), paired by seed."""
-    mine, base = _by_seed(runs, "strategy"), _by_seed(source_only, SOURCE_ONLY)
-    seeds = sorted(mine.keys() & base.keys())
-    if not seeds:
-        return {"delta_vs_source_only": None, "verdict_vs_source_only": None}
-    d, lo, hi = paired_delta([mine[s]["test_accuracy"] for s in seeds], [base[s]["test_accuracy"] for s in seeds],
-                             confidence)
-    return {"delta_vs_source_only": d, "verdict_vs_source_only": verdict(lo, hi)}
-
-
-def _cell(
-    strategy: str, shots: int | str, runs: list[Mapping[str, Any]], scratch: list[Mapping[str, Any]],
-    scratch_curve: dict[int, float], is_baseline: bool, confidence: float,
-    source_only: list[Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    mean, lo, hi = mean_ci([r["test_accuracy"] for r in runs], confidence)
-    f1 = [r.get("macro_f1") for r in runs]
-    f1_mean, f1_lo, f1_hi = (None, None, None) if any(v is None for v in f1) else mean_ci(f1, confidence)
-    extra = _vs_source_only(runs, source_only, confidence) if source_only and strategy != SOURCE_ONLY else \
-        {"delta_vs_source_only": None, "verdict_vs_source_only": None}
-    if is_baseline:
-        vs = {"delta_vs_scratch": 0.0, "delta_ci_low": None, "delta_ci_high": None, "verdict": "baseline",
-              "speedup": 1.0, "reach_fraction": 1.0, "n_paired_seeds": len(runs)}
-        needed = float(shots) if isinstance(shots, int) else None
-    elif not scratch and shots == 0:  # no scratch without labels: the verdict is against source-only
-        d_lo = d_hi = None
-        if extra["delta_vs_source_only"] is not None:
-            _, d_lo, d_hi = paired_delta(*_paired(runs, source_only or []), confidence)
-        vs = {"delta_vs_scratch": None, "delta_ci_low": d_lo, "delta_ci_high": d_hi,
-              "verdict": "baseline" if strategy == SOURCE_ONLY else (extra["verdict_vs_source_only"] or "no-difference"),
-              "speedup": None, "reach_fraction": None, "n_paired_seeds": len(runs)}
-        needed = labels_saved(scratch_curve, mean)
-    else:
-        vs = _vs_baseline(runs, scratch, confidence)
-        needed = labels_saved(scratch_curve, mean) if isinstance(shots, int) else None
-    verdict_baseline = SOURCE_ONLY if (shots == 0 and not scratch) else BASELINE_NAME
-    cell = {
-        "strategy": strategy, "shots": shots, "n_seeds": len(runs), "mean": mean, "ci_low": lo, "ci_high": hi,
-        "delta_vs_scratch": vs["delta_vs_scratch"], "delta_ci_low": vs["delta_ci_low"],
-        "delta_ci_high": vs["delta_ci_high"], "verdict": vs["verdict"],
-        "train_seconds_mean": _mean_of(runs, "train_seconds"), "time_to_scratch_accuracy_speedup": vs["speedup"],
-        "macro_f1_mean": f1_mean, "macro_f1_ci_low": f1_lo, "macro_f1_ci_high": f1_hi,
-        "trainable_params": runs[0].get("trainable_params"), "total_params": runs[0].get("total_params"),
-        "train_flops_mean": _mean_of(runs, "train_flops"), "reach_fraction": vs["reach_fraction"],
-        "n_paired_seeds": vs["n_paired_seeds"], "scratch_labels_needed": needed,
-        "labels_saved_per_class": None if needed is None or not isinstance(shots, int) else needed - shots,
-        "verdict_baseline": verdict_baseline, **extra,
-    }
-    return {k: _num(v) if isinstance(v, float) else v for k, v in cell.items()}
-
-
-def _paired(runs: Sequence[Mapping[str, Any]], base: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
-    mine, theirs = _by_seed(runs, "strategy"), _by_seed(base, "baseline")
-    seeds = sorted(mine.keys() & theirs.keys())
-    return [mine[s]["test_accuracy"] for s in seeds], [theirs[s]["test_accuracy"] for s in seeds]
-
-
-def _recommend(cells: list[dict[str, Any]], confidence: float) -> dict[str, Any]:
-    best = max(cells, key=lambda c: c["mean"])  # ties: the first in cell order (baseline first)
-    lo, hi = best["ci_low"], best["ci_high"]
-    if lo is None or hi is None:
-        pool = [best]
-    else:
-        pool = [c for c in cells if lo <= c["mean"] <= hi]
-
-    def cost(c: dict[str, Any]) -> tuple[float, float]:
-        flops, secs = c["train_flops_mean"], c["train_seconds_mean"]
-        return (math.inf if flops is None else flops, math.inf if secs is None else secs)
-
-    cheap = min(pool, key=cost)
-    head = f"'{best['strategy']}' has the highest mean test accuracy ({best['mean']:.3f})"
-    if lo is None:
-        reason = f"{head}; with one seed it has no CI, so only it qualifies."
-    elif cheap is best:
-        reason = f"{head}; no cheaper strategy's mean lies within its {confidence:.0%} CI [{lo:.3f}, {hi:.3f}]."
-    else:
-        reason = (
-            f"{head}; '{cheap['strategy']}' is the cheapest to train with a mean within its "
-            f"{confidence:.0%} CI [{lo:.3f}, {hi:.3f}]."
-        )
-    best_name, cheap_name = best["strategy"], cheap["strategy"]
-    return {"best": best_name, "best_mean": best["mean"], "cheapest_within_ci": cheap_name, "reason": reason}
-
-
 def summarize(
-    runs: Sequence[Mapping[str, Any]], *, baseline: str = "scratch", confidence: float = 0.95
+    runs: Sequence[Mapping[str, Any]], *, baseline: str = "scratch", confidence: float = 0.95,
+    metric: str | None = None, correction: str = "holm", margin: float = 0.02, max_seeds: int | None = None,
 ) -> dict[str, Any]:
     """Turn finished runs of a comparison grid into cells (one per strategy × shots) and a recommendation.
 
     Cells are ordered by shots (ints ascending, then "all"), then by strategy (baseline first, the
-    rest in order of first appearance). Deltas vs the baseline pair runs by seed: only seeds present
-    for both the strategy and the baseline at that shots count. Undefined numbers (a CI from one
-    seed, a speed-up never reached) are None, so the result is JSON-safe. `labels_saved_per_class`
-    is scratch's interpolated labels needed minus this cell's shots (negative: the strategy costs
-    labels); it is None for "all" cells.
+    rest in order of first appearance). Deltas vs the baseline pair runs by seed (only seeds present
+    for both) and, when runs kept their per-example test predictions, by test example. `mean`,
+    `ci_low`, `ci_high` and the deltas are in `metric` (None: balanced accuracy when the test split's
+    largest class is over 1.5× its smallest, else accuracy). Verdicts are `helps`, `hurts`,
+    `no-difference` (the interval lies within ±`margin`) or `inconclusive` (with `seeds_needed`);
+    `correction` ("holm", "bh", "none") adjusts for the grid's many comparisons; `max_seeds` turns on
+    the sequential design of `--seeds auto` (see compare/verdicts.py). Undefined numbers are None,
+    so the result is JSON-safe. `labels_saved_per_class` is scratch's interpolated labels needed
+    minus this cell's shots (negative: the strategy costs labels); it is None for "all" cells.
 
     Example:
         >>> runs = [{"strategy": s, "shots": 5, "seed": k, "test_accuracy": a + 0.01 * k}
@@ -331,8 +243,12 @@ def summarize(
         >>> out["recommendation"]["5"]["best"]
         'linear_probe'
     """
+    from .grid_summary import summarize_grid
+    from .verdicts import Analysis
+
     _check_confidence(confidence)
     _check_runs(runs)
+    analysis = Analysis(metric=metric, confidence=confidence, correction=correction, margin=margin, max_seeds=max_seeds)
     strategies = list(dict.fromkeys(r["strategy"] for r in runs))
     labelled = any(r["shots"] != 0 for r in runs)  # 0 labels: no scratch; the baseline there is source-only
     if baseline not in strategies and not labelled:
@@ -353,20 +269,4 @@ def summarize(
         groups.setdefault((r["strategy"], r["shots"]), []).append(r)
     for (strategy, shots), group in groups.items():
         _by_seed(group, "strategy" if strategy != baseline else "scratch")  # reject duplicate seeds up front
-
-    scratch_curve = {
-        s: float(np.mean([r["test_accuracy"] for r in groups[(baseline, s)]]))
-        for s in shots_order if isinstance(s, int) and (baseline, s) in groups
-    }
-    cells: list[dict[str, Any]] = []
-    recommendation: dict[str, Any] = {}
-    for shots in shots_order:
-        scratch = groups.get((baseline, shots), [])
-        source_only = groups.get((SOURCE_ONLY, shots), [])
-        row = [
-            _cell(s, shots, groups[(s, shots)], scratch, scratch_curve, s == baseline, confidence, source_only)
-            for s in strategies if (s, shots) in groups
-        ]
-        cells.extend(row)
-        recommendation[str(shots)] = _recommend(row, confidence)
-    return to_jsonable({"cells": cells, "recommendation": recommendation})
+    return to_jsonable(summarize_grid(runs, groups, strategies, shots_order, baseline, analysis))

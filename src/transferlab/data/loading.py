@@ -44,8 +44,13 @@ def load_task(
     target: Literal["class", "numeric"] = "class",
     text_column: str = "text",
     test_data: str | None = None,
+    feature_scale: dict[str, Any] | None = None,
 ) -> Task:
     """Load a built-in dataset or a file into a Task with a fixed, seed-independent test split.
+
+    A numeric target's feature vectors are standardised (per feature, by the mean and std of the
+    training pool, recorded in `task.preprocessing` as feature_mean / feature_std), or by a model's
+    recorded `feature_scale` (a preprocessing dict with those keys) so it sees inputs on its own scale.
 
     The test split is the dataset's own, or a stratified `test_fraction` of it chosen with a fixed
     seed before classes are selected, so a class selection's test rows are a subset of the full
@@ -87,7 +92,7 @@ def load_task(
         )
     _scale_and_frame(raw, image_size, image_margin)
     if target == "numeric":
-        return _numeric_task(name, raw, test_fraction, image_size, image_margin)
+        return _numeric_task(name, raw, test_fraction, image_size, image_margin, feature_scale)
     labels, class_names = encode_labels(*([raw.y] + ([raw.y_test] if raw.has_own_test else [])), source=raw.source)
     if raw.has_own_test:
         x_all = np.concatenate([raw.x, raw.x_test])
@@ -133,8 +138,30 @@ def load_task(
     )
 
 
-def _numeric_task(name: str, raw: RawData, test_fraction: float, image_size: int | None, image_margin: int) -> Task:
-    """A regression task: float targets, a fixed random test split (no strata), no class names."""
+def scale_features(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
+    """Standardise feature vectors (N, D) by a task's recorded feature_mean / feature_std (unchanged without them)."""
+    mean, std = preprocessing.get("feature_mean"), preprocessing.get("feature_std")
+    if mean is None or std is None or x.ndim != 2:
+        return x
+    if x.shape[1] != len(mean):
+        raise DataError(f"inputs have {x.shape[1]} features but the model was trained on {len(mean)}; pass rows with the "
+                        "model's feature columns")
+    return ((x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+
+
+def _feature_scale(x_pool: np.ndarray, given: dict[str, Any] | None) -> dict[str, list[float]]:
+    """Per-feature mean and std of the training pool (a constant feature keeps std 1), or the given ones."""
+    if given is not None and given.get("feature_mean") is not None:
+        return {"feature_mean": list(given["feature_mean"]), "feature_std": list(given["feature_std"])}
+    mean, std = x_pool.astype(np.float64).mean(0), x_pool.astype(np.float64).std(0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return {"feature_mean": mean.tolist(), "feature_std": std.tolist()}
+
+
+def _numeric_task(name: str, raw: RawData, test_fraction: float, image_size: int | None, image_margin: int,
+                  feature_scale: dict[str, Any] | None = None) -> Task:
+    """A regression task: float targets, a fixed random test split (no strata), no class names; feature
+    vectors standardised (see `load_task`)."""
     if raw.has_own_test:
         x_all, y_all = np.concatenate([raw.x, raw.x_test]), np.concatenate([raw.y, raw.y_test])
         pool_index = np.arange(len(raw.x))
@@ -146,15 +173,19 @@ def _numeric_task(name: str, raw: RawData, test_fraction: float, image_size: int
     if len(test_index) == 0 or len(pool_index) < 2:
         raise DataError(f"{name}: {len(y_all)} examples are too few to hold out a test split and train; add examples")
     spec = InputSpec(raw.kind, tuple(int(s) for s in raw.x.shape[1:]))
+    preprocessing = {
+        "image_size": image_size, "image_margin": image_margin, "classes": None, "scale": raw.scale,
+        "scale_divisor": raw.scale_divisor, "channels": spec.shape[0] if spec.kind == "image" else None,
+    }
+    if raw.kind == "vector":  # tabular features of different units: standardise, as the targets are in training
+        preprocessing |= _feature_scale(x_all[pool_index], feature_scale)
+        x_all = scale_features(x_all, preprocessing)
     return Task(
         name=name,
         x_pool=x_all[pool_index], y_pool=y_all[pool_index].astype(np.float32),
         x_test=x_all[test_index], y_test=y_all[test_index].astype(np.float32),
         class_names=[], input_spec=spec, source=raw.source,
-        preprocessing={
-            "image_size": image_size, "image_margin": image_margin, "classes": None, "scale": raw.scale,
-            "scale_divisor": raw.scale_divisor, "channels": spec.shape[0] if spec.kind == "image" else None,
-        },
+        preprocessing=preprocessing,
         pool_index=pool_index, test_index=test_index, target="numeric",
     )
 

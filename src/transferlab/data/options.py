@@ -27,11 +27,15 @@ class DataOptions:
     test_data: str | None = None
     target: Literal["class", "numeric"] = "class"
 
-    def load(self, data: str) -> Task:
-        """The task of dataset `data` (a built-in name or a path), read with these options."""
+    def load(self, data: str, **extra: Any) -> Task:
+        """The task of dataset `data` (a built-in name or a path), read with these options.
+
+        `extra` goes to `load_task` as well: how a model scales its inputs (`feature_scale`) is the
+        model's, not the dataset's.
+        """
         from .loading import load_task
 
-        return load_task(data, **asdict(self))
+        return load_task(data, **asdict(self), **extra)
 
     @classmethod
     def from_preprocessing(cls, preprocessing: dict[str, Any], **given: Any) -> "DataOptions":

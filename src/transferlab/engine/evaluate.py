@@ -124,18 +124,38 @@ def regression_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, advan
     }
 
 
+def majority_rate(y: torch.Tensor) -> float:
+    """Accuracy of always answering the most common class of the labels y (N,)."""
+    return float(torch.bincount(y).max() / len(y)) if len(y) else float("nan")
+
+
+def balanced_accuracy(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
+    """Mean recall over the classes present in y: accuracy that the majority class cannot inflate."""
+    support = torch.bincount(y, minlength=num_classes).double()
+    hits = torch.bincount(y[pred == y], minlength=num_classes).double()
+    present = support > 0
+    return float((hits[present] / support[present]).mean()) if bool(present.any()) else float("nan")
+
+
+def metrics_from_predictions(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1, balanced accuracy and the majority-class rate of predicted classes."""
+    return {
+        "accuracy": float((pred == y).float().mean()),
+        "macro_f1": macro_f1(pred, y, num_classes),
+        "balanced_accuracy": balanced_accuracy(pred, y, num_classes),
+        "majority_rate": majority_rate(y),
+        "n": int(len(y)),
+    }
+
+
 def classification_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
                            advance=None) -> dict[str, float]:
-    """Accuracy and macro-F1 on (x, y); `advance(n)` reports progress after each batch."""
+    """Accuracy, macro-F1, balanced accuracy and the majority-class rate on (x, y); `advance(n)` reports progress."""
     if _data_parallel() and len(y):
         from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
         m = _reduced(model, x, y, {"accuracy": MulticlassAccuracy(num_classes, average="micro"),
-                                   "macro_f1": MulticlassF1Score(num_classes, average="macro")})
-        return m | {"n": int(len(y))}
-    pred = predict_logits(model, x, advance=advance).argmax(1)
-    return {
-        "accuracy": float((pred == y).float().mean()),
-        "macro_f1": macro_f1(pred, y, num_classes),
-        "n": int(len(y)),
-    }
+                                   "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+                                   "balanced_accuracy": MulticlassAccuracy(num_classes, average="macro")})
+        return m | {"majority_rate": majority_rate(y), "n": int(len(y))}
+    return metrics_from_predictions(predict_logits(model, x, advance=advance).argmax(1), y, num_classes)

@@ -38,7 +38,9 @@ def model_record(task: Task, split: TaskSplit, run: RunResult, metrics: dict[str
     """
     preprocessing = task.preprocessing | ({"label_column": label_column} if label_column is not None else {})
     training = {"train": run.config, "train_seconds": run.train_seconds, "epochs_run": run.epochs}
-    common = {"label_names": task.class_names, "preprocessing": preprocessing, "target": task.target}
+    common = {"label_names": task.class_names, "preprocessing": preprocessing, "target": task.target,
+              # numeric targets: trained on (y − mean) / std, folded back into the output layer (engine/run.py)
+              "target_scale": getattr(run, "target_scale", None)}
     if strategy is None:
         return {
             "source_task": task_record(task, split, test_data, path),

@@ -33,6 +33,18 @@ def _metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task, advan
     return classification_metrics(net, x, y, task.num_classes, advance=advance)
 
 
+def _run_metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task,
+                 advance=None) -> tuple[dict[str, float], list[int] | None]:
+    """Test metrics and, for classes on one process, the predicted class of every test example (for paired
+    per-example statistics in a comparison)."""
+    from .evaluate import _data_parallel, metrics_from_predictions, predict_logits
+
+    if task.is_numeric or _data_parallel() or len(y) == 0:
+        return _metrics(net, x, y, task, advance), None
+    pred = predict_logits(net, x, advance=advance).argmax(1)  # (N,)
+    return metrics_from_predictions(pred, y, task.num_classes), pred.tolist()
+
+
 def _test_metrics(model: TransferModel, task: Task, progress: Progress = False) -> dict[str, float]:
     with progress_steps(f"evaluate {len(task.y_test)} test rows", total=len(task.y_test), progress=progress) as advance:
         return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task, advance)
@@ -81,6 +93,21 @@ def _inputs(model: TransferModel, split: TaskSplit, strategy: Strategy, k: int, 
     return x_tr, x_va, x_te
 
 
+def target_scale(y: torch.Tensor) -> tuple[float, float]:
+    """(mean, std) of numeric training targets; a constant target keeps std 1."""
+    mean, std = float(y.mean()), float(y.std(unbiased=False)) if len(y) > 1 else 0.0
+    return mean, std if std > 1e-12 else 1.0
+
+
+def _fold_target_scale(model: TransferModel, mean: float, std: float) -> None:
+    """The head learned standardised targets; fold y = std·out + mean into its output layer, so the
+    saved model (and predict, evaluate, export) gives values in the target's own units."""
+    with torch.no_grad():
+        out = model.head.out  # (1, width) Linear
+        out.weight.mul_(std)
+        out.bias.mul_(std).add_(mean)
+
+
 def train_run(
     backbone: Backbone,
     split: TaskSplit,
@@ -127,6 +154,9 @@ def train_run(
         model.head.load_state_dict(initial_head)
     strategy.prepare(model)
     y_tr, y_va, y_te = _labels(split.y_train), _labels(split.y_val), _labels(split.y_test)
+    scale = target_scale(y_tr) if split.task.is_numeric else None
+    if scale is not None:  # numeric targets train standardised: a network starts near 0, not near the targets
+        y_tr, y_va = (y_tr - scale[0]) / scale[1], (y_va - scale[0]) / scale[1]
     phase_seconds = 0.0
     if strategy.tunes_backbone_before_fit:
         start = time.perf_counter()
@@ -156,7 +186,14 @@ def train_run(
         for record in result.history:
             record["elapsed_seconds"] += phase_seconds
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again
+    if scale is not None:
+        _fold_target_scale(model, *scale)
+        result.target_scale = {"mean": scale[0], "std": scale[1]}
+        result.val_value *= scale[1] ** 2  # validation MSE back in the target's units
+        for record in result.history:
+            if "val_mse" in record:
+                record["val_mse"] *= scale[1] ** 2
     net = model if k == 0 else FromBlock(model, k)
     with progress_steps("evaluate test split", total=len(y_te), progress=report if k == 0 else False) as advance:
-        metrics = _metrics(net, x_te, y_te, split.task, advance)
+        metrics, result.test_predictions = _run_metrics(net, x_te, y_te, split.task, advance)
     return model, result, metrics

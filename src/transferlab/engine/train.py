@@ -121,6 +121,8 @@ class RunResult:
     eval_seconds: float = 0.0  # the part of train_seconds spent in validation passes
     trainable_params: int = 0  # parameters the optimiser updated (adapters included, before any merge)
     trained_parameters: list[str] = field(default_factory=list)  # their names (model.named_parameters), sorted
+    test_predictions: list[int] | None = None  # predicted class per test example (set by train_run)
+    target_scale: dict[str, float] | None = None  # numeric targets: the mean and std they trained standardised by
 
     @property
     def val_accuracy(self) -> float:

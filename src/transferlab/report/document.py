@@ -36,16 +36,32 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.8rem;
 """
 
 _HOW_TO_READ = (
-    "Accuracy is test accuracy, averaged over seeds. CI is the 95% Student-t confidence interval over seeds "
-    "(none with a single seed). Each Δ vs scratch is paired by seed: the strategy and scratch trained on the same "
-    "examples and were tested on the same test split, and the CI is over the per-seed differences. The verdict "
-    "is 'helps' when that whole CI is above zero, 'hurts' when it is below, otherwise 'no-difference'. Speed-up "
+    "Each cell's number is the verdict metric named above (accuracy, or balanced accuracy when the test split is "
+    "imbalanced, or the one chosen with --metric), averaged over seeds; accuracy, balanced accuracy, macro-F1 and "
+    "the majority-class rate (the accuracy of always answering the most common class) are shown beside it. "
+    "Intervals count both sources of noise: seeds (which examples were labelled, initialisation) and the finite "
+    "test split (a bootstrap over test examples), and never leave the metric's range. Each Δ vs scratch is paired "
+    "by seed and by test example: the strategy and scratch trained on the same examples and were scored on the "
+    "same test examples. The verdict is 'helps' or 'hurts' when the difference is significant after the stated "
+    "multiple-comparison correction (the interval excludes 0), 'no-difference' when the interval lies within the "
+    "stated margin, and 'inconclusive' otherwise, with an estimate of how many seeds would decide it. Speed-up "
     "is how much sooner, in wall-clock time, the strategy first reached scratch's best validation accuracy "
     "(geometric mean over seeds that got there; 'never reached' when none did). Labels saved per class is how "
-    "many labels per class scratch would need to match this accuracy (interpolated on its learning curve) minus "
-    "the labels this strategy used; negative means the strategy costs labels. The recommendation is the "
-    "cheapest strategy to train whose mean lies within the CI of the best one."
+    "many labels per class scratch would need to match this score (interpolated on its learning curve) minus "
+    "the labels this strategy used; negative means the strategy costs labels. A strategy is recommended only "
+    "from decided verdicts: the cheapest strategy that helps with a mean within the CI of the best one, or, when "
+    "nothing helps and every verdict is decided, the cheapest of scratch and the strategies with no difference."
 )
+
+
+def _analysis_note(summary: Mapping[str, Any]) -> str:
+    a = summary.get("analysis")
+    if not isinstance(a, Mapping):
+        return ""
+    text = (f"Verdicts use {a.get('metric_reason', a.get('metric'))}. Intervals: {a.get('interval_method')}. "
+            f"Multiple comparisons: {a.get('correction_name')}. 'no-difference' means within ±{a.get('margin')}.")
+    notes = " ".join(str(n) for n in a.get("notes") or [])
+    return f'<p class="note">{escape(text + (" " + notes if notes else ""))}</p>'
 
 
 def render_report(
@@ -78,12 +94,16 @@ def render_report(
     parts.append(f'<p class="headline">{escape(head.summary)}</p>')
     if head.warnings:
         parts.append(f'<p class="warning">⚠ Negative transfer: {escape("; ".join(head.warnings))}.</p>')
+    for warning in summary.get("warnings") or []:
+        parts.append(f'<p class="warning">⚠ Below the majority class: {escape(str(warning))}.</p>')
+    parts.append(_analysis_note(summary))
     parts.append("</section>")
 
     parts.append('<section id="figures"><h2>Figures</h2>')
     if cells:
         parts.append(_figure(plots.learning_curve(cells, runs, colors), "Learning curve",
-                             "Test accuracy against labels per class; 'all' sits at the right, off the log scale."))
+                             "The verdict metric on the test split against labels per class; 'all' sits at the "
+                             "right, off the log scale."))
     parts.append(_figure(plots.accuracy_vs_time(cells, colors), "Accuracy vs training time",
                          "Up and to the left is better: more accuracy for less training time.",
                          missing="No training times were recorded."))

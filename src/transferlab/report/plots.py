@@ -67,9 +67,28 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+_RUN_KEYS = {"accuracy": "test_accuracy", "balanced-accuracy": "balanced_accuracy", "macro-f1": "macro_f1"}
+_PAD = 0.01  # a point at exactly 0 or 1 stays visible
+
+
+def _metric(cells: Sequence[Cell]) -> str:
+    """The verdict metric the cells were summarised in (accuracy for summaries that predate the choice)."""
+    names = {str(c.get("metric")) for c in cells if c.get("metric")}
+    return names.pop() if len(names) == 1 else "accuracy"
+
+
+def _clip_to_range(ax: Any) -> None:
+    """A metric lives in [0, 1]: the axis never runs beyond it, whatever an interval or a margin asks."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, -_PAD), min(high, 1 + _PAD))
+
+
 def learning_curve(cells: Sequence[Cell], runs: Sequence[Mapping[str, Any]], colors: Mapping[str, str]) -> str:
-    """Test accuracy vs labels per class: a line and 95% CI band per strategy, faint dots per seed."""
+    """The verdict metric vs labels per class: a line and 95% CI band per strategy, faint dots per seed."""
     from matplotlib.ticker import NullLocator
+
+    metric = _metric(cells)
+    run_key = _RUN_KEYS.get(metric, "test_accuracy")
 
     shots_values = ordered_shots(cells)
     pos, log = shots_positions(shots_values)
@@ -85,7 +104,7 @@ def learning_curve(cells: Sequence[Cell], runs: Sequence[Mapping[str, Any]], col
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         ax.plot(xs, ys, style, marker="o", color=color, label=_text(name), linewidth=2, zorder=3)
         band = [(x, number(c.get("ci_low")), number(c.get("ci_high"))) for x, _, c in pts]
-        band = [b for b in band if b[1] is not None and b[2] is not None]
+        band = [(x, max(lo, 0.0), min(hi, 1.0)) for x, lo, hi in band if lo is not None and hi is not None]
         if len(band) >= 2:
             xs_band, lows, highs = zip(*band)
             ax.fill_between(xs_band, lows, highs, color=color, alpha=0.15, linewidth=0)
@@ -93,7 +112,7 @@ def learning_curve(cells: Sequence[Cell], runs: Sequence[Mapping[str, Any]], col
             x, lo, hi = band[0]
             ax.vlines(x, lo, hi, color=color, alpha=0.5, linewidth=6)
         mine_runs = [r for r in runs if str(r.get("strategy")) == name]
-        seeds = [(pos.get(shots_key(r.get("shots"))), number(r.get("test_accuracy"))) for r in mine_runs]
+        seeds = [(pos.get(shots_key(r.get("shots"))), number(r.get(run_key))) for r in mine_runs]
         seeds = [(x, y) for x, y in seeds if x is not None and y is not None]
         if seeds:
             ax.scatter(*zip(*seeds), color=color, alpha=0.35, s=12, zorder=2, linewidths=0)
@@ -109,9 +128,10 @@ def learning_curve(cells: Sequence[Cell], runs: Sequence[Mapping[str, Any]], col
     if len(ticks) == 1:
         ax.set_xlim(ticks[0] / 2, ticks[0] * 2) if log else ax.set_xlim(0, 2)
     ax.set_xlabel("labels per class")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(f"test {metric}")
     ax.set_title("Learning curve (mean over seeds, shaded: 95% CI)")
     ax.grid(True, alpha=0.3)
+    _clip_to_range(ax)
     ax.legend(loc="best", fontsize="small")
     return to_base64_png(fig)
 
@@ -137,7 +157,8 @@ def accuracy_vs_time(cells: Sequence[Cell], colors: Mapping[str, str]) -> str | 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # '10', not '10^1'
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("mean training time per run (s, log scale)")
-    ax.set_ylabel("mean test accuracy")
+    ax.set_ylabel(f"mean test {_metric(cells)}")
+    _clip_to_range(ax)
     ax.set_title("Accuracy vs training time (one point per strategy and label budget)")
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(loc="best", fontsize="small")

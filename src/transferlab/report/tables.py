@@ -11,8 +11,9 @@ from .cells import Cell, is_baseline, number, shots_int, shots_key, shots_label,
 from .verdict import shots_heading
 
 _CELL_COLUMNS = (
-    "strategy", "shots", "seeds", "accuracy mean [95% CI]", "macro-F1 [95% CI]", "Δ vs scratch [95% CI]",
-    "verdict", "train s", "trainable / total params", "train FLOPs", "speed-up", "labels saved / class",
+    "strategy", "shots", "seeds", "{metric} mean [95% CI]", "Δ vs scratch [interval]", "verdict", "accuracy",
+    "balanced accuracy", "macro-F1 [95% CI]", "majority class", "train s", "trainable / total params", "train FLOPs",
+    "speed-up", "labels saved / class",
 )
 
 
@@ -26,8 +27,18 @@ def _table(header: Sequence[str], rows: Sequence[str], cls: str) -> str:
     return f'<table class="{cls}"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _verdict_text(c: Cell) -> str:
+    verdict = str(c.get("verdict") or fmt.MISSING)
+    needed = number(c.get("seeds_needed"))
+    if verdict == "inconclusive":
+        verdict += f" (about {needed:.0f} seeds would decide)" if needed is not None else " (more seeds alone may not decide: the test split's own noise is too large)"
+    return verdict
+
+
 def cell_table(cells: Sequence[Cell]) -> str:
     """Every (strategy, shots) cell with its numbers; verdict cells coloured by class."""
+    metrics = {str(c.get("metric")) for c in cells if c.get("metric")}
+    metric = metrics.pop() if len(metrics) == 1 else "accuracy"
     rows = []
     for c in sorted(cells, key=lambda c: (shots_key(c["shots"]), not is_baseline(c), str(c["strategy"]))):
         verdict = str(c.get("verdict") or fmt.MISSING)
@@ -40,10 +51,13 @@ def cell_table(cells: Sequence[Cell]) -> str:
             escape(shots_label(c["shots"])),
             escape(str(c.get("n_seeds", fmt.MISSING))),
             escape(fmt.with_ci(c.get("mean"), c.get("ci_low"), c.get("ci_high"))),
-            escape(fmt.with_ci(c.get("macro_f1_mean"), c.get("macro_f1_ci_low"), c.get("macro_f1_ci_high"))),
             escape(fmt.MISSING if is_baseline(c) else fmt.with_ci(
                 c.get("delta_vs_scratch"), c.get("delta_ci_low"), c.get("delta_ci_high"), sign=True)),
-            f'<span class="verdict {css}">{escape(verdict)}</span>' + escape(verdict_label(c)[len(verdict):]),
+            f'<span class="verdict {css}">{escape(_verdict_text(c))}</span>' + escape(verdict_label(c)[len(verdict):]),
+            escape(fmt.plain(c.get("accuracy_mean", c.get("mean") if metric == "accuracy" else None))),
+            escape(fmt.plain(c.get("balanced_accuracy"))),
+            escape(fmt.with_ci(c.get("macro_f1_mean"), c.get("macro_f1_ci_low"), c.get("macro_f1_ci_high"))),
+            escape(fmt.plain(c.get("majority_rate"))) + (" ⚠ below" if c.get("below_majority") else ""),
             escape(fmt.seconds(c.get("train_seconds_mean"))),
             escape(params),
             escape(fmt.si(c.get("train_flops_mean"), "FLOP")),
@@ -51,7 +65,7 @@ def cell_table(cells: Sequence[Cell]) -> str:
             saved,
         ]
         rows.append(f'<tr class="row-{css}">' + "".join(f"<td>{v}</td>" for v in values) + "</tr>")
-    return _table(_CELL_COLUMNS, rows, "cells")
+    return _table([h.format(metric=metric) for h in _CELL_COLUMNS], rows, "cells")
 
 
 def _labels_saved(c: Cell) -> str:
@@ -84,10 +98,12 @@ def recommendation_table(recommendation: Mapping[str, Any]) -> str:
             escape(shots_heading(key)),
             escape(str(rec.get("best", fmt.MISSING))),
             escape(fmt.plain(rec.get("best_mean"))),
-            f"<strong>{escape(str(rec.get('cheapest_within_ci', fmt.MISSING)))}</strong>",
+            # nothing is recommended in bold from an inconclusive comparison
+            f"<strong>{escape(str(rec.get('cheapest_within_ci', fmt.MISSING)))}</strong>" if rec.get("decided", True)
+            else f"none yet (inconclusive; {escape(str(rec.get('best', fmt.MISSING)))} leads)",
             escape(str(rec.get("reason", ""))),
         ]))
-    header = ("label budget", "best", "best accuracy", "cheapest within its CI (use this)", "why")
+    header = ("label budget", "best", "best mean", "cheapest within its CI (use this)", "why")
     return _table(header, rows, "recommendation")
 
 

@@ -34,7 +34,8 @@ def budget_phrase(shots_values: Sequence[Any]) -> str:
 
 
 def headline(cells: Sequence[Cell]) -> Headline:
-    """Per label budget, the best strategy against scratch; every `hurts` cell as a warning."""
+    """Per label budget, the best strategy against scratch, in the verdict words of summary.json
+    (helps, no-difference, inconclusive, hurts); every `hurts` cell as a warning."""
     transfer = [c for c in cells if not is_baseline(c)]
     if not transfer:
         return Headline("Only the scratch baseline was run: there is no transfer strategy to compare.", [])
@@ -42,6 +43,8 @@ def headline(cells: Sequence[Cell]) -> Headline:
     helps: list[tuple[Any, Cell]] = []
     hurts_all: list[Any] = []
     neutral: list[Any] = []
+    undecided: list[Any] = []
+    needed: list[int] = []
     for shots in ordered_shots(transfer):
         here = cells_at(transfer, shots)
         winners = [c for c in here if c.get("verdict") == "helps"]
@@ -49,6 +52,9 @@ def headline(cells: Sequence[Cell]) -> Headline:
             helps.append((shots, max(winners, key=lambda c: number(_delta(c)) or 0.0)))
         elif all(c.get("verdict") == "hurts" for c in here):
             hurts_all.append(shots)
+        elif any(c.get("verdict") == "inconclusive" for c in here):
+            undecided.append(shots)
+            needed += [int(n) for c in here if (n := number(c.get("seeds_needed"))) is not None]
         else:
             neutral.append(shots)
 
@@ -64,7 +70,10 @@ def headline(cells: Sequence[Cell]) -> Headline:
             detail = ", ".join(f"{d} over {_against(c)} for {c['strategy']}" for d, (_, c) in zip(deltas, helps))
         sentences.append(f"Transfer helps {budgets} ({detail})")
     if neutral:
-        sentences.append(f"no difference {budget_phrase(neutral)}")
+        sentences.append(f"no-difference {budget_phrase(neutral)}")
+    if undecided:
+        more = f": about {max(needed)} seeds would decide it" if needed else ""
+        sentences.append(f"inconclusive {budget_phrase(undecided)}{more}")
     if hurts_all:
         sentences.append(f"every strategy hurts {budget_phrase(hurts_all)}")
     text = "; ".join(sentences)

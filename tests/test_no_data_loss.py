@@ -363,7 +363,7 @@ def test_sigkill_during_overwrite_keeps_the_old_model_and_resume_works(world, tm
     (tmp_path / "beside.txt").write_text("next to --out")
     before = snapshot(real)
     env = dict(os.environ, TRANSFERLAB_THREADS="1")
-    args = ["finetune", world["src"], "--data", world["data"], "--strategy", "full", "--epochs", "400",
+    args = ["finetune", world["src"], "--data", world["data"], "--strategy", "full", "--epochs", "60",
             "--batch-size", "4", "--checkpoint-every", "5", "--out", out, "--overwrite", "-q"]
     checkpoint = tmp_path / f".{real.name}.run" / "checkpoint.pt"  # run-private, beside --out
     proc = subprocess.Popen(_cmd(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -372,7 +372,7 @@ def test_sigkill_during_overwrite_keeps_the_old_model_and_resume_works(world, tm
     assert (tmp_path / "beside.txt").read_text() == "next to --out"
     assert out.is_symlink() == linked
     one_line_error(cli(*args[:-2]), "has an unfinished run", "pass --resume to continue it")  # neither flag
-    resumed = subprocess.run(_cmd(*args, "--resume", "--epochs", "400"), env=env, capture_output=True, text=True,
+    resumed = subprocess.run(_cmd(*args, "--resume"), env=env, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert not checkpoint.parent.exists() and "checkpoint.pt" not in os.listdir(real)

@@ -305,10 +305,18 @@ def test_compare_report_shows_what_transferred_in_the_saved_models(models, tmp_p
     result, note = what_transferred(tmp_path / "cmp", stored, {})
     assert result is None and f"not the {'0' * 64} this comparison was run from" in note
     saved = tmp_path / "cmp" / "models" / "partial-5shot"
-    with pytest.raises(ConfigError, match="does not record the pretrained model it was fine-tuned from; pass --pretrained"):
-        explain(saved, examples=0)
+    # compare's saved models carry the same provenance record as finetune's (pretrained_from included)
+    assert json.loads((saved / "config.json").read_text())["pretrained_from"]["path"] == str(models["cnn"])
     with pytest.raises(ConfigError, match="records no target data file; pass --data"):
-        explain(saved, pretrained=models["cnn"], examples=0)
+        explain(saved, examples=0)
+    assert explain(saved, data="digits", examples=0).drift["conv1"] == 0.0
+    older = tmp_path / "older"  # a folder that does not record where it came from (written before it was recorded)
+    shutil.copytree(saved, older)
+    config = json.loads((older / "config.json").read_text())
+    del config["pretrained_from"]
+    (older / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="does not record the pretrained model it was fine-tuned from; pass --pretrained"):
+        explain(older, data="digits", examples=0)
     assert explain(saved, pretrained=models["cnn"], data="digits", examples=0).drift["conv1"] == 0.0
     run_comparison(cfg, tmp_path / "plain")
     assert "run compare with --save-models" in (tmp_path / "plain" / "report.html").read_text()

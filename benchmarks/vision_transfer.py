@@ -4,9 +4,10 @@ Parts (`--parts`, comma-separated; each prints a markdown table):
 - `sizes`: the accuracy/time trade-off of the input resolution: frozen-feature extraction images/s and a
   linear probe at 10 labels/class (cached features) at `--sizes` (default 64, 96, 128).
 - `grid`: `compare` on Fashion-MNIST at `--image-size` (default 64): efficientnet-lite0 with linear-probe,
-  partial (stem…stage6 frozen and cached; stage7 and the head conv train) and scratch (the same network
-  from random weights) — and full fine-tuning at 10 labels/class — against a `cnn` pretrained on MNIST-5k
-  (every strategy, scratch included), at 1, 5, 10, 50 labels/class.
+  partial-7 (stem…stage6 frozen and cached; stage7 and the head conv train) and scratch (the same network
+  from random weights, a fixed `--uncached-epochs` budget).
+- `cnn`: `compare` from a `cnn` pretrained on MNIST-5k (linear-probe, partial, full, lp-ft, scratch).
+- `summary`: both grids again (finished runs are read back, not rerun) and the issue's goals at 10 labels/class.
 - `large`: 1,000 labels/class, linear-probe and partial from efficientnet-lite0.
 - `speed`: images/s of frozen feature extraction (transferlab's cache vs a plain eager loop) and of one
   fine-tuning step (transferlab's `fit` vs a plain eager loop), same model and batch, same process,
@@ -316,7 +317,6 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,96,128")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--full-seeds", type=int, default=0, help="seeds of the full fine-tuning comparison (0: skip)")
     parser.add_argument("--large-seeds", type=int, default=1)
     parser.add_argument("--large-strategies", default="linear-probe", help="of linear-probe, partial-7")
     parser.add_argument("--shots", default="1,5,10", help="label budgets of the efficientnet-lite0 grid")

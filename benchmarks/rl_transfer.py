@@ -90,7 +90,7 @@ def main() -> int:
                     "threshold_step_fraction", "threshold", "train_seconds_mean")}})
     minutes = (time.perf_counter() - start) / 60
     print_table(rows)
-    goals = check_goals(rows)
+    goals = check_goals(rows, args.seeds)
     print()
     for line in goals:
         print(line)
@@ -135,7 +135,7 @@ def summarize_only(args: argparse.Namespace) -> int:
     print("; ".join(counts))
     print_table(rows)
     print()
-    for line in check_goals(rows):
+    for line in check_goals(rows, args.seeds):
         print(line)
     print(f"\nCPU time of the finished runs (those that record it): {cpu / 60:.1f} min; the whole benchmark at the "
           f"measured CPU time per run: {estimate / 60:.1f} min → ≈ {estimate / 120:.1f} min on 2 idle cores with --jobs 2")
@@ -161,12 +161,12 @@ def print_table(rows: list[dict]) -> None:
               f"| {ttt} |")
 
 
-def check_goals(rows: list[dict]) -> list[str]:
+def check_goals(rows: list[dict], seeds_wanted: int) -> list[str]:
     lines = []
     for (pair, algo) in sorted({(r["pair"], r["algo"]) for r in rows}):
         cells = [r for r in rows if r["pair"] == pair and r["algo"] == algo and r["verdict"] != "baseline"]
         seeds = [r["n_seeds"] for r in rows if r["pair"] == pair and r["algo"] == algo]
-        if min(seeds) < max(seeds) or len(cells) < len(STRATEGIES):
+        if min(seeds) < seeds_wanted or len(cells) < len(STRATEGIES):
             lines.append(f"INCOMPLETE: {pair} {algo}: {min(seeds)}–{max(seeds)} seeds per strategy so far")
             continue
         if pair.startswith("helps"):

@@ -44,8 +44,11 @@ def text_model(tmp_path_factory, tiny_bert_path):
     _write_texts(root / "test.csv", 4, 1)
     from transferlab.engine import TrainConfig
 
-    finetune(f"hf:{tiny_bert_path}", str(root / "train.csv"), test_data=str(root / "test.csv"), strategy="add-layers",
-             strategy_options={"hidden": [16]}, out=root / "model", train=TrainConfig(epochs=2), progress=False)
+    with pytest.MonkeyPatch.context() as mp:  # a store of its own (module scope: the per-test store is not set yet)
+        mp.setenv("TRANSFERLAB_HOME", str(root / "store"))
+        finetune(f"hf:{tiny_bert_path}", str(root / "train.csv"), test_data=str(root / "test.csv"),
+                 strategy="add-layers", strategy_options={"hidden": [16]}, out=root / "model",
+                 train=TrainConfig(epochs=2), progress=False)
     return root / "model"
 
 

@@ -418,7 +418,7 @@ def finetune(
                 info["adaptation"] = adaptation.record(strat)
             if source.input_spec.any_size:  # a model that resizes its own inputs records the shape it was given
                 info["preprocessing"]["input_shape"] = list(task.input_spec.shape)
-                save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
+            save_model_folder(out, backbone=model.backbone, head=model.head, head_spec=model.head_spec, info=info, overwrite=overwrite)
             _end_run(checkpoint)
         _log_result(tracker, run, metrics, out if session.is_main else None)
     return FinetuneResult(

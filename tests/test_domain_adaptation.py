@@ -88,16 +88,16 @@ def test_few_labels_combine_with_the_unlabeled_pool(domains, strategy):
 
 def test_the_test_split_is_never_read(domains, monkeypatch):
     """The target's test images are NaN: any training step that read one would diverge (TrainingDiverged)."""
-    import transferlab.api as api_module
+    from transferlab.data.options import DataOptions
 
-    real_load_task = api_module.load_task
+    real_load = DataOptions.load
 
-    def poisoned(*args, **kwargs):
-        task = real_load_task(*args, **kwargs)
+    def poisoned(self, *args, **kwargs):
+        task = real_load(self, *args, **kwargs)
         task.x_test = np.full_like(task.x_test, np.nan)
         return task
 
-    monkeypatch.setattr(api_module, "load_task", poisoned)
+    monkeypatch.setattr(DataOptions, "load", poisoned)
     for strategy in DA:
         r = finetune(str(domains["model"]), str(domains["target"]), strategy=strategy, shots=0, unlabeled_data="train",
                      train=TrainConfig(epochs=1, batch_size=16, threads=1))

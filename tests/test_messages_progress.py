@@ -64,7 +64,7 @@ def test_ctrl_c_without_out_and_in_compare(monkeypatch, tmp_path):
     monkeypatch.setattr(api, "finetune", _interrupt)
     res = runner.invoke(app, ["finetune", "models/src", "--data", "digits"])
     assert res.exit_code == 130 and "nothing was saved" in res.stderr and "--out DIR" in res.stderr
-    import transferlab.compare.cli_support as support
+    import transferlab.cli_compare as support
 
     monkeypatch.setattr(support, "compare_from_cli", _interrupt)
     args = ["compare", "models/src", "--data", "digits", "--out", str(tmp_path / "cmp"), "--seeds", "2"]
@@ -86,16 +86,18 @@ def test_finetune_without_out_says_nothing_was_saved(image_models):
 
 
 def test_wrong_text_column_lists_the_columns(tmp_path):
+    from transferlab.data import load_task
+
     path = tmp_path / "sms.csv"
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows([["message", "label"], ["free entry now", "spam"], ["see you soon", "ham"]])
     with pytest.raises(DataError, match=r"no text column 'text_body' \(--text-column\); columns found: 'message', "
                                         r"'label'.*--text-column NAME"):
-        api.load_task(str(path), text_column="text_body")
+        load_task(str(path), text_column="text_body")
     # the default column is absent: the file is read as numeric features, and the error lists the columns
     with pytest.raises(DataError, match=r"column 'message' is 'free entry now', not a number.*columns found: "
                                         r"message, label.*--text-column message"):
-        api.load_task(str(path))
+        load_task(str(path))
     from transferlab.data import load_inputs
 
     with pytest.raises(DataError, match=r"columns found: 'message', 'label'"):

@@ -94,7 +94,11 @@ def test_every_strategy_option_reaches_the_comparison_grid(option, monkeypatch):
 
 @pytest.mark.parametrize("option", BACKBONE_OPTIONS, ids=lambda o: f"{o.owner}.{o.name}")
 def test_every_backbone_option_reaches_pretrain(option, monkeypatch):
+    from transferlab.cli_options import RESERVED
+
     words, value = _sample(option)
+    if words[0] in RESERVED["backbone"]:  # pretrain has a flag of that name (--image-size): the qualified one is the option's
+        words[0] = option.qualified_flag
     seen = _capture(monkeypatch, transferlab.api, "pretrain")
     _invoke(["pretrain", "--data", "d", "--backbone", option.owner, *words])
     assert seen["backbone"] == option.owner and seen["backbone_config"] == {option.name: value}
@@ -115,7 +119,10 @@ def test_what_the_listings_show_is_what_the_parsers_accept(kind, listing, comman
     fields = [f for r in rows for f in (r["options"] if kind == "strategy" else r["fields"])]
     listed = {flag for f in fields for flag in f["flags"]}
     assert len(fields) == len(plugin_options(kind)) and all(f["type"] and f["help"] for f in fields)
-    generated = {o.flag for o in plugin_options(kind)} | {o.qualified_flag for o in plugin_options(kind)}
+    from transferlab.cli_options import RESERVED
+
+    # a plain flag a command already has for itself (--image-size) is not the option's: its qualified flag is
+    generated = ({o.flag for o in plugin_options(kind)} - RESERVED[kind]) | {o.qualified_flag for o in plugin_options(kind)}
     for command in commands:
         accepted = _parser_flags(command)
         assert listed <= accepted

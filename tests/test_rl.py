@@ -404,15 +404,17 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch, alg
         _kill_after_checkpoints(m, 2)
         with pytest.raises(_Killed):
             pretrain_agent("CartPole-v1", out=tmp_path / "killed", **run)
-    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == ["checkpoint.pt"]
+    # the checkpoint lives beside --out in the run-private folder; a killed first run leaves no --out
+    assert not (tmp_path / "killed").exists()
+    assert sorted(p.name for p in (tmp_path / ".killed.run").iterdir()) == ["checkpoint.pt"]
     with pytest.raises(ConfigError, match=r"holds an unfinished run \(checkpoint.pt\); pass --resume"):
         pretrain_agent("CartPole-v1", out=tmp_path / "killed", **run)
     with pytest.raises(ConfigError, match=r"checkpoint in .* is of a different run \(seed: 3 → 4\)"):
         pretrain_agent("CartPole-v1", out=tmp_path / "killed", resume=True, **{**run, "seed": 4})
-    shutil.copytree(tmp_path / "killed", tmp_path / "killed-copy")
+    shutil.copytree(tmp_path / ".killed.run", tmp_path / ".killed-copy.run")
     resumed = pretrain_agent("CartPole-v1", out=tmp_path / "killed", resume=True, **run)
     again = pretrain_agent("CartPole-v1", out=tmp_path / "killed-copy", resume=True, **run)
-    assert not (tmp_path / "killed" / "checkpoint.pt").exists()
+    assert not (tmp_path / "killed" / "checkpoint.pt").exists() and not (tmp_path / ".killed.run").exists()
     # the curve up to the checkpoint (step 512) is the uninterrupted run's; the resume itself is deterministic
     assert [p["return"] for p in resumed.curve[:3]] == [p["return"] for p in whole.curve[:3]]
     assert resumed.curve == again.curve and len(resumed.curve) == 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -11,8 +10,8 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from .cli_errors import _command_line, _friendly, _interrupted_message  # noqa: F401  (their home: cli_errors.py)
 from .cli_options import GivenFlags, with_plugin_flags
-from .errors import TransferlabError
 from .rl.dispatch import TaskKindGroup
 
 app = typer.Typer(
@@ -32,49 +31,6 @@ def _global_options(
 ) -> None:
     if debug:
         os.environ["TRANSFERLAB_DEBUG"] = "1"
-
-
-def _friendly(fn: Callable) -> Callable:
-    """Print a user's error as one line on stderr (exit 2) instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TransferlabError as err:
-            from .failures import debug_enabled, flat
-
-            if debug_enabled():
-                import traceback
-
-                traceback.print_exc()
-            rank = os.environ.get("RANK", "0")  # a process of a data-parallel run other than rank 0 says which
-            typer.echo(f"error: {flat(str(err))}" if rank == "0" else f"error (rank {rank}): {flat(str(err))}", err=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.echo(_interrupted_message(kwargs.get("ctx")), err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def _interrupted_message(ctx: typer.Context | None) -> str:
-    """What Ctrl-C leaves and the exact command that continues it (pretrain/finetune: with --resume)."""
-    import shlex
-
-    name = ctx.info_name if ctx is not None else None
-    if name not in ("pretrain", "finetune", "compare"):
-        return "interrupted"
-    argv = ["transferlab", *_command_line(ctx)]
-    if name == "compare":
-        return f"interrupted; finished runs are kept in --out. Continue with the same command: {shlex.join(argv)}"
-    out = ctx.params.get("out")
-    if out is None:
-        return ("interrupted; nothing was saved (finetune without --out keeps no checkpoint). Run with --out DIR "
-                "to save the model and be able to resume with --resume")
-    if "--resume" not in argv:
-        argv.append("--resume")
-    return f"interrupted; the last checkpoint is in {out}. Continue with: {shlex.join(argv)}"
 
 
 def _emit(obj: Any) -> None:
@@ -125,29 +81,6 @@ def is_main_process() -> bool:
     from .engine.distributed import is_main_process as main
 
     return main()
-
-
-def _command_line(ctx: typer.Context) -> list[str]:
-    """The command and the options given on the command line, rebuilt from the parsed parameters."""
-    argv = [ctx.info_name or ""]
-    for param in ctx.command.params:
-        if param.name == "nproc":  # the workers know from torchrun; torchrun's own parser would take it as --nproc-per-node
-            continue
-        value = ctx.params.get(param.name)
-        if param.param_type_name == "argument":
-            argv.append(str(value))
-            continue
-        source = ctx.get_parameter_source(param.name)
-        if source is None or source.name == "DEFAULT" or value is None:
-            continue
-        if getattr(param, "is_flag", False):
-            if value:
-                argv.append(param.opts[0])
-            elif param.secondary_opts:
-                argv.append(param.secondary_opts[0])
-        else:
-            argv += [param.opts[0], str(value)]
-    return argv
 
 
 def _launched_in_processes(ctx: typer.Context, nproc: int, batch_size: int) -> bool:

@@ -250,6 +250,7 @@ def export(
         >>> r.parity_max_abs_diff < 1e-4  # doctest: +SKIP
         True
     """
+    # long: the public signature and docstring name every option; the body checks the model once, then dispatches onnx or hf
     from .api import load
     from .artifacts.files import atomic_write
 

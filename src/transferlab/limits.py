@@ -65,13 +65,13 @@ def check_limit(name: str, value: int, *, what: str, fix: str = "", error: type[
     Example:
         >>> check_limit("image_size", 100000, what="--image-size 100000")
         Traceback (most recent call last):
-        DataError: --image-size 100000 is above the limit of 4,096 pixels per side ...
+        transferlab.errors.DataError: --image-size 100000 is above the limit of 4,096 pixels per side ...
     """
     bound = limit(name)
     if value > bound:
         spec = LIMITS[name]
-        fix = f"{fix}, or" if fix else ""
-        raise error(f"{what} is above the limit of {bound:,} {spec.counts} (asked for {value:,}); {fix} raise the "
+        fix = f"{fix}, or " if fix else ""
+        raise error(f"{what} is above the limit of {bound:,} {spec.counts} (asked for {value:,}); {fix}raise the "
                     f"limit with the environment setting {spec.env}=N if this is intended")
 
 

@@ -152,8 +152,8 @@ def hscore(features: np.ndarray, labels: np.ndarray, *, shrinkage: bool = True) 
     of Bao et al. with a pseudo-inverse. Covariances are population ones (divided by N).
 
     Example:
-        >>> f = np.random.default_rng(0).normal(size=(200, 4)); y = (f[:, 0] > 0).astype(int)
-        >>> hscore(f, y) > hscore(f[:, 1:], y)
+        >>> f = np.random.default_rng(0).normal(size=(200, 4)) * [1, 2, 3, 4]; y = (f[:, 0] > 0).astype(int)
+        >>> hscore(f, y) > hscore(f[:, 1:], y)  # (isotropic features would shrink fully: α = 1, score 0)
         True
     """
     f, y = _check(features, labels, "H-score")

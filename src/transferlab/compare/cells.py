@@ -111,6 +111,7 @@ class CellRunner:
                 "total_params": sum(p.numel() for p in self.source.backbone.parameters()), "history": []}
 
     def _run(self, cell: Cell) -> dict[str, Any]:
+        # long: one cell end to end (reference cells, strategy, train, checkpoint, saved model, run record), read top to bottom
         from ..engine.provenance import model_record
         from ..engine.run import train_run
         from ..artifacts import save_model_folder

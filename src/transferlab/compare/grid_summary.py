@@ -11,7 +11,7 @@ import numpy as np
 from . import metrics
 from .intervals import CORRECTION_NAMES
 from .reference import SOURCE_ONLY
-from .statistics import _mean_of, _num, labels_saved, scratch_accuracy_speedup
+from .speedups import _mean_of, _num, labels_saved, scratch_accuracy_speedup
 from .verdicts import Analysis, Comparison, _arm, decide, interval_method, mean_estimate, prepare
 
 

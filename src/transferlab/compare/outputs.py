@@ -86,7 +86,7 @@ def rebuild(out: str | Path) -> dict[str, Any]:
         >>> rebuild("cmp")["recommendation"]  # doctest: +SKIP
     """
     from ..errors import ConfigError
-    from .grid import claim_folder
+    from .folder import claim_folder
     from .run_store import STORE, RunStore
 
     out = Path(out)

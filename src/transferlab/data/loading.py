@@ -63,7 +63,7 @@ def load_task(
     Example:
         >>> task = load_task("digits", classes="0-4", image_size=28, image_margin=4)
         >>> task.input_spec, task.class_names
-        (InputSpec(kind='image', shape=(1, 28, 28)), ['0', '1', '2', '3', '4'])
+        (InputSpec(kind='image', shape=(1, 28, 28), any_size=False), ['0', '1', '2', '3', '4'])
         >>> load_task("trec/train.csv", test_data="trec/test.csv").input_spec  # doctest: +SKIP
         InputSpec(kind='text', shape=())
     """

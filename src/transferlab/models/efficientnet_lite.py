@@ -23,7 +23,7 @@ converted from the TensorFlow checkpoint); `imagenet_state` renames its tensors 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -189,8 +189,9 @@ def check_resolution(size: int) -> None:
 class EfficientNetLiteConfig:
     """`image_size`: the side the network runs at; `crop`: the centre fraction kept before resizing."""
 
-    image_size: int = RESOLUTION
-    crop: float = CROP
+    image_size: int = field(default=RESOLUTION, metadata={
+        "help": "the side in pixels the network runs at (inputs of any size are centre-cropped and resized to it)"})
+    crop: float = field(default=CROP, metadata={"help": "the centre fraction of the shorter side kept before resizing"})
 
     def __post_init__(self) -> None:
         check_resolution(self.image_size)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +240,8 @@ def _child(model: nn.Module, *paths: str) -> nn.Module | None:
 class HFVisionConfig:
     """A local Hugging Face vision model folder (`--backbone hf:/path`)."""
 
-    path: str | None = None
+    path: str | None = field(default=None, metadata={
+        "help": "a local Hugging Face vision model folder (config.json, weights, preprocessor_config.json)"})
 
 
 def build_hf_vision(path: Path) -> HFVisionBackbone:

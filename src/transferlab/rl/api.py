@@ -91,7 +91,7 @@ def pretrain_agent(
 ) -> AgentResult:
     """Train an agent on a source environment and save it as a pretrained model folder.
 
-    With `out`, a checkpoint is kept in the folder while the run trains (every `checkpoint_every` steps,
+    With `out`, a checkpoint is kept beside it (in `.NAME.run`) while the run trains (every `checkpoint_every` steps,
     default: each evaluation interval); `resume=True` continues a killed run from it (rl/checkpoint.py).
 
     Example:
@@ -123,6 +123,7 @@ def pretrain_agent(
 
         result.out = save_agent_folder(Path(out), model, kind="pretrained", algo=alg, algo_options=options,
                                        network=net, env=spec, result=result, overwrite=overwrite)
+        _end_run(checkpoint)
     return result
 
 
@@ -159,6 +160,7 @@ def finetune_agent(
         ...                    strategy="partial", strategy_options={"freeze": 1}, steps=10_000)  # doctest: +SKIP
         >>> r.metrics["jumpstart"], r.metrics["auc"]  # doctest: +SKIP
     """
+    # long: the public signature and docstring name every option; the body is one sequence: load, adapt, train, evaluate, save
     from ..strategies import create_strategy
     from .agent import adapt, algorithm, build_agent, resolve_algo_options, trainable_parameters
     from .folder import load_agent_folder
@@ -217,33 +219,75 @@ def finetune_agent(
 
         result.out = save_agent_folder(Path(out), model, kind="finetuned", algo=alg, algo_options=options,
                                        network=rl["network"], env=spec, result=result, overwrite=overwrite, source=src)
+        _end_run(checkpoint)
     return result
 
 
 def _run_state(out: str | Path | None, identity: dict[str, Any], steps: int, points: int, every: int | None,
                resume: bool, overwrite: bool) -> tuple[Any, dict[str, Any] | None]:
-    """Checkpointing for a run saved to `out`, and the checkpoint to resume from (refusals before any training)."""
-    from ..artifacts.model_folder import CONFIG, check_writable
+    """Checkpointing for a run saved to `out`, and the checkpoint to resume from (refusals before any training).
+
+    The checkpoint lives beside --out in the run-private folder `.NAME.run` (artifacts/model_folder.run_dir),
+    never inside --out: a killed first run leaves no half-made --out, and a killed --overwrite run leaves the
+    old model as it was. A checkpoint an older transferlab left inside --out is moved there on --resume.
+    """
+    import os
+
+    from ..artifacts.model_folder import CONFIG, check_writable, run_dir, writable_model_path
     from .checkpoint import CHECKPOINT, load_checkpoint
     from .run import Checkpointing, check_budget
 
     check_budget(steps, points)
     if out is None:
         if resume:
-            raise ConfigError("--resume needs --out: the checkpoint lives in the run's --out folder")
+            raise ConfigError("--resume needs --out: the checkpoint lives beside the run's --out folder")
         return None, None
-    out = Path(out)
     if every is not None and every < 1:
         raise ConfigError(f"--checkpoint-every must be a whole number ≥ 1 (environment steps); got {every}")
-    payload = None
-    if resume:
-        payload = load_checkpoint(out, identity)
-    else:
-        if (out / CHECKPOINT).is_file() and not (out / CONFIG).is_file() and not overwrite:
+    out = writable_model_path(out)
+    folder = run_dir(out)
+    checkpoint = folder / CHECKPOINT
+    legacy = out / CHECKPOINT  # an older transferlab kept an unfinished run's checkpoint inside --out
+    if legacy.is_file() and not (out / CONFIG).is_file():
+        if not resume and not overwrite:
             raise ConfigError(f"{out} holds an unfinished run ({CHECKPOINT}); pass --resume to continue it, or "
                               "--overwrite to start anew")
-        check_writable(out, overwrite=overwrite)  # refused before training, not after
-    return Checkpointing(out, identity, every or max(1, steps // points)), payload
+        if resume and not checkpoint.is_file():
+            folder.mkdir(exist_ok=True)
+            os.replace(legacy, checkpoint)
+        else:
+            legacy.unlink()
+        if not any(out.iterdir()):
+            out.rmdir()
+    payload = None
+    if resume:
+        if not checkpoint.is_file() and (out / CONFIG).is_file():
+            raise ConfigError(f"--resume: {out} holds a finished model; there is nothing to resume (no unfinished "
+                              f"run is saved beside it at {checkpoint}) — drop --resume")
+        payload = load_checkpoint(folder, identity)
+    elif checkpoint.is_file():
+        if not overwrite:
+            raise ConfigError(f"{out} holds an unfinished run ({CHECKPOINT}); pass --resume to continue it, or "
+                              f"--overwrite to start anew (its checkpoint is kept beside it in {folder})")
+        checkpoint.unlink()
+    check_writable(out, overwrite=overwrite)  # refused before training, not after
+    return Checkpointing(folder, identity, every or max(1, steps // points)), payload
+
+
+def _end_run(checkpoint: Any) -> None:
+    """The model is saved: remove the run's checkpoint and its run-private folder."""
+    from ..artifacts.files import remove_stale
+    from .checkpoint import CHECKPOINT
+
+    if checkpoint is None:
+        return
+    path = Path(checkpoint.folder) / CHECKPOINT
+    path.unlink(missing_ok=True)
+    remove_stale(path)  # temporary checkpoint files of killed writers
+    try:
+        path.parent.rmdir()
+    except OSError:  # not empty (a live writer's file) or already gone
+        pass
 
 
 def _threads(threads: int | None) -> None:

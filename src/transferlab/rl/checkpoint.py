@@ -1,6 +1,7 @@
 """Checkpoints of an RL run: continue a killed `pretrain/finetune --env --out DIR` with `--resume`.
 
-A checkpoint is written into the run's `--out` folder (`checkpoint.pt`, atomically) at the start of a
+A checkpoint is written beside the run's `--out`, in its run-private folder `.NAME.run/checkpoint.pt`
+(artifacts/model_folder.run_dir; atomically, removed with the folder once the model is saved) at the start of a
 rollout, every `checkpoint_every` environment steps. It holds everything the learner owns: the network
 (adapters included), the optimiser, SB3's counters (steps, updates, DQN's target-update clock and
 exploration rate), DQN's replay buffer, the episode statistics, the learning curve so far, and every RNG
@@ -73,7 +74,8 @@ def load_checkpoint(folder: Path, identity: dict[str, Any]) -> dict[str, Any]:
     """Read `folder/checkpoint.pt` (tensors and plain containers only) and check it belongs to this run."""
     path = folder / CHECKPOINT
     if not path.is_file():
-        raise ConfigError(f"--resume: {folder} holds no RL checkpoint ({CHECKPOINT}); run without --resume to start")
+        raise ConfigError(f"--resume: {folder} holds no RL checkpoint ({CHECKPOINT}); run without --resume to start "
+                          "(a run keeps its checkpoint beside --out, in this folder)")
     try:
         payload = torch.load(path, weights_only=True)
     except Exception as err:  # noqa: BLE001  (a truncated or foreign file)

@@ -32,7 +32,7 @@ Rank = Annotated[Optional[int], typer.Option(help="lora: rank of the update")]
 KeepHead = Annotated[Optional[bool], typer.Option("--keep-source-head/--new-head", help="keep the pretrained "
                      "action/value (or Q) output layers (default: when the action spaces match, except for scratch "
                      "and linear-probe) or start new ones")]
-Resume = Annotated[bool, typer.Option("--resume", help="continue the killed run whose checkpoint is in --out")]
+Resume = Annotated[bool, typer.Option("--resume", help="continue the killed run whose checkpoint is kept beside --out (.NAME.run)")]
 CheckpointEvery = Annotated[Optional[int], typer.Option(help="checkpoint every N environment steps (default: each "
                             "evaluation interval; only with --out)")]
 Threshold = Annotated[Optional[float], typer.Option(help="return for time-to-threshold (compare default: scratch's "
@@ -40,7 +40,7 @@ Threshold = Annotated[Optional[float], typer.Option(help="return for time-to-thr
 
 
 def _friendly(fn: Any) -> Any:
-    from ..cli import _friendly as friendly
+    from ..cli_errors import _friendly as friendly
 
     return friendly(fn)
 

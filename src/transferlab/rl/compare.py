@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from .metrics import METRICS
+from .metrics import METRICS, label  # (label re-exported)
 
 STORE = "runs.sqlite"
 
@@ -52,11 +52,6 @@ class RLCompareConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"task_kind": "rl", **dataclasses.asdict(self)}
-
-
-def label(spec: dict[str, Any]) -> str:
-    opts = ",".join(f"{k}={v}" for k, v in sorted(spec.get("options", {}).items()))
-    return f"{spec['name']}({opts})" if opts else spec["name"]
 
 
 @dataclass(frozen=True)

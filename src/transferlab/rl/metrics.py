@@ -85,3 +85,9 @@ def curve_metrics(curve: Sequence[Mapping[str, Any]], *, threshold: float | None
     if threshold is not None:
         out["time_to_threshold"] = time_to_threshold(curve, threshold)
     return out
+
+
+def label(spec: Mapping[str, Any]) -> str:
+    """A strategy's name in results: `name(key=value,...)` with its options sorted, or just the name."""
+    opts = ",".join(f"{k}={v}" for k, v in sorted(spec.get("options", {}).items()))
+    return f"{spec['name']}({opts})" if opts else spec["name"]

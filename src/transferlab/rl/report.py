@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import curve_metrics, time_to_threshold, transfer_ratio
+from .metrics import curve_metrics, label, time_to_threshold, transfer_ratio
 
 CONFIDENCE = 0.95
 
@@ -41,8 +41,8 @@ def mean_curve(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def summarize(runs: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> dict[str, Any]:
     """One cell per (strategy, budget): the declared metric with CI, Δ vs scratch paired by seed, verdict,
     and the transfer metrics (jumpstart, asymptotic return, auc, transfer ratio, time to scratch's final return)."""
+    # long: one pass over (budget, strategy) building each cell's metric, CI, paired delta and transfer metrics together
     from ..compare.statistics import mean_ci, paired_delta, verdict
-    from .compare import label
 
     metric = config["metric"]
     finished = [r for r in runs if r["status"] == "finished"]

@@ -58,6 +58,7 @@ def eval_points(steps: int, points: int) -> list[int]:
 
 def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callable[[dict[str, Any]], None] | None,
                     checkpoint: Checkpointing | None = None):
+    # long: a factory whose length is the stable-baselines3 callback class it defines (its methods share the closure)
     from stable_baselines3.common.callbacks import BaseCallback
 
     class CurveCallback(BaseCallback):

@@ -58,7 +58,7 @@ def strong_view(x: torch.Tensor, config: SelfTrainingConfig, generator: torch.Ge
 
 
 def _strong_image(x: torch.Tensor, cutout: float, generator: torch.Generator) -> torch.Tensor:
-    from ..engine.augment import augment_batch
+    from ..data.augment import augment_batch
 
     b, _, h, w = x.shape
     out = augment_batch(x, "affine", generator)

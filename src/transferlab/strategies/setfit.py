@@ -73,7 +73,7 @@ class SetFit(Strategy):
 
     def before_fit(self, model: TransferModel, x: torch.Tensor, y: torch.Tensor, seed: int, progress=False) -> None:
         """Phase 1: tune the encoder so same-class examples embed close together (`progress`: per pair batch)."""
-        from ..engine.progress import progress_steps
+        from ..progress import progress_steps
 
         cfg = self.config
         if len(torch.unique(y)) < 2:

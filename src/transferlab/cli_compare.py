@@ -82,7 +82,7 @@ def run_with_progress(config: CompareConfig, out: Path, *, quiet: bool, **kwargs
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..engine.progress import WIDTH, short
+    from .progress import WIDTH, short
 
     columns = (TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("left"), TimeRemainingColumn())

@@ -41,7 +41,7 @@ def resolve_progress(progress: Progress, quiet: bool | None = None) -> bool | Ca
     """`progress` if given; else `not quiet` if given; else a bar only when stderr is a terminal."""
     if progress is not None:
         if not (isinstance(progress, bool) or callable(progress)):
-            from ..errors import ConfigError
+            from .errors import ConfigError
 
             raise ConfigError(f"progress must be True, False, None or a callable taking a ProgressEvent; got {progress!r}")
         return progress

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..compare.grid import ComparisonResult
 from ..errors import ConfigError
 from .metrics import METRICS, label  # (label re-exported)
 
@@ -97,17 +98,8 @@ def _run_in_worker(config: RLCompareConfig, cell: Cell, threads: int) -> dict[st
     return run_cell(config, cell, threads, _SOURCE)
 
 
-@dataclass
-class RLComparison:
-    out: Path
-    summary: dict[str, Any]
-    runs: list[dict[str, Any]]
-    ran: int
-    skipped: int
-    failed: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"out": str(self.out), "ran": self.ran, "skipped": self.skipped, "failed": self.failed, **self.summary}
+# An RL grid ends like any comparison: where it lives, its summary, the finished runs and the counts.
+RLComparison = ComparisonResult
 
 
 def compare_agents(config: RLCompareConfig, out: str | Path, *, jobs: int = 1, threads: int | None = None,

@@ -453,3 +453,16 @@ def test_compare_refuses_bad_settings_before_any_run(ppo_source: Path, tmp_path:
                               "--out", str(tmp_path / "c")])
     assert bad.exit_code == 2 and "strategy 'add-layers' does not apply to an RL agent" in bad.output
     assert not (tmp_path / "c").exists()
+
+
+def test_compare_refuses_an_out_folder_with_the_users_files(tmp_path):
+    """Like every compare: --out with files transferlab did not write is refused (even with force), nothing touched."""
+    from transferlab.errors import ArtifactError
+    from transferlab.rl.compare import RLCompareConfig, compare_agents
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.html").write_text("the user's own report")
+    with pytest.raises(ArtifactError, match=r"did not write \(report\.html\)"):
+        compare_agents(RLCompareConfig(str(tmp_path / "no-model"), "CartPole-v1", {}), out, force=True)
+    assert (out / "report.html").read_text() == "the user's own report" and sorted(os.listdir(out)) == ["report.html"]

@@ -107,11 +107,14 @@ def compare_agents(config: RLCompareConfig, out: str | Path, *, jobs: int = 1, t
                    ) -> RLComparison:
     """Run every unfinished cell into `out` (runs.sqlite, results.csv, summary.json, report.html).
 
+    `out` must be new, empty, or hold only what compare wrote there: a user's files are refused, never replaced.
+
     Example:
         >>> cfg = RLCompareConfig("models/cartpole", "CartPole-v1", {"length": 1.0},
         ...                       strategies=[{"name": "full", "options": {}}], steps=[10_000], seeds=5)
         >>> compare_agents(cfg, "cmp-rl", jobs=2).summary["cells"][0]["verdict"]  # doctest: +SKIP
     """
+    # long: checks every input (folder, env, strategies, stored config) before the grid, then runs and reports it
     from ..compare.run_store import RunStore
     from .api import _env_spec
     from .folder import load_agent_folder
@@ -119,7 +122,9 @@ def compare_agents(config: RLCompareConfig, out: str | Path, *, jobs: int = 1, t
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be a whole number ≥ 1; got {jobs}")
-    out = Path(out)
+    from ..compare.folder import claim_folder
+
+    out = claim_folder(out)  # new, empty, or compare's own: a user's files there are refused, never replaced
     source = load_agent_folder(config.pretrained)
     config.env_options = _env_spec(config.env, config.env_options).options  # validated and typed
     from ..strategies import create_strategy
@@ -151,6 +156,10 @@ def compare_agents(config: RLCompareConfig, out: str | Path, *, jobs: int = 1, t
     per_job = resolve_threads(threads)
     cells = [Cell(s, steps, seed) for steps in config.steps for seed in range(config.seeds) for s in config.strategies]
     out.mkdir(parents=True, exist_ok=True)
+    from ..artifacts.ownership import record
+
+    record(out, {STORE, f"{STORE}-wal", f"{STORE}-shm", f"{STORE}-journal", "results.csv", "summary.json",
+                 "report.html"})  # before they are written: all --force or a rerun may replace
     with RunStore(store_path) as store:
         store.set_meta("config", identity)
         done_keys = store.finished()

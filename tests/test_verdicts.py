@@ -198,3 +198,38 @@ def test_old_runs_without_predictions_fall_back_to_seed_noise():
     assert out["cells"][1]["delta_vs_scratch"] == pytest.approx(d)
     with pytest.raises(ValueError, match="use --metric accuracy"):
         summarize(runs, metric="balanced-accuracy")
+
+
+def test_an_interval_excluding_zero_only_before_the_correction_is_flagged_and_its_seeds_count_the_correction():
+    # six strategies, each +0.04 over scratch with a small spread over three seeds: alone each interval
+    # excludes 0 (p ≈ 0.02), but Holm over six comparisons does not decide any of them
+    scratch = [0.50, 0.52, 0.48]
+    runs = [{"strategy": "scratch", "shots": 5, "seed": s, "test_accuracy": a} for s, a in enumerate(scratch)]
+    for k in range(6):
+        runs += [{"strategy": f"s{k}", "shots": 5, "seed": s, "test_accuracy": a + d}
+                 for s, (a, d) in enumerate(zip(scratch, [0.03, 0.05, 0.04]))]
+    cells = [c for c in summarize(runs)["cells"] if c["strategy"] != "scratch"]
+    for c in cells:
+        assert c["delta_ci_low"] > 0 and c["verdict"] == "inconclusive"
+        assert c["excludes_zero_uncorrected"] is True and c["comparisons_corrected_for"] == 6
+        lo, _ = intervals.Estimate(0.04, c["seeds_needed"], 0.0001, 0.0).interval(1 - 0.05 / 6, -1, 1)
+        assert lo > 0  # at that many seeds even the Bonferroni interval excludes 0: the verdict would be decided
+    alone_runs = runs[:6]  # one strategy alone: no correction, decided
+    (single,) = [c for c in summarize(alone_runs)["cells"] if c["strategy"] != "scratch"]
+    assert single["verdict"] == "helps" and single["excludes_zero_uncorrected"] is False
+
+
+def test_the_terminal_table_marks_such_a_verdict_and_says_why(capsys, tmp_path):
+    from transferlab.cli_compare import print_summary
+    from transferlab.compare.grid import ComparisonResult
+
+    scratch = [0.50, 0.52, 0.48]
+    runs = [{"strategy": "scratch", "shots": 5, "seed": s, "test_accuracy": a} for s, a in enumerate(scratch)]
+    for k in range(6):
+        runs += [{"strategy": f"s{k}", "shots": 5, "seed": s, "test_accuracy": a + d}
+                 for s, (a, d) in enumerate(zip(scratch, [0.03, 0.05, 0.04]))]
+    summary = summarize(runs)
+    print_summary(ComparisonResult(tmp_path, summary, runs, ran=len(runs), skipped=0, failed=0))
+    out = capsys.readouterr().out
+    assert "inconclusive* (~" in out
+    assert "* the interval excludes 0 on its own, but not after the correction for the grid's 6 comparisons" in out

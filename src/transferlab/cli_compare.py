@@ -42,6 +42,7 @@ def print_summary(result: ComparisonResult) -> None:
         colour = {"helps": "green", "hurts": "red", "inconclusive": "yellow"}.get(c["verdict"], "")
         verdict = c["verdict"]
         if verdict == "inconclusive":
+            verdict += "*" if c.get("excludes_zero_uncorrected") else ""
             verdict += f" (~{c['seeds_needed']} seeds)" if c.get("seeds_needed") else " (test split too small)"
         speedup = c["time_to_scratch_accuracy_speedup"]
         table.add_row(str(c["shots"]), escape(str(c["strategy"])), iv(c["mean"], c["ci_low"], c["ci_high"]), delta,
@@ -55,6 +56,12 @@ def print_summary(result: ComparisonResult) -> None:
         console.print(f"verdicts use {escape(analysis.get('metric_reason', metric))}; intervals: "
                       f"{escape(analysis.get('interval_method', ''))}; multiple comparisons: "
                       f"{escape(analysis.get('correction_name', ''))}; no-difference means within ±{analysis.get('margin')}")
+    starred = [c for c in result.summary["cells"] if c["verdict"] == "inconclusive" and c.get("excludes_zero_uncorrected")]
+    if starred:
+        family = max(int(c.get("comparisons_corrected_for") or 1) for c in starred)
+        console.print(f"* the interval excludes 0 on its own, but not after the correction for the grid's {family} "
+                      f"comparisons ({escape(analysis.get('correction_name', 'multiple comparisons'))}); the seeds "
+                      "shown would decide it")
     for c in result.summary["cells"]:
         if c["verdict"] == "hurts" and c.get("delta_vs_scratch") is not None:
             console.print(f"[bold red]warning:[/bold red] negative transfer — {escape(str(c['strategy']))} at "

@@ -12,7 +12,7 @@ from . import metrics
 from .intervals import CORRECTION_NAMES
 from .reference import SOURCE_ONLY
 from .speedups import _mean_of, _num, labels_saved, scratch_accuracy_speedup
-from .verdicts import Analysis, Comparison, _arm, decide, interval_method, mean_estimate, prepare
+from .verdicts import Analysis, Comparison, _arm, decide, decision_confidence, interval_method, mean_estimate, prepare
 
 
 def _side_means(arm_runs: Sequence[Mapping[str, Any]], split: Any) -> dict[str, float | None]:
@@ -93,6 +93,7 @@ def _cell(strategy: str, shots: int | str, arm: Any, comp: Comparison | None, sc
     if is_baseline:
         vs = {"delta_vs_scratch": 0.0, "delta_ci_low": None, "delta_ci_high": None, "verdict": "baseline",
               "decided": True, "seeds_needed": None, "p_value": None, "p_adjusted": None, "stopped": True,
+              "excludes_zero_uncorrected": False, "comparisons_corrected_for": None,
               "speedup": 1.0, "reach_fraction": 1.0, "n_paired_seeds": len(arm.runs)}
         needed = float(shots) if isinstance(shots, int) else None
     else:
@@ -106,7 +107,8 @@ def _cell(strategy: str, shots: int | str, arm: Any, comp: Comparison | None, sc
         "delta_vs_scratch": vs["delta_vs_scratch"], "delta_ci_low": vs["delta_ci_low"],
         "delta_ci_high": vs["delta_ci_high"], "verdict": vs["verdict"], "decided": vs["decided"],
         "seeds_needed": vs["seeds_needed"], "p_value": vs["p_value"], "p_adjusted": vs["p_adjusted"],
-        "stopped": vs["stopped"],
+        "excludes_zero_uncorrected": vs["excludes_zero_uncorrected"],
+        "comparisons_corrected_for": vs["comparisons_corrected_for"], "stopped": vs["stopped"],
         "train_seconds_mean": _mean_of(arm.runs, "train_seconds"), "time_to_scratch_accuracy_speedup": vs["speedup"],
         "accuracy_mean": side["accuracy"], "balanced_accuracy": side["balanced_accuracy"],
         "majority_rate": side["majority_rate"], "below_majority": bool(below),
@@ -143,14 +145,17 @@ def _vs_baseline(comp: Comparison, runs: list, scratch: list, analysis: Analysis
         d = est.value
         d_lo, d_hi = est.interval(conf, -1.0, 1.0)
     decided = comp.verdict != "inconclusive"
+    # An interval that excludes 0 beside `inconclusive`: significant alone, not after the correction for the
+    # grid's many comparisons; the seeds estimate counts the correction, so its seeds would decide the verdict.
+    uncorrected = not decided and d_lo is not None and d_hi is not None and (d_lo > 0 or d_hi < 0)
     if not decided and est is not None:
-        needed = est.seeds_needed(conf, analysis.margin)
+        needed = est.seeds_needed(decision_confidence(comp, analysis.confidence), analysis.margin)
     cap = analysis.max_seeds
     stopped = decided or (cap is not None and len(comp.seeds) >= cap)
     speed = scratch_accuracy_speedup(runs, scratch)
     return {"delta_vs_scratch": d, "delta_ci_low": d_lo, "delta_ci_high": d_hi, "verdict": comp.verdict,
             "decided": decided, "seeds_needed": needed, "p_value": comp.p, "p_adjusted": comp.p_adjusted,
-            "stopped": stopped, "speedup": speed.speedup, "reach_fraction": speed.reach_fraction, "n_paired_seeds": comp.n}
+            "excludes_zero_uncorrected": uncorrected, "comparisons_corrected_for": comp.family, "stopped": stopped, "speedup": speed.speedup, "reach_fraction": speed.reach_fraction, "n_paired_seeds": comp.n}
 
 
 def _cost(c: dict[str, Any]) -> tuple[float, float]:

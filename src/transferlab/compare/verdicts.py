@@ -136,6 +136,7 @@ class Comparison:
     p_adjusted: float | None = None
     verdict: str = "inconclusive"
     frozen: bool = False
+    family: int = 1  # comparisons the correction counted this one among (times the planned looks)
 
     def at(self, n: int) -> None:
         """Measure the delta on the first n paired seeds."""
@@ -165,8 +166,24 @@ def _classify(c: Comparison, alpha: float, confidence: float, margin: float) -> 
 
 def _adjust(comparisons: list[Comparison], correction: str, k_looks: int) -> None:
     raw = [None if c.p is None else min(1.0, c.p * k_looks) for c in comparisons]
+    tested = sum(p is not None for p in raw)
     for c, a in zip(comparisons, intervals.adjust(raw, correction)):
         c.p_adjusted = a
+        c.family = max(1, tested if correction != "none" else 1) * k_looks
+
+
+def decision_confidence(c: Comparison, confidence: float) -> float:
+    """The confidence an interval needs to decide `c` once the grid's correction is counted.
+
+    An interval at `confidence` that excludes 0 decides a comparison only when its adjusted p-value
+    does too: with a correction over m comparisons this one's own multiplier is p_adjusted / p (Holm:
+    m − rank; when the adjusted value is capped at 1, the Bonferroni bound m, which is never less strict).
+    """
+    if c.p and c.p_adjusted is not None and c.p_adjusted < 1.0:
+        multiplier = c.p_adjusted / c.p
+    else:
+        multiplier = float(c.family)
+    return 1.0 - (1.0 - confidence) / max(1.0, multiplier)
 
 
 def decide(comparisons: list[Comparison], analysis: Analysis) -> None:

@@ -31,6 +31,9 @@ def _verdict_text(c: Cell) -> str:
     verdict = str(c.get("verdict") or fmt.MISSING)
     needed = number(c.get("seeds_needed"))
     if verdict == "inconclusive":
+        if c.get("excludes_zero_uncorrected"):
+            verdict += (f" (the interval excludes 0 on its own, not after the correction for "
+                        f"{c.get('comparisons_corrected_for')} comparisons)")
         verdict += f" (about {needed:.0f} seeds would decide)" if needed is not None else " (more seeds alone may not decide: the test split's own noise is too large)"
     return verdict
 

@@ -26,10 +26,14 @@ class TargetSpec:
     test_data: str | None = None
 
     @classmethod
-    def of(cls, data: str, options: DataOptions) -> "TargetSpec":
-        """The target `data` read with `options` (class labels: an analysis refuses a numeric target)."""
+    def of(cls, data: str, data_options: DataOptions | None, **keywords: Any) -> "TargetSpec":
+        """The target `data` read with `data_options` and/or the same fields as keywords (DataOptions.merge).
+
+        Class labels only: an analysis refuses a numeric target.
+        """
         from ..errors import ConfigError
 
+        options = DataOptions.merge(data_options, **keywords)
         if options.target != "class":
             raise ConfigError(f"the analyses score class labels; got target={options.target!r}. Read the data with "
                               "target='class' (a numeric target has no classes to score)")

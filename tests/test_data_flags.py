@@ -200,3 +200,31 @@ def test_data_flags_show_real_types_and_choices():
                 assert given is str, f"`{name}` --{field}: {given}"
             default = None if DATA_COMMANDS[name].recorded or FIELDS[field].default is MISSING else FIELDS[field].default
             assert param.default == default
+
+
+# Functions reading data as a model folder recorded it take the fields they let a caller override, as keywords
+# or in data_options; any other field of data_options must stay at its default.
+def _recorded_functions():
+    from transferlab.analysis import explain
+
+    return [(api.evaluate, lambda f, kw: api.evaluate(f["finetuned"], f["data"], **kw)),
+            (explain, lambda f, kw: explain(f["finetuned"], data=f["data"], **kw)),
+            (api.predict, lambda f, kw: api.predict(f["finetuned"], f["data"], **kw))]
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_recorded_readers_take_data_options_for_what_they_let_you_override(index, folders, monkeypatch):
+    fn, call = _recorded_functions()[index]
+    names = set(inspect.signature(fn).parameters)
+    assert "data_options" in names
+    overridable = [f for f in FIELDS if f in names]
+    assert overridable
+    for field in set(FIELDS) - set(overridable):  # what the model recorded is not overridden by data_options
+        with pytest.raises(ConfigError, match=rf"{fn.__name__} reads {field} as the model recorded it; got "
+                                              rf"data_options\.{field}=.*Leave it at its default"):
+            call(folders, {"data_options": DataOptions(**{field: _other_value(field)})})
+    field = overridable[0]
+    value = _other_value(field)
+    with pytest.raises(ConfigError, match=rf"{field}='other' and data_options\.{field}={value!r} disagree"):
+        call(folders, {"data_options": DataOptions(**{field: value}), field: "other"})
+    assert DataOptions.overrides(DataOptions(**{field: value}), fn.__name__, **{field: None}) == {field: value}

@@ -462,6 +462,7 @@ def evaluate(
     label_column: str | None = None,
     text_column: str | None = None,
     test_data: str | None = None,
+    data_options: DataOptions | None = None,
     module: nn.Sequential | None = None,
     progress: Progress = None,
 ) -> EvalResult:
@@ -469,22 +470,26 @@ def evaluate(
 
     The model's recorded preprocessing (image size, margin, class selection) is applied, so a model
     is evaluated on exactly the kind of input it was trained on. `data` defaults to its target task.
-    `progress` as in `pretrain` (a bar over the test rows).
+    `progress` as in `pretrain` (a bar over the test rows). `label_column`, `text_column` and `test_data`
+    (or the same fields of `data_options`) override what the model recorded.
 
     Example:
         >>> evaluate("models/tgt", "digits").test_accuracy  # doctest: +SKIP
     """
+    given = DataOptions.overrides(data_options, "evaluate", label_column=label_column, text_column=text_column,
+                                  test_data=test_data)
     loaded = _finetuned(model, module)
     prep = loaded.config.get("preprocessing", {})
     target_task = loaded.config.get("target_task") or {}
+    test_data = given.pop("test_data", None)
     if data is None:  # the model's own target task, with its own test file if it had one
         data = target_task.get("path") or target_task.get("data")
         test_data = test_data or target_task.get("test_data")
     if not data:
         raise ConfigError(f"{model} records no target task; pass --data")
     recorded = {k: prep.get(k) for k in ("classes", "image_size", "image_margin", "label_column", "text_column")}
-    task = DataOptions.from_preprocessing(recorded, label_column=label_column, text_column=text_column,
-                                          target=loaded.config.get("target", "class"), test_data=test_data).load(
+    task = DataOptions.from_preprocessing(recorded, **given, target=loaded.config.get("target", "class"),
+                                          test_data=test_data).load(
         data, feature_scale=prep)  # the scale the model was trained with, not this file's own
     check_input_fits(task, loaded.input_spec, model_name=str(model))
     report = resolve_progress(progress)
@@ -507,6 +512,7 @@ def predict(
     inputs: str | Path | np.ndarray,
     *,
     label_column: str | None = None,
+    data_options: DataOptions | None = None,
     module: nn.Sequential | None = None,
     batch_size: int = 256,
     out: str | Path | None = None,
@@ -518,7 +524,8 @@ def predict(
     with `x`, a CSV of features or of texts (its label column, if present, is ignored), a .txt/.jsonl of
     texts, or an array. Inputs run in batches of `batch_size` (`progress` as in `pretrain`); with
     `out` the rows are also written to a .csv, .jsonl or .json file. A text's `input` is the row number
-    and the text, cut to 60 characters (`row 3: "free entry in 2 a wkly comp…"`).
+    and the text, cut to 60 characters (`row 3: "free entry in 2 a wkly comp…"`). The inputs are read as
+    the model recorded; `label_column` (or `data_options.label_column`) names a CSV column to ignore.
 
     Example:
         >>> predict("models/tgt", "my_digits/")[0]  # doctest: +SKIP
@@ -528,6 +535,7 @@ def predict(
     from .data import load_inputs, preprocess_inputs
     from .prediction import check_output_path, predict_rows, write_predictions
 
+    label_column = DataOptions.overrides(data_options, "predict", label_column=label_column).get("label_column")
     out_path = check_output_path(out, overwrite=overwrite)
     loaded = _finetuned(model, module)
     prep = loaded.config.get("preprocessing", {})

@@ -84,5 +84,34 @@ class DataOptions:
                                   f"once: in data_options, or as the keyword {name}")
         return data_options
 
+    @classmethod
+    def overrides(cls, data_options: "DataOptions | None", what: str, **keywords: Any) -> dict[str, Any]:
+        """The options given to a function that reads data as a model folder recorded it (evaluate, explain, predict).
+
+        `keywords` are the fields it lets a caller override (None: not given); `data_options` may set
+        those too. A field it does not let a caller override must stay at its default in `data_options`.
+
+        Examples:
+            >>> DataOptions.overrides(DataOptions(label_column="y"), "evaluate", label_column=None, test_data=None)
+            {'label_column': 'y'}
+            >>> DataOptions.overrides(DataOptions(image_size=32), "evaluate", label_column=None)
+            Traceback (most recent call last):
+            ...
+            transferlab.errors.ConfigError: evaluate reads image_size as the model recorded it; got data_options.image_size=32. Leave it at its default (None), or read the data with another model
+        """
+        given = {k: v for k, v in keywords.items() if v is not None}
+        if data_options is None:
+            return given
+        merged = cls.merge(data_options, **{k: v for k, v in given.items()})
+        for f in fields(cls):
+            value = getattr(merged, f.name)
+            if value == f.default:
+                continue
+            if f.name not in keywords:
+                raise ConfigError(f"{what} reads {f.name} as the model recorded it; got data_options.{f.name}={value!r}. "
+                                  f"Leave it at its default ({f.default!r}), or read the data with another model")
+            given[f.name] = value
+        return given
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -131,13 +131,16 @@ def test_conformance(strategy_name, backbone_name, scratch, tmp_path, monkeypatc
     # The same instance again, same seed: identical weights after every step up to a random one (mid-run, often
     # mid-epoch, mid-schedule), where it is interrupted; resumed from its checkpoint it ends where the first run did.
     stop = random.Random(f"{strategy_name}/{backbone_name}").randint(2, run.steps - 1)
-    path, again = tmp_path / "c.pt", []
+    # the checkpoint the resumed run starts from: after step stop − 1 (the interrupt comes before step stop's save);
+    # every = stop − 1 writes just that one mid-run (an epoch end writes its own)
+    path, again, every = tmp_path / "c.pt", [], stop - 1
     with pytest.raises(KeyboardInterrupt):
-        _run_recording(pretrained, split, strategy, monkeypatch, again, stop=stop, checkpoint=path, checkpoint_every=1)
+        _run_recording(pretrained, split, strategy, monkeypatch, again, stop=stop, checkpoint=path, checkpoint_every=every)
     differ = [(i + 1, _identical(a, b)[:3]) for i, (a, b) in enumerate(zip(steps, again)) if _identical(a, b)]
     assert len(again) == stop and not differ, f"{name}: the same seed gave different weights (step, tensors): {differ[:1]}"
+    assert path.is_file(), f"{name}: interrupted at step {stop}, it left no checkpoint to resume from"
     resumed = train_run(copy.deepcopy(pretrained), split, strategy, TrainConfig(**CFG), checkpoint=path,
-                        checkpoint_every=1, resume=True)[0]
+                        checkpoint_every=every, resume=True)[0]
     differ = _identical(reference, _state(resumed))
     assert not differ, f"{name}: resumed at step {stop} of {run.steps}, {differ[:3]} differ from the uninterrupted run"
 

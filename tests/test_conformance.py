@@ -3,11 +3,12 @@
 registries, the tiny sizes from each entry (`BackboneEntry.tiny`, `Strategy.tiny_options`), so a new
 plug-in is checked as soon as it is registered.
 
-For each pair: it trains exactly the parameters it says; the same seed gives identical weights; a
-checkpoint at a random step (mid-epoch, mid-schedule) resumes bit-identically; the cached frozen
-prefix gives the uncached result; the saved folder reloads to the same predictions; the ONNX export
-reproduces them (once per distinct architecture). The --json contract of pretrain/finetune is checked
-through the CLI per backbone and per strategy.
+For each pair: it trains exactly the parameters it says; the same seed gives identical weights (the
+same instance run again, compared after every step up to a random one); a checkpoint at that step
+(mid-epoch, mid-schedule) resumes bit-identically; the cached frozen prefix gives the uncached result;
+the saved folder reloads to the same predictions; the ONNX export reproduces them (every backbone
+architecture and every head architecture at least once). The --json contract of pretrain/finetune is
+checked through the CLI per backbone and per strategy.
 """
 
 from __future__ import annotations
@@ -44,12 +45,17 @@ def scratch(tmp_path_factory):
     return tmp_path_factory.mktemp("conformance")
 
 
+_BACKBONES: dict[str, tuple] = {}  # backbone name → (pretrained, split): built once, deep-copied by every run
+
+
 def _setup(strategy_name: str, backbone_name: str, scratch):
-    entry = backbone_entry(backbone_name)
-    task = _task(entry.inputs[0])
-    split = make_split(task, shots=task.y_pool.tolist().count(0) // 2)  # half the pool unlabeled (for strategies needing it)
-    torch.manual_seed(123)
-    pretrained = create_backbone(backbone_name, task.input_spec, **entry.tiny_options(scratch))
+    if backbone_name not in _BACKBONES:
+        entry = backbone_entry(backbone_name)
+        task = _task(entry.inputs[0])
+        split = make_split(task, shots=task.y_pool.tolist().count(0) // 2)  # half the pool unlabeled (for strategies needing it)
+        torch.manual_seed(123)
+        _BACKBONES[backbone_name] = create_backbone(backbone_name, task.input_spec, **entry.tiny_options(scratch)), split
+    pretrained, split = _BACKBONES[backbone_name]
     strategy = create_strategy(strategy_name, **strategy_class(strategy_name).tiny_options)
     return pretrained, split, strategy
 
@@ -82,25 +88,23 @@ def _check_trains_what_it_says(name, pretrained, model, run, strategy=None):
             assert not changed, f"{name}: says block {block!r} was frozen, but {changed[:3]} changed"
 
 
-def _interrupted_then_resumed(pretrained, split, strategy, path, stop, monkeypatch):
+def _run_recording(pretrained, split, strategy, monkeypatch, states, stop=None, **kwargs):
+    """train_run appending the model's state to `states` after every step; with `stop`, interrupted after that step."""
     real_fit = run_module.fit
 
-    def interrupting_fit(*args, **kwargs):
-        count = {"n": 0}
-
+    def recording_fit(model, *args, **kw):
         def on_step(step, per_epoch):
-            count["n"] += 1
-            if count["n"] == stop:
+            states.append(_state(model))
+            if len(states) == stop:
                 raise KeyboardInterrupt
 
-        return real_fit(*args, **(kwargs | {"on_step": on_step}))
+        return real_fit(model, *args, **(kw | {"on_step": on_step}))
 
-    monkeypatch.setattr(run_module, "fit", interrupting_fit)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(copy.deepcopy(pretrained), split, strategy, TrainConfig(**CFG), checkpoint=path, checkpoint_every=1)
-    monkeypatch.setattr(run_module, "fit", real_fit)
-    return train_run(copy.deepcopy(pretrained), split, strategy, TrainConfig(**CFG), checkpoint=path, checkpoint_every=1,
-                     resume=True)
+    monkeypatch.setattr(run_module, "fit", recording_fit)
+    try:
+        return train_run(copy.deepcopy(pretrained), split, strategy, TrainConfig(**CFG), **kwargs)
+    finally:
+        monkeypatch.setattr(run_module, "fit", real_fit)
 
 
 def _folder(model, split, path):
@@ -111,23 +115,32 @@ def _folder(model, split, path):
     return path
 
 
-_EXPORTED: set[str] = set()  # architectures already exported (the export depends on the architecture only)
+_EXPORTED: set[str] = set()  # backbone and head architectures already exported (the export depends on them only)
 
 
 @pytest.mark.parametrize("strategy_name, backbone_name", PAIRS)
 def test_conformance(strategy_name, backbone_name, scratch, tmp_path, monkeypatch):
     name = f"{strategy_name} on {backbone_name}"
     pretrained, split, strategy = _setup(strategy_name, backbone_name, scratch)
-    model, run, metrics = train_run(copy.deepcopy(pretrained), split, strategy, TrainConfig(**CFG))
+    steps: list[dict] = []
+    model, run, metrics = _run_recording(pretrained, split, strategy, monkeypatch, steps)
     reference = _state(model)
     assert run.epochs == 3 and 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == len(split.y_test)
     _check_trains_what_it_says(name, pretrained, model, run, strategy)
 
-    again = train_run(copy.deepcopy(pretrained), split, strategy, TrainConfig(**CFG))[0]  # the same instance, again
-    assert not _identical(reference, _state(again)), f"{name}: the same seed gave different weights"
-
-    stop = random.Random(f"{strategy_name}/{backbone_name}").randint(2, run.steps - 1)  # mid-run, often mid-epoch
-    resumed = _interrupted_then_resumed(pretrained, split, strategy, tmp_path / "c.pt", stop, monkeypatch)[0]
+    # The same instance again, same seed: identical weights after every step up to a random one (mid-run, often
+    # mid-epoch, mid-schedule), where it is interrupted; resumed from its checkpoint it ends where the first run did.
+    stop = random.Random(f"{strategy_name}/{backbone_name}").randint(2, run.steps - 1)
+    # the checkpoint the resumed run starts from: after step stop − 1 (the interrupt comes before step stop's save);
+    # every = stop − 1 writes just that one mid-run (an epoch end writes its own)
+    path, again, every = tmp_path / "c.pt", [], stop - 1
+    with pytest.raises(KeyboardInterrupt):
+        _run_recording(pretrained, split, strategy, monkeypatch, again, stop=stop, checkpoint=path, checkpoint_every=every)
+    differ = [(i + 1, _identical(a, b)[:3]) for i, (a, b) in enumerate(zip(steps, again)) if _identical(a, b)]
+    assert len(again) == stop and not differ, f"{name}: the same seed gave different weights (step, tensors): {differ[:1]}"
+    assert path.is_file(), f"{name}: interrupted at step {stop}, it left no checkpoint to resume from"
+    resumed = train_run(copy.deepcopy(pretrained), split, strategy, TrainConfig(**CFG), checkpoint=path,
+                        checkpoint_every=every, resume=True)[0]
     differ = _identical(reference, _state(resumed))
     assert not differ, f"{name}: resumed at step {stop} of {run.steps}, {differ[:3]} differ from the uninterrupted run"
 
@@ -146,14 +159,16 @@ def test_conformance(strategy_name, backbone_name, scratch, tmp_path, monkeypatc
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), model(x), rtol=0, atol=1e-6)
 
-    architecture = json.dumps(json.loads((folder / "config.json").read_text())["architecture"], sort_keys=True)
-    if architecture not in _EXPORTED:
+    # every backbone architecture and every head architecture is exported at least once (a model is backbone → head)
+    architecture = json.loads((folder / "config.json").read_text())["architecture"]
+    parts = {json.dumps({part: architecture.get(part)}, sort_keys=True) for part in ("backbone", "head")}
+    if not parts <= _EXPORTED:
         pytest.importorskip("onnxruntime")
         from transferlab.export import export
 
         result = export(folder, tmp_path / "model.onnx")
         assert result.parity_max_abs_diff <= 1e-4, f"{name}: ONNX differs by {result.parity_max_abs_diff}"
-        _EXPORTED.add(architecture)
+        _EXPORTED.update(parts)
 
 
 # --json contract keys (the README's): per backbone through pretrain + finetune, per strategy through finetune

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,7 @@ def pretrain(
     out: str | Path,
     backbone: str | Backbone = "cnn",
     backbone_config: dict[str, Any] | None = None,
+    data_options: DataOptions | None = None,
     classes: str | list | None = None,
     image_size: int | None = None,
     image_margin: int = 0,
@@ -254,6 +255,8 @@ def pretrain(
     processes, it trains data-parallel (engine/distributed.py) and only rank 0 writes.
     `progress`: True (bars on stderr), False, or a callable taking ProgressEvents; None (default): bars
     when stderr is a terminal (`quiet=True` is the same as `progress=False`).
+    How the data is read: `data_options` (a DataOptions), or its fields as keywords (`classes`,
+    `image_size`, ...); a keyword that contradicts `data_options` is refused.
 
     Example:
         >>> r = pretrain("mnist5k", classes="0-4", backbone="cnn", out="models/src",
@@ -261,11 +264,11 @@ def pretrain(
         >>> r.val_accuracy  # doctest: +SKIP
     """
     # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
-    cfg = train or TrainConfig(epochs=None if target == "numeric" else 5)  # numeric: enough steps to converge
+    options = DataOptions.merge(data_options, classes=classes, image_size=image_size, image_margin=image_margin,
+                                label_column=label_column, text_column=text_column, test_data=test_data, target=target)
+    cfg = train or TrainConfig(epochs=None if options.target == "numeric" else 5)  # numeric: enough steps to converge
     check_tracking(track, tracking_uri)
     _check_out_name(out)
-    options = DataOptions(classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column,
-                          text_column=text_column, test_data=test_data, target=target)
     task = options.load(data)
     split = split_task(task, shots=None, seed=cfg.seed)
     seed_everything(cfg.seed)
@@ -277,8 +280,8 @@ def pretrain(
         net = create_backbone(name_, task.input_spec, **options_)
     strategy = create_strategy("full")
     name = backbone if isinstance(backbone, str) else "user module"
-    params = {"command": "pretrain", "data": str(data), "test_data": test_data, "classes": classes, "image_size": image_size,
-              "image_margin": image_margin, "backbone": name, "backbone_config": backbone_config or {}, "train": asdict(cfg)}
+    params = {"command": "pretrain", "data": str(data), "test_data": options.test_data, "classes": options.classes,
+              "image_size": options.image_size, "image_margin": options.image_margin, "backbone": name, "backbone_config": backbone_config or {}, "train": asdict(cfg)}
     with distributed_session(cfg.device) as session, \
             tracking_run(track, tracking_uri, name=f"pretrain-{Path(out).name}", params=params | _run_tags(session, cfg),
                          enabled=session.is_main) as tracker:
@@ -287,8 +290,8 @@ def pretrain(
         model, run, metrics = train_run(net, split, strategy, cfg, progress=None if report is False or not session.is_main
                                         else f"pretrain {name}", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                                         resume=resume, on_epoch_end=tracker.log_epoch, progress_to=report)
-        info = model_record(task, split, run, metrics, threads=cfg.threads, test_data=test_data, path=str(data),
-                            label_column=label_column)
+        info = model_record(task, split, run, metrics, threads=cfg.threads, test_data=options.test_data, path=str(data),
+                            label_column=options.label_column)
         if session.is_main:
             # The output layer is not part of the pretrained model (seed §2.2.1); it is kept beside it as the
             # source head, for analyses that need source-task predictions (LEEP, forgetting).
@@ -336,6 +339,7 @@ def finetune(
     strategy_options: dict[str, Any] | None = None,
     shots: int | None = None,
     out: str | Path | None = None,
+    data_options: DataOptions | None = None,
     classes: str | list | None = None,
     image_size: int | None = None,
     image_margin: int = 0,
@@ -364,6 +368,7 @@ def finetune(
     those that need labelled source data read `source_data` (default: the model's recorded source task).
     See docs/domain_adaptation.md.
     `cache=False` runs a frozen backbone prefix every step instead of once (same result, slower).
+    How the data is read: `data_options` or its fields as keywords, as in `pretrain`.
     `track`, `tracking_uri`, `progress` and data-parallel runs under torchrun work as in `pretrain`.
     Without `out` nothing is saved (the result's `out` is None).
 
@@ -372,14 +377,17 @@ def finetune(
         ...              shots=10, image_size=28, image_margin=4, out="models/tgt")  # doctest: +SKIP
     """
     # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
+    options = DataOptions.merge(data_options, classes=classes, image_size=image_size, image_margin=image_margin,
+                                label_column=label_column, text_column=text_column, test_data=test_data, target=target)
     cfg = train or TrainConfig()
     strat = create_strategy(strategy, **(strategy_options or {}))
     adapts = check_adaptation_options(strat, shots=shots, unlabeled_data=unlabeled_data, source_data=source_data)
     check_tracking(track, tracking_uri)
     _check_out_name(out)
-    params = {"command": "finetune", "pretrained": str(pretrained), "data": str(data), "test_data": test_data,
+    params = {"command": "finetune", "pretrained": str(pretrained), "data": str(data), "test_data": options.test_data,
               "strategy": strategy, "strategy_options": strategy_options or {}, "shots": shots if shots is not None else "all",
-              "classes": classes, "image_size": image_size, "image_margin": image_margin, "train": asdict(cfg)}
+              "classes": options.classes, "image_size": options.image_size, "image_margin": options.image_margin,
+              "train": asdict(cfg)}
     run_name = f"finetune-{strat.name}-{Path(out).name if out is not None else Path(str(data)).stem}"
     with distributed_session(cfg.device) as session, \
             tracking_run(track, tracking_uri, name=run_name, params=params | _run_tags(session, cfg),
@@ -388,9 +396,7 @@ def finetune(
             source = load(pretrained, module=module)
         from .models.resolution import apply_image_size
 
-        task = DataOptions(classes=classes, image_size=apply_image_size(source.backbone, data, image_size),
-                           image_margin=image_margin, label_column=label_column, text_column=text_column,
-                           test_data=test_data, target=target).load(
+        task = replace(options, image_size=apply_image_size(source.backbone, data, options.image_size)).load(
             data, feature_scale=source.config.get("preprocessing"))  # the backbone's own input scale, when it has one
         check_input_fits(task, source.input_spec, model_name=str(pretrained))
         adaptation = prepare_adaptation(source, task, str(pretrained), unlabeled_data=unlabeled_data, source_data=source_data,
@@ -412,8 +418,8 @@ def finetune(
         total = sum(p.numel() for p in model.parameters())
         trainable = run.trainable_params
         if out is not None and session.is_main:
-            info = model_record(task, split, run, metrics, threads=cfg.threads, test_data=test_data, path=str(data),
-                                label_column=label_column, strategy=strat, pretrained=source)
+            info = model_record(task, split, run, metrics, threads=cfg.threads, test_data=options.test_data, path=str(data),
+                                label_column=options.label_column, strategy=strat, pretrained=source)
             if adaptation is not None:
                 info["adaptation"] = adaptation.record(strat)
             if source.input_spec.any_size:  # a model that resizes its own inputs records the shape it was given
@@ -456,6 +462,7 @@ def evaluate(
     label_column: str | None = None,
     text_column: str | None = None,
     test_data: str | None = None,
+    data_options: DataOptions | None = None,
     module: nn.Sequential | None = None,
     progress: Progress = None,
 ) -> EvalResult:
@@ -463,22 +470,26 @@ def evaluate(
 
     The model's recorded preprocessing (image size, margin, class selection) is applied, so a model
     is evaluated on exactly the kind of input it was trained on. `data` defaults to its target task.
-    `progress` as in `pretrain` (a bar over the test rows).
+    `progress` as in `pretrain` (a bar over the test rows). `label_column`, `text_column` and `test_data`
+    (or the same fields of `data_options`) override what the model recorded.
 
     Example:
         >>> evaluate("models/tgt", "digits").test_accuracy  # doctest: +SKIP
     """
+    given = DataOptions.overrides(data_options, "evaluate", label_column=label_column, text_column=text_column,
+                                  test_data=test_data)
     loaded = _finetuned(model, module)
     prep = loaded.config.get("preprocessing", {})
     target_task = loaded.config.get("target_task") or {}
+    test_data = given.pop("test_data", None)
     if data is None:  # the model's own target task, with its own test file if it had one
         data = target_task.get("path") or target_task.get("data")
         test_data = test_data or target_task.get("test_data")
     if not data:
         raise ConfigError(f"{model} records no target task; pass --data")
     recorded = {k: prep.get(k) for k in ("classes", "image_size", "image_margin", "label_column", "text_column")}
-    task = DataOptions.from_preprocessing(recorded, label_column=label_column, text_column=text_column,
-                                          target=loaded.config.get("target", "class"), test_data=test_data).load(
+    task = DataOptions.from_preprocessing(recorded, **given, target=loaded.config.get("target", "class"),
+                                          test_data=test_data).load(
         data, feature_scale=prep)  # the scale the model was trained with, not this file's own
     check_input_fits(task, loaded.input_spec, model_name=str(model))
     report = resolve_progress(progress)
@@ -501,6 +512,7 @@ def predict(
     inputs: str | Path | np.ndarray,
     *,
     label_column: str | None = None,
+    data_options: DataOptions | None = None,
     module: nn.Sequential | None = None,
     batch_size: int = 256,
     out: str | Path | None = None,
@@ -512,7 +524,8 @@ def predict(
     with `x`, a CSV of features or of texts (its label column, if present, is ignored), a .txt/.jsonl of
     texts, or an array. Inputs run in batches of `batch_size` (`progress` as in `pretrain`); with
     `out` the rows are also written to a .csv, .jsonl or .json file. A text's `input` is the row number
-    and the text, cut to 60 characters (`row 3: "free entry in 2 a wkly comp…"`).
+    and the text, cut to 60 characters (`row 3: "free entry in 2 a wkly comp…"`). The inputs are read as
+    the model recorded; `label_column` (or `data_options.label_column`) names a CSV column to ignore.
 
     Example:
         >>> predict("models/tgt", "my_digits/")[0]  # doctest: +SKIP
@@ -522,6 +535,7 @@ def predict(
     from .data import load_inputs, preprocess_inputs
     from .prediction import check_output_path, predict_rows, write_predictions
 
+    label_column = DataOptions.overrides(data_options, "predict", label_column=label_column).get("label_column")
     out_path = check_output_path(out, overwrite=overwrite)
     loaded = _finetuned(model, module)
     prep = loaded.config.get("preprocessing", {})

@@ -10,8 +10,9 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from .data.options import DataOptions
 from .cli_errors import _command_line, _friendly, _interrupted_message  # noqa: F401  (their home: cli_errors.py)
-from .cli_options import GivenFlags, with_plugin_flags
+from .cli_options import GivenFlags, with_data_flags, with_plugin_flags
 from .rl.dispatch import TaskKindGroup
 
 app = typer.Typer(
@@ -44,13 +45,12 @@ def _warn(warnings: list[str]) -> None:
 
 # Options shared by several commands.
 Data = Annotated[str, typer.Option("--data", help="built-in dataset (see `transferlab datasets`) or a path", rich_help_panel="Data")]
-Classes = Annotated[Optional[str], typer.Option(help="class subset: 0-4, 5,7,9 or class names", rich_help_panel="Data")]
-ImageSize = Annotated[Optional[int], typer.Option(help="resize (keeping aspect) and pad images to N×N", rich_help_panel="Data")]
-ImageMargin = Annotated[int, typer.Option(help="fit images into (N−2M)² first, pad M each side", rich_help_panel="Data")]
-LabelColumn = Annotated[str, typer.Option(help="label column of a CSV", rich_help_panel="Data")]
-TextColumn = Annotated[str, typer.Option(help="text column of a CSV/JSONL text dataset", rich_help_panel="Data")]
-TestData = Annotated[Optional[str], typer.Option(help="a separate test file (text datasets): the fixed test split", rich_help_panel="Data")]
-Target = Annotated[str, typer.Option(help="class: labels are classes (cross-entropy); numeric: numbers to regress (MSE)", rich_help_panel="Data")]
+# The Data panel's other flags are generated from DataOptions' fields (cli_options.with_data_flags); a command
+# that leaves a field out says why:
+RECORDED_PREPROCESSING = {name: "read as the model recorded it: a model is run on the inputs it was trained on"
+                          for name in ("classes", "image_size", "image_margin", "target")}
+ANALYSES_SCORE_CLASSES = "the analyses score class labels (a numeric target has none)"
+COMPARES_CLASSES = "compare counts labels per class: numeric targets are not compared"
 Out = Annotated[Path, typer.Option(help="folder to save the model in", rich_help_panel="Output")]
 Overwrite = Annotated[bool, typer.Option(help="replace an existing model folder at --out", rich_help_panel="Output")]
 Resume = Annotated[bool, typer.Option("--resume", help="continue the run whose checkpoint is in --out", rich_help_panel="Output")]
@@ -163,18 +163,12 @@ def strategies(json_out: Json = False) -> None:
 @app.command()
 @_friendly
 @with_plugin_flags("backbone")
+@with_data_flags()
 def pretrain(
     data: Data = "mnist5k",
     out: Out = Path("models/pretrained"),
     backbone: Annotated[str, typer.Option(help="registered backbone (see `transferlab backbones`), or hf:/path",
                                           rich_help_panel="Backbone options")] = "cnn",
-    classes: Classes = None,
-    image_size: ImageSize = None,
-    image_margin: ImageMargin = 0,
-    label_column: LabelColumn = "label",
-    text_column: TextColumn = "text",
-    test_data: TestData = None,
-    target: Target = "class",
     epochs: Annotated[Optional[int], typer.Option(help="epochs (default 5; numeric targets: enough steps to converge)",
                                                   rich_help_panel="Training")] = None,
     batch_size: BatchSize = 32,
@@ -201,6 +195,7 @@ def pretrain(
     quiet: Quiet = False,
     ctx: typer.Context = None,  # type: ignore[assignment]
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per backbone option, generated)
+    data_options: DataOptions = None,  # type: ignore[assignment]  (the Data panel: one flag per field, generated)
 ) -> None:
     """Pretrain a backbone on a source task; save it without its output layer. With --env ID: an RL agent (see docs/rl.md)."""
     # long: a typer command's signature is its list of flags (one parameter each)
@@ -211,7 +206,7 @@ def pretrain(
     kind = resolve_backbone_ref(backbone)[0]
     arch = plugin_flags.route([kind])[kind]
     cfg = _train_config(
-        epochs=epochs if epochs is not None else None if target == "numeric" else 5,
+        epochs=epochs if epochs is not None else None if data_options.target == "numeric" else 5,
         batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, optimizer=optimizer, schedule=schedule, loss=loss,
         weight_decay=weight_decay, patience=patience, seed=seed, threads=threads, compile=compile_model, augment=augment,
         device=device, precision=precision,
@@ -219,9 +214,7 @@ def pretrain(
     if _launched_in_processes(ctx, nproc, cfg.batch_size):  # validated here once, then run in N processes
         return
     result = api_pretrain(
-        data, out=out, backbone=backbone, backbone_config=arch, classes=classes, image_size=image_size,
-        image_margin=image_margin, label_column=label_column, target=target,
-        text_column=text_column, test_data=test_data, train=cfg, overwrite=overwrite,
+        data, out=out, backbone=backbone, backbone_config=arch, data_options=data_options, train=cfg, overwrite=overwrite,
         progress=not (quiet or json_out), resume=resume, checkpoint_every=checkpoint_every, track=track,
         tracking_uri=tracking_uri,
     )
@@ -244,6 +237,7 @@ def pretrain(
 @app.command()
 @_friendly
 @with_plugin_flags("strategy")
+@with_data_flags()
 def finetune(
     pretrained: Annotated[str, typer.Argument(help="pretrained model folder or store name")],
     data: Data,
@@ -262,13 +256,6 @@ def finetune(
     source_data: Annotated[Optional[str], typer.Option(
         help="labelled source data for dann/coral/mmd/self-training (default: the model's recorded source task)",
         rich_help_panel="Data")] = None,
-    classes: Classes = None,
-    image_size: ImageSize = None,
-    image_margin: ImageMargin = 0,
-    label_column: LabelColumn = "label",
-    text_column: TextColumn = "text",
-    test_data: TestData = None,
-    target: Target = "class",
     epochs: Epochs = None,
     batch_size: BatchSize = 32,
     lr: Lr = None,
@@ -294,6 +281,7 @@ def finetune(
     quiet: Quiet = False,
     ctx: typer.Context = None,  # type: ignore[assignment]
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
+    data_options: DataOptions = None,  # type: ignore[assignment]  (the Data panel: one flag per field, generated)
 ) -> None:
     """Fine-tune a pretrained model on a target task with a new output layer, by one strategy. With --env: an RL agent (docs/rl.md)."""
     # long: a typer command's signature is its list of flags (one parameter each)
@@ -310,9 +298,7 @@ def finetune(
         return
     result = api_finetune(
         pretrained, data, strategy=strategy, strategy_options=options, shots=parse_shots(shots, allow_zero=True), out=out,
-        unlabeled_data=unlabeled_data, source_data=source_data,
-        classes=classes, image_size=image_size, image_margin=image_margin, label_column=label_column, target=target,
-        text_column=text_column, test_data=test_data,
+        unlabeled_data=unlabeled_data, source_data=source_data, data_options=data_options,
         train=cfg, overwrite=overwrite, progress=not (quiet or json_out), cache=cache, resume=resume,
         checkpoint_every=checkpoint_every, track=track, tracking_uri=tracking_uri,
     )
@@ -341,20 +327,18 @@ def finetune(
 
 @app.command()
 @_friendly
+@with_data_flags("label_column", "text_column", "test_data", recorded="the model's", omit=RECORDED_PREPROCESSING)
 def evaluate(
     model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
-    data: Annotated[Optional[str], typer.Option(help="dataset (default: the model's target task)")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV (default: the model's)")] = None,
-    text_column: Annotated[Optional[str], typer.Option(help="text column (default: the model's)")] = None,
-    test_data: TestData = None,
+    data: Annotated[Optional[str], typer.Option(help="dataset (default: the model's target task)", rich_help_panel="Data")] = None,
     json_out: Json = False,
     quiet: Quiet = False,
+    data_options: dict = None,  # type: ignore[assignment]  (the Data flags given: they override the model's)
 ) -> None:
     """Test accuracy and macro-F1 of a fine-tuned model on the fixed test split of DATA."""
     from .api import evaluate as api_evaluate
 
-    result = api_evaluate(model, data, label_column=label_column, text_column=text_column, test_data=test_data,
-                          progress=not (quiet or json_out))
+    result = api_evaluate(model, data, **data_options, progress=not (quiet or json_out))
     if json_out:
         _emit(result.to_json())
     else:
@@ -426,6 +410,7 @@ def export(
 @app.command()
 @_friendly
 @with_plugin_flags("strategy")
+@with_data_flags(recorded="the --config file's, else as finetune", omit={"target": COMPARES_CLASSES})
 def compare(
     pretrained: Annotated[Optional[str], typer.Argument(help="pretrained model folder or store name")] = None,
     data: Annotated[Optional[str], typer.Option(help="target dataset: built-in name or path")] = None,
@@ -437,12 +422,6 @@ def compare(
     metric: Annotated[Optional[str], typer.Option(help="what verdicts use: accuracy | balanced-accuracy | macro-f1")] = None,
     correction: Annotated[Optional[str], typer.Option(help="multiple comparisons: holm | bh | none (default holm)")] = None,
     margin: Annotated[Optional[float], typer.Option(help="largest |Δ| called no-difference (default 0.02)")] = None,
-    classes: Classes = None,
-    image_size: ImageSize = None,
-    image_margin: Annotated[Optional[int], typer.Option(help="fit images into (N−2M)² first, pad M each side")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV")] = None,
-    text_column: Annotated[Optional[str], typer.Option(help="text column of a CSV/JSONL (default text)")] = None,
-    test_data: TestData = None,
     unlabeled_data: Annotated[Optional[str], typer.Option(
         help="unlabeled target inputs (a path, or 'train': the target's pool without labels); adds the domain-"
              "adaptation strategies, the 0-labels column and the source-only baseline")] = None,
@@ -460,6 +439,7 @@ def compare(
     quiet: Quiet = False,
     plugin_flags: GivenFlags = None,  # type: ignore[assignment]  (one flag per strategy option, generated)
     ctx: typer.Context = None,  # type: ignore[assignment]  (Ctrl-C: the command to continue)
+    data_options: dict = None,  # type: ignore[assignment]  (the Data flags given: they override --config's)
 ) -> None:
     """Did transfer help, by how much, at what cost? Every strategy vs scratch × label budgets × seeds. With --env: RL (docs/rl.md)."""
     from .cli_compare import compare_from_cli
@@ -468,9 +448,7 @@ def compare(
         config_file=config,
         flags={"pretrained": pretrained, "data": data, "strategies": strategies, "shots": shots, "seeds": seeds,
                "max_seeds": max_seeds, "metric": metric, "correction": correction, "margin": margin,
-               "classes": classes, "image_size": image_size, "image_margin": image_margin, "label_column": label_column,
-               "text_column": text_column, "test_data": test_data, "unlabeled_data": unlabeled_data,
-               "source_data": source_data},
+               "unlabeled_data": unlabeled_data, "source_data": source_data} | data_options,
         strategy_flags=plugin_flags,
         train_flags={"epochs": epochs, "lr": lr, "augment": augment},
         out=out, jobs=jobs, threads=threads, force=force, save_models=save_models, json_out=json_out, quiet=quiet,
@@ -495,6 +473,7 @@ def report(
 
 @app.command()
 @_friendly
+@with_data_flags(omit={"target": ANALYSES_SCORE_CLASSES})
 def rank(
     models: Annotated[list[str], typer.Argument(help="pretrained model folders or store names")],
     data: Data,
@@ -504,22 +483,16 @@ def rank(
                                                           "(repeatable): Kendall τ of each score vs fine-tuned accuracy")] = None,
     folds: Annotated[int, typer.Option(help="folds of the linear-probe reference")] = 5,
     seed: Annotated[int, typer.Option(help="seed of the --shots draw (as finetune draws it)")] = 0,
-    classes: Classes = None,
-    image_size: ImageSize = None,
-    image_margin: ImageMargin = 0,
-    label_column: LabelColumn = "label",
-    text_column: TextColumn = "text",
-    test_data: TestData = None,
     threads: Threads = None,
     json_out: Json = False,
+    data_options: DataOptions = None,  # type: ignore[assignment]  (the Data panel: one flag per field, generated)
 ) -> None:
     """Rank pretrained models (or one model's blocks) for a target task by LogME, LEEP, H-score, without fine-tuning."""
     from .analysis import rank as api_rank
     from .data import parse_shots
 
     result = api_rank(models, data, shots=parse_shots(shots), layers=layers, compare=compare or (), seed=seed,
-                      folds=folds, classes=classes, image_size=image_size, image_margin=image_margin,
-                      label_column=label_column, text_column=text_column, test_data=test_data, threads=threads)
+                      folds=folds, data_options=data_options, threads=threads)
     if json_out:
         _emit(result.to_json())
     else:
@@ -530,6 +503,7 @@ def rank(
 
 @app.command()
 @_friendly
+@with_data_flags(omit={"target": ANALYSES_SCORE_CLASSES})
 def advise(
     pretrained: Annotated[str, typer.Argument(help="pretrained model folder or store name")],
     data: Data,
@@ -539,23 +513,16 @@ def advise(
         help="an unlabeled target pool you have (a path, or 'train'); with --shots 0 the advice is a domain-adaptation "
              "strategy")] = None,
     seed: Annotated[int, typer.Option(help="seed of the --shots draw (as finetune draws it)")] = 0,
-    classes: Classes = None,
-    image_size: ImageSize = None,
-    image_margin: ImageMargin = 0,
-    label_column: LabelColumn = "label",
-    text_column: TextColumn = "text",
-    test_data: TestData = None,
     threads: Threads = None,
     json_out: Json = False,
+    data_options: DataOptions = None,  # type: ignore[assignment]  (the Data panel: one flag per field, generated)
 ) -> None:
     """Recommend a strategy and freeze depth from layer-wise scores, the domain gap and the number of labels."""
     from .analysis import advise as api_advise
     from .data import parse_shots
 
     result = api_advise(pretrained, data, shots=parse_shots(shots, allow_zero=True), source_data=source_data,
-                        unlabeled_data=unlabeled_data, seed=seed, classes=classes,
-                        image_size=image_size, image_margin=image_margin, label_column=label_column,
-                        text_column=text_column, test_data=test_data, threads=threads)
+                        unlabeled_data=unlabeled_data, seed=seed, data_options=data_options, threads=threads)
     if json_out:
         _emit(result.to_json())
     else:
@@ -566,6 +533,7 @@ def advise(
 
 @app.command()
 @_friendly
+@with_data_flags("label_column", "text_column", "test_data", recorded="the model's", omit=RECORDED_PREPROCESSING)
 def explain(
     model: Annotated[str, typer.Argument(help="fine-tuned model folder or store name")],
     pretrained: Annotated[Optional[str], typer.Option(help="the pretrained model it started from (default: as recorded)")] = None,
@@ -575,18 +543,15 @@ def explain(
     method: Annotated[str, typer.Option(help="integrated-gradients | saliency")] = "integrated-gradients",
     out: Annotated[Optional[Path], typer.Option(help="folder for explain.html (heatmaps / token highlights) and explain.json")] = None,
     max_examples: Annotated[int, typer.Option(help="test examples the layer similarity is measured on")] = 500,
-    label_column: Annotated[Optional[str], typer.Option(help="label column of a CSV (default: the model's)")] = None,
-    text_column: Annotated[Optional[str], typer.Option(help="text column (default: the model's)")] = None,
-    test_data: TestData = None,
     threads: Threads = None,
     json_out: Json = False,
+    data_options: dict = None,  # type: ignore[assignment]  (the Data flags given: they override the model's)
 ) -> None:
     """What transferred: layer-wise CKA and weight drift vs the pretrained model, forgetting, attributions."""
     from .analysis import explain as api_explain
 
     result = api_explain(model, pretrained=pretrained, data=data, source_data=source_data, examples=examples,
-                         method=method, out=out, max_examples=max_examples, label_column=label_column,
-                         text_column=text_column, test_data=test_data, threads=threads)
+                         method=method, out=out, max_examples=max_examples, **data_options, threads=threads)
     if json_out:
         _emit(result.to_json())
     else:

@@ -76,5 +76,5 @@ def _command_line(ctx: typer.Context) -> list[str]:
             elif param.secondary_opts:
                 argv.append(param.secondary_opts[0])
         else:
-            argv += [param.opts[0], str(value)]
+            argv += [param.opts[0], str(getattr(value, "value", value))]  # a choice: its text, not the enum's name
     return argv

@@ -13,7 +13,7 @@ import enum
 import functools
 import inspect
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
 
@@ -71,6 +71,20 @@ def _annotation(flag: _Flag, panel: str) -> Any:
     return Annotated[Optional[str], typer.Option(flag.flag, help=help_text, metavar=metavar, rich_help_panel=panel)]
 
 
+def _flag_names(param: inspect.Parameter) -> set[str]:
+    """The flags a command parameter is spelled as: those its typer.Option declares, else --its-name."""
+    import typing
+
+    declared = []
+    for meta in getattr(param.annotation, "__metadata__", ()):
+        first = getattr(meta, "default", None)  # in Annotated, typer.Option("--name") holds its first name here
+        declared += [*([first] if isinstance(first, str) and first.startswith("-") else []),
+                     *(getattr(meta, "param_decls", None) or ())]
+    if typing.get_origin(param.annotation) is not Annotated or not declared:
+        return {"--" + param.name.replace("_", "-")}
+    return {flag for d in declared for flag in d.split("/") if flag.startswith("--")}
+
+
 def with_plugin_flags(kind: Kind, reserved: set[str] | None = None) -> Callable[[Callable], Callable]:
     """Decorate a command taking `plugin_flags: GivenFlags`: add one flag per plug-in option to its signature.
 
@@ -80,7 +94,7 @@ def with_plugin_flags(kind: Kind, reserved: set[str] | None = None) -> Callable[
     def decorate(fn: Callable) -> Callable:
         signature = inspect.signature(fn, eval_str=True)  # real annotations (the module defers them)
         own = [p for p in signature.parameters.values() if p.name != "plugin_flags"]
-        taken = set(reserved or ()) | {"--" + p.name.replace("_", "-") for p in own}
+        taken = set(reserved or ()) | {flag for p in own for flag in _flag_names(p)}
         RESERVED[kind] |= taken
         flags = _flags(kind, taken)
         panel = PANELS[kind]
@@ -105,6 +119,91 @@ def with_plugin_flags(kind: Kind, reserved: set[str] | None = None) -> Callable[
         hints.pop("plugin_flags", None)
         command.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
         command.__annotations__ = hints | {p.name: p.annotation for p in extra}
+        return command
+
+    return decorate
+
+
+# Data flags: generated from DataOptions' fields, one flag each, in the Data panel.
+@dataclass(frozen=True)
+class DataFlags:
+    """Which DataOptions fields a command takes as flags, and why it leaves out the others."""
+
+    command: str
+    fields: tuple[str, ...]
+    omitted: dict[str, str]  # field → why the command has no flag for it
+    recorded: bool  # defaults come from elsewhere (a model folder, a --config file): flags default to None
+
+
+DATA_COMMANDS: dict[str, DataFlags] = {}  # command function name → its data flags (filled as commands are declared)
+
+
+def _data_annotation(f: Any, hint: Any, default: Any, note: str) -> Any:
+    """The typer annotation of one DataOptions field: its real type (choices for a Literal), its help."""
+    import typing
+
+    base = f.metadata.get("cli_type")
+    if base is None:
+        args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is not Literal else []
+        base = args[0] if args and typing.get_origin(hint) is not Literal else hint
+    help_text = f.metadata.get("help", f.name) + note
+    flag = "--" + f.name.replace("_", "-")
+    if typing.get_origin(base) is Literal:
+        choices = typing.get_args(base)
+        base = enum.Enum(f"data_{f.name}_choice", {c: c for c in choices}, type=str)  # typer lists the choices
+    if default is None:
+        base = Optional[base]
+    return Annotated[base, typer.Option(flag, help=help_text, rich_help_panel="Data")]
+
+
+def with_data_flags(*only: str, omit: dict[str, str] | None = None, recorded: str | None = None,
+                    ) -> Callable[[Callable], Callable]:
+    """Decorate a command taking `data_options`: add one flag per DataOptions field (names, types, defaults, help).
+
+    `only`: the fields the command takes (default: all but those in `omit`); every field left out needs a
+    reason in `omit` (field → why), so a new DataOptions field is a flag of every command unless one says why not.
+    The command receives `data_options: DataOptions`, or, with `recorded` (where the defaults come from
+    — a model folder, a config file — said in each flag's help), `data_options: dict` of the flags given.
+    """
+    from dataclasses import MISSING, fields
+
+    from .data.options import DataOptions
+
+    all_fields = {f.name: f for f in fields(DataOptions)}
+    chosen = only or tuple(name for name in all_fields if name not in (omit or {}))
+    left = set(all_fields) - set(chosen)
+    if left != set(omit or {}):  # a new DataOptions field needs a decision in every command
+        raise TypeError(f"data fields {sorted(left)} need a reason in omit=...; got {sorted(omit or {})}")
+
+    def decorate(fn: Callable) -> Callable:
+        import typing
+
+        hints = typing.get_type_hints(DataOptions)
+        signature = inspect.signature(fn, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "data_options"]
+        extra = []
+        for name in chosen:
+            f = all_fields[name]
+            default = None if recorded else (f.default if f.default is not MISSING else None)
+            shown = f" (default: {recorded})" if recorded else ""
+            extra.append(inspect.Parameter(f"data__{name}", inspect.Parameter.KEYWORD_ONLY, default=default,
+                                           annotation=_data_annotation(f, hints[name], default, shown)))
+        DATA_COMMANDS[fn.__name__] = DataFlags(fn.__name__, tuple(chosen), dict(omit or {}), recorded is not None)
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            given = {}
+            for name in chosen:
+                value = kwargs.pop(f"data__{name}", None)
+                given[name] = value.value if isinstance(value, enum.Enum) else value
+            if recorded:
+                return fn(*args, data_options={k: v for k, v in given.items() if v is not None}, **kwargs)
+            return fn(*args, data_options=DataOptions(**given), **kwargs)
+
+        annotations = dict(getattr(fn, "__annotations__", {}))
+        annotations.pop("data_options", None)
+        command.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        command.__annotations__ = annotations | {p.name: p.annotation for p in extra}
         return command
 
     return decorate

@@ -44,6 +44,7 @@ from .forgetting import source_spec
 from .representations import block_outputs
 from .ranking import CUT_TOLERANCE, cut_index
 from .runtime import analysis_threads
+from ..data.options import DataOptions
 from .target import TargetSpec, load_model
 from .transferability import logme
 
@@ -161,6 +162,7 @@ def advise(
     shots: int | None = None,
     source_data: str | None = None,
     seed: int = 0,
+    data_options: DataOptions | None = None,
     classes: str | list | None = None,
     image_size: int | None = None,
     image_margin: int = 0,
@@ -177,14 +179,17 @@ def advise(
     With `unlabeled_data` (a path, or "train": the target pool without labels) it knows an unlabeled
     pool is there: at `shots=0` it recommends a domain-adaptation strategy (LogME needs labels, so the
     choice rests on the domain gap and on what names the target classes); with K labels it says how a
-    domain-adaptation strategy could use the pool.
+    domain-adaptation strategy could use the pool. The target is read with `data_options` (a
+    DataOptions) or its fields as keywords, as in `finetune`.
 
     Example:
         >>> a = advise("models/src", "digits", shots=5, image_size=28, image_margin=4)  # doctest: +SKIP
         >>> a.strategy, a.freeze, a.reason  # doctest: +SKIP
     """
+    # long: the signature lists every data option of the public API (one keyword each, or `data_options`)
     start = time.perf_counter()
-    target = TargetSpec(data, classes, image_size, image_margin, label_column, text_column, test_data)
+    target = TargetSpec.of(data, data_options, classes=classes, image_size=image_size, image_margin=image_margin,
+                           label_column=label_column, text_column=text_column, test_data=test_data)
     if shots == 0:
         if unlabeled_data is None:
             raise ConfigError("--shots 0 asks how to adapt without target labels; pass --unlabeled-data PATH (or train)")

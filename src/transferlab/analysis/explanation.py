@@ -22,6 +22,7 @@ from torch import nn
 
 from ..artifacts import LoadedModel, load_model_folder, resolve_model
 from ..data import check_input_fits
+from ..data.options import DataOptions
 from ..errors import ArtifactError, ConfigError
 from .attributions import Attribution, Method, attribute, check_method
 from .drift import weight_drift
@@ -123,6 +124,7 @@ def explain(
     label_column: str | None = None,
     text_column: str | None = None,
     test_data: str | None = None,
+    data_options: DataOptions | None = None,
     module: nn.Sequential | None = None,
     threads: int | None = None,
 ) -> ExplainResult:
@@ -130,7 +132,8 @@ def explain(
 
     `pretrained` defaults to the folder the model records it was fine-tuned from (its sha256 is
     checked); `data` to the model's own target data. With `out`, writes OUT/explain.html (heatmaps or
-    token highlights) and OUT/explain.json.
+    token highlights) and OUT/explain.json. The data is read as the model recorded it; `label_column`,
+    `text_column` and `test_data` (or those fields of `data_options`) override it.
 
     Example:
         >>> r = explain("models/tgt", pretrained="models/src", data="digits", source_data="mnist5k",
@@ -138,6 +141,8 @@ def explain(
         >>> r.cka, r.drift, r.forgetting.drop  # doctest: +SKIP
     """
     # long: one pass that loads both models once and measures every block; split, it would reload them
+    given = DataOptions.overrides(data_options, "explain", label_column=label_column, text_column=text_column,
+                                  test_data=test_data)
     check_method(method)
     if examples < 0:
         raise ConfigError(f"--examples must be 0 or more (attributed test examples); got {examples}")
@@ -152,7 +157,7 @@ def explain(
         raise ArtifactError(f"{model} is a pretrained backbone, not a fine-tuned model; explain compares a fine-tuned "
                             f"model with its pretrained one: transferlab finetune {model} --data DATA --out OUT first")
     pretrained_ref, source = _pretrained_for(finetuned, None if pretrained is None else str(pretrained), module)
-    target = _target_of(finetuned, data, label_column, text_column, test_data)
+    target = _target_of(finetuned, data, given.get("label_column"), given.get("text_column"), given.get("test_data"))
     task = target.load()
     check_input_fits(task, finetuned.input_spec, model_name=str(model))
     if task.class_names != finetuned.label_names:

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from .probe import probe_accuracy
 from .representations import block_outputs, source_probabilities
 from .runtime import analysis_threads
+from ..data.options import DataOptions
 from .target import TargetSpec, load_model, source_head
 from .transferability import hscore, leep, logme
 from .validation import SCORES, Validation, matching_comparisons, validate_layers, validate_models
@@ -162,6 +163,7 @@ def rank(
     compare: Sequence[str | Path] = (),
     seed: int = 0,
     folds: int = 5,
+    data_options: DataOptions | None = None,
     classes: str | list | None = None,
     image_size: int | None = None,
     image_margin: int = 0,
@@ -176,6 +178,7 @@ def rank(
     Scores use only the training split's labelled examples (K per class with `shots`, drawn with
     `seed` exactly as `finetune` draws them); validation and test splits are never read. `compare`
     names comparison folders of the same target whose fine-tuned accuracies validate the scores.
+    The target is read with `data_options` (a DataOptions) or its fields as keywords, as in `finetune`.
 
     Example:
         >>> r = rank(["models/cnn", "models/mlp"], "digits", shots=10, image_size=28, image_margin=4)  # doctest: +SKIP
@@ -192,7 +195,8 @@ def rank(
     if len(set(models)) != len(models):
         dupes = sorted({m for m in models if models.count(m) > 1})
         raise ConfigError(f"each model is ranked once; {dupes} appear more than once")
-    target = TargetSpec(data, classes, image_size, image_margin, label_column, text_column, test_data)
+    target = TargetSpec.of(data, data_options, classes=classes, image_size=image_size, image_margin=image_margin,
+                           label_column=label_column, text_column=text_column, test_data=test_data)
     task, split = target.labelled(shots, seed)
     result = RankResult(data=str(data), shots=shots if shots is not None else "all", n_examples=len(split.y_train))
     # libraries every score uses load once here, so the first model's seconds are its own scoring only

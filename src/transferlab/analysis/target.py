@@ -25,6 +25,21 @@ class TargetSpec:
     text_column: str = "text"
     test_data: str | None = None
 
+    @classmethod
+    def of(cls, data: str, data_options: DataOptions | None, **keywords: Any) -> "TargetSpec":
+        """The target `data` read with `data_options` and/or the same fields as keywords (DataOptions.merge).
+
+        Class labels only: an analysis refuses a numeric target.
+        """
+        from ..errors import ConfigError
+
+        options = DataOptions.merge(data_options, **keywords)
+        if options.target != "class":
+            raise ConfigError(f"the analyses score class labels; got target={options.target!r}. Read the data with "
+                              "target='class' (a numeric target has no classes to score)")
+        return cls(data, options.classes, options.image_size, options.image_margin, options.label_column,
+                   options.text_column, options.test_data)
+
     @property
     def options(self) -> DataOptions:
         """How the dataset is read: the DataOptions every command shares (class labels: analyses score classes)."""

@@ -176,8 +176,8 @@ class CompareConfig:
         """How the target dataset is read (the same DataOptions as finetune's)."""
         from ..data import DataOptions
 
-        return DataOptions(classes=self.classes, image_size=self.image_size, image_margin=self.image_margin,
-                           label_column=self.label_column, text_column=self.text_column, test_data=self.test_data)
+        # the YAML keys and the --flags of the Data panel are DataOptions' own names (target: classes only)
+        return DataOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DataOptions) if hasattr(self, f.name)})
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

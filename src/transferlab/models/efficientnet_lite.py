@@ -130,9 +130,9 @@ class MBConv(nn.Module):
 class ConvHead(nn.Module):
     """1×1 conv to 1280 channels → BatchNorm → ReLU6 → global average pool: (B, 320, h, w) → (B, 1280)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cin: int = STAGES[-1][3]) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(STAGES[-1][3], FEATURES, 1, bias=False)
+        self.conv = nn.Conv2d(cin, FEATURES, 1, bias=False)
         self.bn = _bn(FEATURES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,16 +192,21 @@ class EfficientNetLiteConfig:
     image_size: int = field(default=RESOLUTION, metadata={
         "help": "the side in pixels the network runs at (inputs of any size are centre-cropped and resized to it)"})
     crop: float = field(default=CROP, metadata={"help": "the centre fraction of the shorter side kept before resizing"})
+    width: float = field(default=1.0, metadata={
+        "help": "channel multiplier of the MBConv stages (1.0: Lite0, which the ImageNet weights need; smaller: "
+                "a narrower network trained from scratch)"})
 
     def __post_init__(self) -> None:
         check_resolution(self.image_size)
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0.1 <= self.width <= 2.0:
+            raise ConfigError(f"efficientnet-lite0 width must be a number in [0.1, 2]; got {self.width!r} (1.0 is Lite0)")
         if not 0.1 <= float(self.crop) <= 1.0:
             raise ConfigError(f"efficientnet-lite0 crop must be in [0.1, 1]; got {self.crop!r}")
 
 
 @register_backbone("efficientnet-lite0", EfficientNetLiteConfig,
                    "EfficientNet-Lite0 pretrained on ImageNet-1k (3.4M backbone params, 1280-d), offline; any image size",
-                   inputs=("image",), tiny=lambda scratch: {"image_size": 32})  # its smallest resolution
+                   inputs=("image",), tiny=lambda scratch: {"image_size": 32, "width": 0.25})  # smallest resolution, narrow
 def efficientnet_lite0(cfg: EfficientNetLiteConfig, input_spec: InputSpec) -> Backbone:
     if input_spec.kind != "image":
         raise ConfigError(f"efficientnet-lite0 needs images; the data gives {input_spec.describe()}s — use a "
@@ -212,13 +217,22 @@ def efficientnet_lite0(cfg: EfficientNetLiteConfig, input_spec: InputSpec) -> Ba
     blocks: dict[str, nn.Module] = {"stem": Stem(cfg.image_size, float(cfg.crop))}
     cin = 32
     for s, (kernel, stride, expand, cout, repeats) in enumerate(STAGES, start=1):
+        cout = _scaled(cout, cfg.width)
         layers = [MBConv(cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expand) for i in range(repeats)]
         blocks[f"stage{s}"] = nn.Sequential(*layers)
         cin = cout
-    blocks["conv_head"] = ConvHead()
+    blocks["conv_head"] = ConvHead(cin)
     size = cfg.image_size
     return EfficientNetLite(blocks, input_spec=InputSpec("image", (3, size, size), any_size=True),
                             feature_dim=FEATURES, spec=None)
+
+
+def _scaled(channels: int, width: float, divisor: int = 8) -> int:
+    """EfficientNet's round_filters: channels × width, to a multiple of 8, never 10% below the product."""
+    if width == 1.0:
+        return channels
+    scaled = max(divisor, int(channels * width + divisor / 2) // divisor * divisor)
+    return scaled + divisor if scaled < 0.9 * channels * width else scaled
 
 
 def _stage_of_block() -> list[tuple[int, int]]:

@@ -98,6 +98,8 @@ def pretrain(
     overwrite: Annotated[bool, typer.Option(help="replace an existing model folder at --out")] = False,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
+    keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="save the policy of the best evaluation "
+                                            "point (default; rl-baselines3-zoo's practice) or the last weights")] = True,
     threads: Threads = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -110,14 +112,16 @@ def pretrain(
                             hidden=_ints(hidden, "--hidden"), activation=activation,
                             algo_options=_pairs(algo_option, "--algo-option"), eval_episodes=eval_episodes,
                             eval_points=eval_points, out=out, overwrite=overwrite, quiet=quiet or json_out,
-                            threads=threads, resume=resume, checkpoint_every=checkpoint_every)
+                            threads=threads, resume=resume, checkpoint_every=checkpoint_every, keep_best=keep_best)
     if json_out:
         _emit(result.to_json())
         return
-    m = result.metrics
-    typer.echo(f"pretrained {algo} on {result.env.describe()}: evaluation return {m['final_return']:.1f} "
-               f"(from {m['jumpstart']:.1f} at step 0), {result.episodes} episodes, {steps} steps in "
-               f"{result.train_seconds:.1f}s → {out}")
+    m, kept = result.metrics, result.kept
+    saved = (f"saved the best evaluated policy: return {kept['return']:.1f} at step {kept['step']:,} "
+             f"(last evaluation {m['final_return']:.1f})" if kept["rule"] == "best" else
+             f"saved the last weights: evaluation return {m['final_return']:.1f}")
+    typer.echo(f"pretrained {algo} on {result.env.describe()}: {saved}, from {m['jumpstart']:.1f} at step 0; "
+               f"{result.episodes} episodes, {steps} steps in {result.train_seconds:.1f}s → {out}")
 
 
 @app.command("finetune")

@@ -371,6 +371,29 @@ def test_compare_killed_mid_grid_resumes_without_redoing_finished_runs(ppo_sourc
     assert all(c["n_seeds"] == 3 for c in summary["cells"])
 
 
+def _synthetic_run(name: str, seed: int, auc: float) -> dict:
+    curve = [{"step": 0, "return": auc}, {"step": 100, "return": auc}]
+    return {"status": "finished", "name": name, "strategy": name, "steps": 100, "seed": seed, "heads": "new",
+            "train_seconds": 1.0, "curve": curve, "metrics": curve_metrics(curve)}
+
+
+def test_compare_margin_names_an_equivalent_strategy_no_difference_and_is_checked() -> None:
+    """Δ auc of +1, +3, −1, +1 returns over four seeds: inconclusive without a margin, no-difference within ±10."""
+    from transferlab.rl.compare import RLCompareConfig
+    from transferlab.rl.report import summarize
+
+    runs = [_synthetic_run("scratch", s, 100.0) for s in range(4)]
+    runs += [_synthetic_run("full", s, 100.0 + d) for s, d in enumerate([1.0, 3.0, -1.0, 1.0])]
+    config = RLCompareConfig("src", "CartPole-v1", strategies=[{"name": "full", "options": {}}], steps=[100], seeds=4)
+    full = lambda summary: next(c for c in summary["cells"] if c["strategy"] == "full")  # noqa: E731
+    assert full(summarize(runs, config.to_dict()))["verdict"] == "inconclusive"
+    assert full(summarize(runs, {**config.to_dict(), "margin": 10.0}))["verdict"] == "no-difference"
+    with pytest.raises(ConfigError, match=r"--margin must be a number ≥ 0 in auc units \(returns\).*got -1"):
+        RLCompareConfig("src", "CartPole-v1", margin=-1)
+    bad = runner.invoke(app, ["compare", "src", "--env", "CartPole-v1", "--margin", "-5"])
+    assert bad.exit_code == 2 and "--margin must be a number ≥ 0" in bad.output
+
+
 # --- the saved source policy: the best evaluated one --------------------------------------------------------
 
 

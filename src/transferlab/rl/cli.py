@@ -180,6 +180,8 @@ def compare(
     steps: Annotated[str, typer.Option(help="target budgets in environment steps, e.g. 10000,20000")] = "20000",
     seeds: Annotated[int, typer.Option(help="seeds per cell")] = 5,
     metric: Annotated[str, typer.Option(help="verdict metric: auc | asymptotic_return | jumpstart | final_return")] = "auc",
+    margin: Annotated[float, typer.Option(help="largest |Δ| (return units) called no-difference; default 0: a CI of Δ "
+                                          "across 0 is inconclusive")] = 0.0,
     freeze: Freeze = None,
     alpha: Alpha = None,
     beta: Beta = None,
@@ -213,7 +215,7 @@ def compare(
                              strategies=specs, steps=_ints(steps, "--steps") or [], seeds=seeds, metric=metric,
                              eval_episodes=eval_episodes, eval_points=eval_points,
                              algo_options=_pairs(algo_option, "--algo-option"), keep_source_head=keep_source_head,
-                             threshold=threshold)
+                             threshold=threshold, margin=margin)
     with _cell_progress(enabled=not (quiet or json_out)) as on_cell:
         result = compare_agents(config, out, jobs=jobs, threads=threads, force=force, on_cell=on_cell)
     if json_out:

@@ -9,9 +9,12 @@ Q-learning). Targets:
 Each target runs `compare --env`: scratch, full, partial (--freeze 1) and linear-probe (frozen backbone + new
 heads) × 5 seeds, verdicts on the area under the learning curve (paired by seed against scratch). The
 goals, per helps pair: the best strategy's verdict is `helps` with the CI of Δauc above 0, and its seed-mean
-curve reaches scratch's final (asymptotic) return in ≤ 50% of scratch's steps; the hurts pair is never
-`helps` for the strategies that keep the source heads (full, partial) — the reversed action meaning is
-exactly what those heads got wrong. Wall-clock time is printed for the whole run (the goal: under 30
+curve reaches scratch's final (asymptotic) return in ≤ 50% of scratch's steps; the hurts pair is reported as
+`hurts` or `no-difference`, never `helps` — judged over every strategy, as the issue states it (a separate
+line says how the strategies that keep the source heads, full and partial, fared: the reversed action meaning
+is exactly what those heads got wrong, while new heads on the frozen backbone can learn the reversed mapping).
+The sources keep the policy of their best evaluation point (`keep_best`, rl-baselines3-zoo's practice).
+Wall-clock time is printed for the whole run (the goal: under 30
 minutes on 2 cores with --jobs 2 and 1 torch thread per run).
 
     python benchmarks/rl_transfer.py --jobs 2            # the full benchmark (make bench-rl)
@@ -22,11 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from transferlab.artifacts.model_folder import run_dir
 from transferlab.rl.api import pretrain_agent
+from transferlab.rl.checkpoint import CHECKPOINT
 from transferlab.rl.compare import RLCompareConfig, compare_agents
 
 PAIRS = [
@@ -67,8 +73,10 @@ def main() -> int:
             t0 = time.perf_counter()
             r = pretrain_agent("CartPole-v1", algo=algo, steps=int(SOURCE_STEPS[algo] * scale), seed=0, out=source,
                                eval_episodes=args.eval_episodes, eval_points=args.eval_points, threads=1,
-                               resume=(source / "checkpoint.pt").is_file())  # a killed pretraining continues
-            print(f"pretrained {algo} on CartPole-v1: eval return {r.metrics['final_return']:.1f} in "
+                               keep_best=True,  # a killed pretraining continues from its checkpoint beside --out
+                               resume=(run_dir(source) / CHECKPOINT).is_file())
+            print(f"pretrained {algo} on CartPole-v1: kept the policy of step {r.kept['step']:,} (eval return "
+                  f"{r.kept['return']:.1f}; last evaluation {r.metrics['final_return']:.1f}) in "
                   f"{time.perf_counter() - t0:.0f}s", flush=True)
         cpu += json.loads((source / "config.json").read_text())["training"].get("cpu_seconds") or 0.0
         for pair, options in PAIRS:
@@ -95,7 +103,8 @@ def main() -> int:
     for line in goals:
         print(line)
     print(f"\nwhole benchmark: {minutes:.1f} min wall with --jobs {args.jobs} (this run; includes any reused work's "
-          f"absence and other load on the machine)")
+          f"absence and other load on the machine; load average at the end {os.getloadavg()[0]:.1f} / "
+          f"{os.getloadavg()[1]:.1f} / {os.getloadavg()[2]:.1f} over 1 / 5 / 15 min on {os.cpu_count()} cores)")
     print(f"CPU time of all runs (pretraining, training, evaluation): {cpu / 60:.1f} min → {cpu / 120:.1f} min on 2 "
           "idle cores with --jobs 2 (goal: under 30 min; process start-up not included)")
     if args.json:
@@ -172,18 +181,33 @@ def check_goals(rows: list[dict], seeds_wanted: int) -> list[str]:
         if pair.startswith("helps"):
             helping = [r for r in cells if r["verdict"] == "helps"]
             best = max(helping or cells, key=lambda r: r["mean"] if r["mean"] is not None else float("-inf"))
+            scratch = next(r for r in rows if r["pair"] == pair and r["algo"] == algo and r["verdict"] == "baseline")
+            # "≤ 50% of scratch's steps", read both ways: of scratch's budget, and of the steps scratch itself took to
+            # reach its final return (the stricter one when scratch gets there early); the goal needs both.
             frac = best.get("threshold_step_fraction")
-            met = best["verdict"] == "helps" and frac is not None and frac <= 0.5
+            ttt, scratch_ttt = best.get("time_to_threshold"), scratch.get("time_to_threshold")
+            of_scratch = None if ttt is None else ttt / scratch_ttt if scratch_ttt else 0.0 if ttt == 0 else None
+            met = (best["verdict"] == "helps" and frac is not None and frac <= 0.5 and of_scratch is not None
+                   and of_scratch <= 0.5)
+            scratch_at = "never" if scratch_ttt is None else f"{int(scratch_ttt):,}"
             lines.append(f"{'MET' if met else 'NOT MET'}: {pair} {algo}: best {best['strategy']} is "
                          f"{best['verdict']} (Δauc {_f(best['delta_vs_scratch'])}, CI low {_f(best['delta_ci_low'])}) "
-                         f"and reaches scratch's final return {_f(best['threshold'])} at "
-                         f"{'never' if frac is None else f'{frac:.0%}'} of scratch's steps (goal ≤ 50%)")
+                         f"and reaches scratch's final return {_f(best['threshold'])} at step "
+                         f"{'never' if ttt is None else f'{int(ttt):,}'}: "
+                         f"{'–' if frac is None else f'{frac:.0%}'} of scratch's budget, "
+                         f"{'–' if of_scratch is None else f'{of_scratch:.0%}'} of the {scratch_at} steps scratch took "
+                         "(goal ≤ 50%)")
         else:
-            kept = [r for r in cells if r["strategy"] in KEEPS_SOURCE_HEADS]
-            bad = [r["strategy"] for r in kept if r["verdict"] == "helps"]
             verdicts = ", ".join(f"{r['strategy']}: {r['verdict']}" for r in cells)
-            lines.append(f"{'NOT MET' if bad else 'MET'}: {pair} {algo}: never `helps` for the source heads "
-                         f"({verdicts})")
+            helping = [r["strategy"] for r in cells if r["verdict"] == "helps"]
+            lines.append(f"{'NOT MET' if helping else 'MET'}: {pair} {algo}: never `helps` (goal, every strategy): "
+                         f"{verdicts}")
+            kept = [r for r in cells if r["strategy"] in KEEPS_SOURCE_HEADS]
+            if any(r["verdict"] == "helps" for r in kept):
+                lines.append(f"  and the strategies that keep the source heads include a `helps` ({pair} {algo})")
+            else:
+                lines.append(f"  of which the strategies that keep the source heads: "
+                             + ", ".join(f"{r['strategy']}: {r['verdict']}" for r in kept) + " (none `helps`)")
     return lines
 
 

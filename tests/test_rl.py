@@ -194,7 +194,7 @@ def test_full_keeps_the_source_policy_so_jumpstart_is_the_source_return(ppo_sour
     cfg = json.loads((ppo_source / "config.json").read_text())
     r = finetune_agent(ppo_source, "CartPole-v1", strategy="full", steps=256, **TINY)
     assert r.heads == "source"
-    assert r.metrics["jumpstart"] == pytest.approx(cfg["rl"]["learning_curve"][-1]["return"])
+    assert r.metrics["jumpstart"] == pytest.approx(cfg["rl"]["kept"]["return"])
 
 
 def test_partial_freezes_the_first_blocks_and_linear_probe_the_whole_backbone(ppo_source: Path, tmp_path: Path) -> None:
@@ -236,7 +236,7 @@ def test_a2c_is_an_actor_critic_like_ppo(tmp_path: Path) -> None:
     r = pretrain_agent("CartPole-v1", algo="a2c", steps=160, out=tmp_path / "a2c", **TINY)
     assert json.loads((tmp_path / "a2c" / "config.json").read_text())["rl"]["heads"] == {"action": [0, 2], "value": [2, 3]}
     ft = finetune_agent(tmp_path / "a2c", "CartPole-v1", strategy="full", steps=160, **TINY)
-    assert ft.algo == "a2c" and ft.metrics["jumpstart"] == pytest.approx(r.metrics["final_return"])
+    assert ft.algo == "a2c" and ft.metrics["jumpstart"] == pytest.approx(r.metrics["kept_return"])
 
 
 def test_space_mismatches_name_both_spaces(ppo_source: Path, tmp_path: Path, monkeypatch) -> None:
@@ -371,6 +371,83 @@ def test_compare_killed_mid_grid_resumes_without_redoing_finished_runs(ppo_sourc
     assert all(c["n_seeds"] == 3 for c in summary["cells"])
 
 
+def _synthetic_run(name: str, seed: int, auc: float) -> dict:
+    curve = [{"step": 0, "return": auc}, {"step": 100, "return": auc}]
+    return {"status": "finished", "name": name, "strategy": name, "steps": 100, "seed": seed, "heads": "new",
+            "train_seconds": 1.0, "curve": curve, "metrics": curve_metrics(curve)}
+
+
+def test_compare_margin_names_an_equivalent_strategy_no_difference_and_is_checked() -> None:
+    """Δ auc of +1, +3, −1, +1 returns over four seeds: inconclusive without a margin, no-difference within ±10."""
+    from transferlab.rl.compare import RLCompareConfig
+    from transferlab.rl.report import summarize
+
+    runs = [_synthetic_run("scratch", s, 100.0) for s in range(4)]
+    runs += [_synthetic_run("full", s, 100.0 + d) for s, d in enumerate([1.0, 3.0, -1.0, 1.0])]
+    config = RLCompareConfig("src", "CartPole-v1", strategies=[{"name": "full", "options": {}}], steps=[100], seeds=4)
+    full = lambda summary: next(c for c in summary["cells"] if c["strategy"] == "full")  # noqa: E731
+    assert full(summarize(runs, config.to_dict()))["verdict"] == "inconclusive"
+    assert full(summarize(runs, {**config.to_dict(), "margin": 10.0}))["verdict"] == "no-difference"
+    with pytest.raises(ConfigError, match=r"--margin must be a number ≥ 0 in auc units \(returns\).*got -1"):
+        RLCompareConfig("src", "CartPole-v1", margin=-1)
+    bad = runner.invoke(app, ["compare", "src", "--env", "CartPole-v1", "--margin", "-5"])
+    assert bad.exit_code == 2 and "--margin must be a number ≥ 0" in bad.output
+
+
+# --- the saved source policy: the best evaluated one --------------------------------------------------------
+
+
+def _scripted_evaluations(monkeypatch, good_steps: range) -> dict[int, dict[str, torch.Tensor]]:
+    """Evaluation returns 50 inside `good_steps`, 10 elsewhere; records the backbone weights at each evaluation."""
+    import transferlab.rl.run as run
+    from transferlab.rl.agent import backbone_of
+
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+
+    def evaluate(self, model):
+        step = int(model.num_timesteps)
+        seen[step] = {k: v.detach().clone() for k, v in backbone_of(model).state_dict().items()}
+        return [50.0 if step in good_steps else 10.0] * len(self.envs)
+
+    monkeypatch.setattr(run.Evaluator, "__call__", evaluate)
+    return seen
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_pretrain_saves_the_best_evaluated_policy_not_the_last(tmp_path: Path, monkeypatch) -> None:
+    """A DQN whose evaluation return peaks mid-run and falls back: the folder holds the weights of the peak."""
+    run = dict(algo="dqn", steps=400, seed=0, hidden=[16, 16], algo_options=DQN_TINY, eval_episodes=2, eval_points=4)
+    seen = _scripted_evaluations(monkeypatch, range(200, 201))  # points 0, 100, 200, 300, 400: the peak at 200
+    best = pretrain_agent("CartPole-v1", out=tmp_path / "best", **run)
+    assert best.kept == {"rule": "best", "step": 200, "return": 50.0}
+    assert best.metrics["kept_return"] == 50.0 and best.metrics["final_return"] == 10.0
+    cfg = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert cfg["rl"]["kept"] == {"rule": "best", "step": 200, "return": 50.0}
+    saved = load_agent_folder(tmp_path / "best").backbone_state
+    assert _same(saved, seen[200]) and not _same(saved, seen[400])  # DQN trained on after the peak
+    last = pretrain_agent("CartPole-v1", out=tmp_path / "last", keep_best=False, **run)
+    assert last.kept == {"rule": "last", "step": 400, "return": 10.0}
+    assert _same(load_agent_folder(tmp_path / "last").backbone_state, seen[400])
+    # equally good evaluations: the last of them is kept (a run that ends at its best keeps its end)
+    flat = pretrain_agent("CartPole-v1", out=tmp_path / "flat", **{**run, "seed": 1, "algo": "ppo", "hidden": None,
+                                                                   "algo_options": {}, "steps": 512})
+    assert flat.kept["step"] == 512 and flat.kept["return"] == 10.0
+
+
+def test_cli_pretrain_says_which_policy_it_saved(tmp_path: Path, monkeypatch) -> None:
+    _scripted_evaluations(monkeypatch, range(256, 257))
+    args = ["pretrain", "--env", "CartPole-v1", "--steps", "512", "--eval-episodes", "2", "--eval-points", "2"]
+    best = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert best.exit_code == 0, best.output
+    assert "saved the best evaluated policy: return 50.0 at step 256 (last evaluation 10.0)" in best.output
+    last = runner.invoke(app, [*args, "--keep-last", "--out", str(tmp_path / "b")])
+    assert "saved the last weights: evaluation return 10.0" in last.output
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["rl"]["kept"]["rule"] == "last"
+
+
 # --- resume of a killed run ------------------------------------------------------------------------------------
 
 
@@ -421,6 +498,23 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch, alg
     w1, w2 = load_agent_folder(tmp_path / "killed").backbone_state, load_agent_folder(tmp_path / "killed-copy").backbone_state
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
     assert json.loads((tmp_path / "killed" / "config.json").read_text())["training"]["steps"] == 1024
+
+
+def test_killed_pretraining_keeps_its_best_policy_across_the_resume(tmp_path: Path, monkeypatch) -> None:
+    """The best weights so far travel in the checkpoint: a run killed after its peak still saves the peak."""
+    run = dict(algo="dqn", steps=400, seed=2, hidden=[16, 16], algo_options=DQN_TINY, eval_episodes=2, eval_points=4,
+               checkpoint_every=100)
+    seen = _scripted_evaluations(monkeypatch, range(100, 101))
+    whole = pretrain_agent("CartPole-v1", out=tmp_path / "whole", **run)
+    peak = seen[100]
+    with monkeypatch.context() as m:
+        _kill_after_checkpoints(m, 2)  # after the peak at step 100 was evaluated
+        with pytest.raises(_Killed):
+            pretrain_agent("CartPole-v1", out=tmp_path / "killed", **run)
+    resumed = pretrain_agent("CartPole-v1", out=tmp_path / "killed", resume=True, **run)
+    assert resumed.kept == whole.kept == {"rule": "best", "step": 100, "return": 50.0}
+    assert _same(load_agent_folder(tmp_path / "killed").backbone_state, peak)
+    assert not _same(seen[400], peak)  # the resumed run trained on past the peak
 
 
 def test_resume_errors(tmp_path: Path, ppo_source: Path) -> None:

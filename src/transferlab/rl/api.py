@@ -42,6 +42,7 @@ class AgentResult:
     trainable_parameters: int | None = None
     total_parameters: int | None = None
     cpu_seconds: float | None = None  # CPU time of training and evaluation in this process
+    kept: dict[str, Any] | None = None  # pretraining: {"rule": "best"|"last", "step", "return"} of the saved weights
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,7 +50,7 @@ class AgentResult:
             "env_options": self.env.options, "strategy": self.strategy, "strategy_options": self.strategy_options,
             "heads": self.heads, "steps": self.steps, "seed": self.seed, "episodes": self.episodes,
             "train_seconds": self.train_seconds, "cpu_seconds": self.cpu_seconds, "trainable_parameters": self.trainable_parameters,
-            "total_parameters": self.total_parameters, "metrics": self.metrics,
+            "total_parameters": self.total_parameters, "metrics": self.metrics, "kept": self.kept,
             "curve": [{"step": p["step"], "return": p["return"]} for p in self.curve],
         }
 
@@ -88,8 +89,14 @@ def pretrain_agent(
     threads: int | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    keep_best: bool = True,
 ) -> AgentResult:
     """Train an agent on a source environment and save it as a pretrained model folder.
+
+    `keep_best` (default): the saved agent is the policy at the best point of the evaluation curve (the last of
+    equally good points), not the last weights — rl-baselines3-zoo's practice (SB3's EvalCallback keeps the
+    best model), because DQN in particular often loses a solved policy later in training. `keep_best=False`
+    saves the last weights. `result.kept` says which point was kept and its evaluation return.
 
     With `out`, a checkpoint is kept beside it (in `.NAME.run`) while the run trains (every `checkpoint_every` steps,
     default: each evaluation interval); `resume=True` continues a killed run from it (rl/checkpoint.py).
@@ -106,18 +113,20 @@ def pretrain_agent(
     options = resolve_algo_options(alg, algo_options)
     net = {"hidden": [int(h) for h in (hidden or alg.hidden)], "activation": activation or alg.activation}
     identity = {"command": "pretrain", "env": spec.to_dict(), "algo": algo, "algo_options": options, "network": net,
-                "steps": steps, "seed": seed, "eval": [eval_episodes, eval_points]}
+                "steps": steps, "seed": seed, "eval": [eval_episodes, eval_points], "keep": "best" if keep_best else "last"}
     checkpoint, payload = _run_state(out, identity, steps, eval_points, checkpoint_every, resume, overwrite)
     _threads(threads)
     model = build_agent(alg, spec, seed=seed, hidden=net["hidden"], activation=net["activation"], options=options)
     trained = train(model, steps=steps, evaluator=Evaluator(spec, eval_episodes), points=eval_points, quiet=quiet,
                     description=f"pretrain {algo} on {spec.describe()}", checkpoint=checkpoint, resume_from=payload,
-                    seed=seed)
+                    seed=seed, keep_best=keep_best)
     trainable, total = trainable_parameters(model)
-    result = AgentResult(algo=algo, env=spec, steps=steps, seed=seed, curve=trained.curve,
-                         metrics=curve_metrics(trained.curve), episodes=trained.episodes,
-                         train_seconds=trained.train_seconds, trainable_parameters=trainable, total_parameters=total,
-                         cpu_seconds=trained.cpu_seconds)
+    kept = trained.kept or {"rule": "last", "step": trained.curve[-1]["step"], "return": trained.curve[-1]["return"]}
+    metrics = {**curve_metrics(trained.curve), "kept_step": kept["step"], "kept_return": kept["return"]}
+    result = AgentResult(algo=algo, env=spec, steps=steps, seed=seed, curve=trained.curve, metrics=metrics,
+                         episodes=trained.episodes, train_seconds=trained.train_seconds,
+                         trainable_parameters=trainable, total_parameters=total, cpu_seconds=trained.cpu_seconds,
+                         kept=kept)
     if out is not None:
         from .folder import save_agent_folder
 

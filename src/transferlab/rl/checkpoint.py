@@ -5,7 +5,8 @@ A checkpoint is written beside the run's `--out`, in its run-private folder `.NA
 rollout, every `checkpoint_every` environment steps. It holds everything the learner owns: the network
 (adapters included), the optimiser, SB3's counters (steps, updates, DQN's target-update clock and
 exploration rate), DQN's replay buffer, the episode statistics, the learning curve so far, and every RNG
-(torch, numpy, python, the action space). It is saved with `torch.save` and read with `weights_only=True`:
+(torch, numpy, python, the action space) and, for a run that keeps its best evaluated policy, that policy's
+weights. It is saved with `torch.save` and read with `weights_only=True`:
 tensors and plain containers only, never code — SB3's own zip/pickle format is not used.
 
 What is **not** restored, and why: the simulator state of each environment in the middle of its episode.
@@ -53,7 +54,8 @@ def save_checkpoint(folder: Path, *, identity: dict[str, Any], model: Any, callb
                      "exploration_rate": float(getattr(model, "exploration_rate", 0.0))},
         "episodes_info": [dict(e) for e in (model.ep_info_buffer or [])],
         "curve": {"curve": callback.curve, "episodes": callback.episodes, "next": callback.next,
-                  "seconds": callback.seconds_so_far(), "cpu": callback.cpu_so_far()},
+                  "seconds": callback.seconds_so_far(), "cpu": callback.cpu_so_far(),
+                  "best": getattr(callback, "best", None)},
         "rng": {"torch": torch.get_rng_state(), "numpy": _np_state(), "python": list(random.getstate()[1]),
                 "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
                 "action_space": model.action_space.np_random.bit_generator.state},

@@ -98,6 +98,8 @@ def pretrain(
     overwrite: Annotated[bool, typer.Option(help="replace an existing model folder at --out")] = False,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
+    keep_best: Annotated[bool, typer.Option("--keep-best/--keep-last", help="save the policy of the best evaluation "
+                                            "point (default; rl-baselines3-zoo's practice) or the last weights")] = True,
     threads: Threads = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -110,14 +112,16 @@ def pretrain(
                             hidden=_ints(hidden, "--hidden"), activation=activation,
                             algo_options=_pairs(algo_option, "--algo-option"), eval_episodes=eval_episodes,
                             eval_points=eval_points, out=out, overwrite=overwrite, quiet=quiet or json_out,
-                            threads=threads, resume=resume, checkpoint_every=checkpoint_every)
+                            threads=threads, resume=resume, checkpoint_every=checkpoint_every, keep_best=keep_best)
     if json_out:
         _emit(result.to_json())
         return
-    m = result.metrics
-    typer.echo(f"pretrained {algo} on {result.env.describe()}: evaluation return {m['final_return']:.1f} "
-               f"(from {m['jumpstart']:.1f} at step 0), {result.episodes} episodes, {steps} steps in "
-               f"{result.train_seconds:.1f}s → {out}")
+    m, kept = result.metrics, result.kept
+    saved = (f"saved the best evaluated policy: return {kept['return']:.1f} at step {kept['step']:,} "
+             f"(last evaluation {m['final_return']:.1f})" if kept["rule"] == "best" else
+             f"saved the last weights: evaluation return {m['final_return']:.1f}")
+    typer.echo(f"pretrained {algo} on {result.env.describe()}: {saved}, from {m['jumpstart']:.1f} at step 0; "
+               f"{result.episodes} episodes, {steps} steps in {result.train_seconds:.1f}s → {out}")
 
 
 @app.command("finetune")
@@ -176,6 +180,8 @@ def compare(
     steps: Annotated[str, typer.Option(help="target budgets in environment steps, e.g. 10000,20000")] = "20000",
     seeds: Annotated[int, typer.Option(help="seeds per cell")] = 5,
     metric: Annotated[str, typer.Option(help="verdict metric: auc | asymptotic_return | jumpstart | final_return")] = "auc",
+    margin: Annotated[float, typer.Option(help="largest |Δ| (return units) called no-difference; default 0: a CI of Δ "
+                                          "across 0 is inconclusive")] = 0.0,
     freeze: Freeze = None,
     alpha: Alpha = None,
     beta: Beta = None,
@@ -209,7 +215,7 @@ def compare(
                              strategies=specs, steps=_ints(steps, "--steps") or [], seeds=seeds, metric=metric,
                              eval_episodes=eval_episodes, eval_points=eval_points,
                              algo_options=_pairs(algo_option, "--algo-option"), keep_source_head=keep_source_head,
-                             threshold=threshold)
+                             threshold=threshold, margin=margin)
     with _cell_progress(enabled=not (quiet or json_out)) as on_cell:
         result = compare_agents(config, out, jobs=jobs, threads=threads, force=force, on_cell=on_cell)
     if json_out:

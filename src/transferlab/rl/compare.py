@@ -38,10 +38,17 @@ class RLCompareConfig:
     algo_options: dict[str, Any] = field(default_factory=dict)
     keep_source_head: bool | None = None
     threshold: float | None = None
+    margin: float = 0.0  # largest |Δ| (in --metric units: returns) called no-difference; changes no run
 
     def __post_init__(self) -> None:
+        import math
+
         if self.metric not in METRICS:
             raise ConfigError(f"--metric {self.metric!r} is not one of {list(METRICS)}")
+        if not isinstance(self.margin, (int, float)) or not math.isfinite(self.margin) or self.margin < 0:
+            raise ConfigError(f"--margin must be a number ≥ 0 in {self.metric} units (returns), e.g. --margin 10; "
+                              f"got {self.margin!r}")
+        self.margin = float(self.margin)
         if self.seeds < 2:
             raise ConfigError(f"--seeds must be ≥ 2 (a verdict needs a spread over seeds); got {self.seeds}")
         if not self.steps or any(int(s) < 1 for s in self.steps):
@@ -138,7 +145,10 @@ def compare_agents(config: RLCompareConfig, out: str | Path, *, jobs: int = 1, t
             raise ConfigError(f"strategy {spec['name']!r} does not apply to an RL agent; RL strategies are "
                               f"{list(RL_STRATEGIES)}")
         create_strategy(spec["name"], **spec.get("options", {}))
-    identity = config.to_dict() | {"pretrained_sha256": source.config["weights"]["sha256"]}
+    # The margin only names verdicts (it changes no run): it is not part of what a resumed comparison must match,
+    # so the same runs can be judged again with another --margin.
+    identity = {k: v for k, v in config.to_dict().items() if k != "margin"} | {
+        "pretrained_sha256": source.config["weights"]["sha256"]}
     store_path = out / STORE
     if force and store_path.exists():
         for name in (STORE, f"{STORE}-wal", f"{STORE}-shm", "results.csv", "summary.json", "report.html"):
@@ -169,7 +179,7 @@ def compare_agents(config: RLCompareConfig, out: str | Path, *, jobs: int = 1, t
             store.record(run)
             failed += run["status"] != "finished"
         runs = store.runs(status=None)  # failed runs too: the report names them
-    summary = write_rl_outputs(out, runs, identity)
+    summary = write_rl_outputs(out, runs, identity | {"margin": config.margin})
     return RLComparison(out=out, summary=summary, runs=runs, ran=len(todo), skipped=skipped, failed=failed)
 
 

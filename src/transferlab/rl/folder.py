@@ -67,6 +67,8 @@ def save_agent_folder(out: Path, model: Any, *, kind: str, algo: Any, algo_optio
         "eval": {"episodes": len(result.curve[0]["returns"]) if result.curve else 0, "seed": 10_000,
                  "policy": "greedy"},
     }
+    if getattr(result, "kept", None):  # pretraining: which evaluation point the saved weights are
+        rl["kept"] = dict(result.kept)
     info: dict[str, Any] = {"task_kind": "rl", "rl": rl, "metrics": result.metrics,
                             "preprocessing": {"observations": "as the environment returns them"}}
     if kind == "pretrained":

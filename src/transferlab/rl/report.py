@@ -45,6 +45,7 @@ def summarize(runs: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> d
     from ..compare.statistics import mean_ci, paired_delta, verdict
 
     metric = config["metric"]
+    margin = float(config.get("margin") or 0.0)  # in metric units; 0: a CI of Δ across 0 is "inconclusive"
     finished = [r for r in runs if r["status"] == "finished"]
     cells: list[dict[str, Any]] = []
     recommendation: dict[str, Any] = {}
@@ -89,7 +90,7 @@ def summarize(runs: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> d
                 if paired:
                     d, dlo, dhi = paired_delta([a for a, _ in paired], [b for _, b in paired], CONFIDENCE)
                     cell |= {"delta_vs_scratch": d, "delta_ci_low": _num(dlo), "delta_ci_high": _num(dhi),
-                             "verdict": verdict(_num(dlo), _num(dhi)), "paired_seeds": len(paired)}
+                             "verdict": verdict(_num(dlo), _num(dhi), margin), "paired_seeds": len(paired)}
                 else:
                     cell |= {"delta_vs_scratch": None, "delta_ci_low": None, "delta_ci_high": None,
                              "verdict": "no-difference", "paired_seeds": 0}
@@ -101,7 +102,7 @@ def summarize(runs: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> d
         recommendation[str(steps)] = {"strategy": best["strategy"] if best else "scratch",
                                       "why": (f"highest mean {metric} among strategies that help" if best else
                                               f"no strategy helps on {metric} at this budget")}
-    return {"task_kind": "rl", "metric": metric, "confidence": CONFIDENCE, "env": config["env"],
+    return {"task_kind": "rl", "metric": metric, "confidence": CONFIDENCE, "margin": margin, "env": config["env"],
             "env_options": config["env_options"], "pretrained": config["pretrained"], "cells": cells,
             "recommendation": recommendation}
 
@@ -170,7 +171,8 @@ def render_report(summary: Mapping[str, Any], config: Mapping[str, Any]) -> str:
              "each run. auc = area under that learning curve per step (mean return over training); jumpstart = return "
              "at step 0; asymptotic = mean of the last quarter of the curve; time to threshold = first step where the "
              "seed-mean curve reaches scratch's final (asymptotic) return; transfer ratio = (auc − auc scratch) / "
-             "|auc scratch|.</p>"]
+             "|auc scratch|. Verdicts: helps / hurts when the whole 95% CI of Δ is above / below 0; no-difference when it "
+             f"lies within ±{summary.get('margin', 0.0):g} (--margin, in return units); inconclusive otherwise.</p>"]
     for steps in config["steps"]:
         cells = [c for c in summary["cells"] if c["steps"] == int(steps) and c.get("n_seeds")]
         rec = summary["recommendation"].get(str(steps), {})

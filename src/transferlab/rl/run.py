@@ -57,12 +57,16 @@ def eval_points(steps: int, points: int) -> list[int]:
 
 
 def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callable[[dict[str, Any]], None] | None,
-                    checkpoint: Checkpointing | None = None):
+                    checkpoint: Checkpointing | None = None, keep_best: bool = False):
     # long: a factory whose length is the stable-baselines3 callback class it defines (its methods share the closure)
     from stable_baselines3.common.callbacks import BaseCallback
 
     class CurveCallback(BaseCallback):
-        """Evaluate at each scheduled step; count episodes; report progress; checkpoint at rollout starts."""
+        """Evaluate at each scheduled step; count episodes; report progress; checkpoint at rollout starts.
+
+        With `keep_best`, the weights at the best evaluation so far are kept (`best`: step, return and a copy of
+        the policy's state): the last of equally good evaluations, so a run that ends at its best keeps its end.
+        """
 
         def __init__(self) -> None:
             super().__init__()
@@ -73,6 +77,7 @@ def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callab
             self._start, self._cpu = time.perf_counter(), time.process_time()
             self._seconds_before, self._cpu_before = 0.0, 0.0  # from before a resume
             self._last_checkpoint = 0
+            self.best: dict[str, Any] | None = None
 
         def seconds_so_far(self) -> float:
             return self._seconds_before + time.perf_counter() - self._start
@@ -84,6 +89,7 @@ def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callab
             self.curve, self.episodes, self.next = list(state["curve"]), int(state["episodes"]), int(state["next"])
             self._seconds_before, self._cpu_before = float(state["seconds"]), float(state["cpu"])
             self._last_checkpoint = steps_done
+            self.best = state.get("best")
 
         def _on_rollout_start(self) -> None:
             if checkpoint is None or self.num_timesteps - self._last_checkpoint < checkpoint.every:
@@ -95,8 +101,12 @@ def _curve_callback(evaluator: Evaluator, points: list[int], on_progress: Callab
 
         def _evaluate(self, step: int) -> None:
             returns = evaluator(self.model)
-            self.curve.append({"step": step, "return": float(np.mean(returns)), "returns": returns})
+            mean = float(np.mean(returns))
+            self.curve.append({"step": step, "return": mean, "returns": returns})
             self.next += 1
+            if keep_best and (self.best is None or mean >= self.best["return"]):
+                self.best = {"step": step, "return": mean,
+                             "policy": {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}}
 
         def _on_training_start(self) -> None:
             if self.next == 0 and points and points[0] == 0:
@@ -139,19 +149,23 @@ class TrainedAgent:
     train_seconds: float
     steps_done: int
     cpu_seconds: float  # CPU time of this process while training (what the run costs on an idle core)
+    kept: dict[str, Any] | None = None  # with keep_best: {"rule", "step", "return"} of the weights the model holds
 
 
 def train(model: Any, *, steps: int, evaluator: Evaluator, points: int, quiet: bool, description: str,
-          checkpoint: Checkpointing | None = None, resume_from: dict[str, Any] | None = None, seed: int = 0
-          ) -> TrainedAgent:
+          checkpoint: Checkpointing | None = None, resume_from: dict[str, Any] | None = None, seed: int = 0,
+          keep_best: bool = False) -> TrainedAgent:
     """Run `model.learn(steps)` with evaluation at `points` + 1 fixed steps (0 included) and a progress bar.
 
     With `checkpoint`, the run's state is saved at rollout starts every `checkpoint.every` steps; with
     `resume_from` (a loaded checkpoint), it continues from there (rl/checkpoint.py says what is restored).
+    With `keep_best`, the model ends holding the weights of its best evaluation point (the last of equal ones)
+    instead of its last weights — what SB3's EvalCallback(best_model_save_path=…) keeps in rl-baselines3-zoo:
+    value-based agents such as DQN often lose a solved policy later in training.
     """
     check_budget(steps, points)
     with _progress(description, steps, enabled=not quiet) as on_progress:
-        callback = _curve_callback(evaluator, eval_points(steps, points), on_progress, checkpoint)
+        callback = _curve_callback(evaluator, eval_points(steps, points), on_progress, checkpoint, keep_best)
         remaining, fresh = steps, True
         if resume_from is not None:
             from .checkpoint import restore
@@ -161,9 +175,13 @@ def train(model: Any, *, steps: int, evaluator: Evaluator, points: int, quiet: b
             remaining, fresh = steps - int(model.num_timesteps), False
         model.learn(total_timesteps=remaining, callback=callback, progress_bar=False, reset_num_timesteps=fresh)
         callback.finish()
+    kept = None
+    if keep_best and callback.best is not None:
+        model.policy.load_state_dict(callback.best["policy"])
+        kept = {"rule": "best", "step": callback.best["step"], "return": callback.best["return"]}
     return TrainedAgent(model=model, curve=callback.curve, episodes=callback.episodes,
                         train_seconds=callback.seconds_so_far(), steps_done=int(model.num_timesteps),
-                        cpu_seconds=callback.cpu_so_far())
+                        cpu_seconds=callback.cpu_so_far(), kept=kept)
 
 
 def check_budget(steps: int, points: int) -> None:

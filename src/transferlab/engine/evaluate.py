@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,7 +37,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BAT
     outs = []
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            outs.append(model(x[i : i + batch_size].to(device)).cpu())
+            outs.append(model(_rows(x, i, i + batch_size).to(device)).cpu())
             if advance is not None:
                 advance(len(outs[-1]))
     model.train(was_training)
@@ -44,10 +45,16 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BAT
     return out[torch.argsort(order)] if order is not None else out
 
 
+def _rows(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows start:stop as a tensor; image files held as LazyImages are decoded here, a batch at a time."""
+    rows = x[start:stop]
+    return rows if isinstance(rows, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+
+
 def _empty_output(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The (0, outputs) result for no rows (the model run on nothing, as before batching)."""
     with torch.inference_mode():
-        return model(x.to(device)).cpu()
+        return model(_rows(x, 0, 0).to(device)).cpu()
 
 
 def _reduced(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metrics: dict, squeeze: bool = False) -> dict[str, float]:

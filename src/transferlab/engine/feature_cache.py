@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.imagefiles import LazyImages, decoded_rows
 from ..models.backbone import Backbone
 from .evaluate import EVAL_BATCH, TEXT_BATCH  # noqa: F401  (TEXT_BATCH: imported from here elsewhere)
 
@@ -33,6 +34,8 @@ def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor,
     Inputs with a length (tokenized text) are batched shortest first, so each batch carries little
     padding; the rows come back in their original order. `advance(n)` reports progress per batch.
     """
+    if isinstance(x, LazyImages):  # image files decoded a batch at a time: only the features are kept
+        return _lazy_prefix_features(backbone, stop, x, advance)
     xt = backbone.prepare_inputs(x) if isinstance(x, np.ndarray) else x
     lengths = getattr(backbone, "input_lengths", None)
     order = torch.argsort(lengths(xt), stable=True) if lengths is not None and len(xt) else None
@@ -51,6 +54,19 @@ def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor,
     if order is not None:
         out = out[torch.argsort(order)]
     return out.clone()  # a normal tensor (inference tensors cannot be saved for backward)
+
+
+def _lazy_prefix_features(backbone: Backbone, stop: int, x: LazyImages, advance=None) -> torch.Tensor:
+    was_training = backbone.training
+    backbone.eval()
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, max(len(x), 1), EVAL_BATCH):
+            outs.append(backbone.features_until(backbone.prepare_inputs(decoded_rows(x, i, i + EVAL_BATCH)), stop))
+            if advance is not None and len(x):
+                advance(len(outs[-1]))
+    backbone.train(was_training)
+    return torch.cat(outs).clone()
 
 
 class FeatureCache:

@@ -53,7 +53,7 @@ def block_outputs(
         >>> {name: o.shape for name, o in outs.items()}  # doctest: +SKIP
         {'conv1': (N, 1024), 'conv2': (N, 800), 'fc': (N, 128)}
     """
-    xt = backbone.prepare_inputs(x) if isinstance(x, np.ndarray) else x
+    xt = x if isinstance(x, torch.Tensor) else backbone.prepare_inputs(x)  # arrays, and image files read lazily
     lengths = getattr(backbone, "input_lengths", None)
     text = lengths is not None
     order = torch.argsort(lengths(xt), stable=True) if text and len(xt) else None

@@ -149,7 +149,10 @@ class Stem(nn.Module):
         self.bn = _bn(32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(self.bn(self.conv(self.preprocess(x))))  # (B, 32, size/2, size/2)
+        # channels-last activations from here on: the CPU's oneDNN convolutions and BatchNorm run faster on them
+        # (the weights stay contiguous, so the saved tensors are unchanged); measured in benchmarks/vision_transfer.py
+        x = self.preprocess(x).contiguous(memory_format=torch.channels_last)
+        return F.relu6(self.bn(self.conv(x)))  # (B, 32, size/2, size/2)
 
 
 class EfficientNetLite(Backbone):

@@ -116,3 +116,18 @@ def test_an_unknown_timm_name_is_refused_naming_it(fake_timm):
     with pytest.raises(ConfigError, match=r"timm could not build 'nonet' \(RuntimeError: Unknown model \(nonet\)\); "
                                           r"check the name"):
         create_backbone(*resolve_backbone_ref("timm:nonet")[:1], InputSpec("image", (3, 8, 8)), model="nonet")
+
+
+def test_the_cli_refuses_timm_names_without_timm(monkeypatch, tmp_path):
+    if "timm" in list_backbones():
+        pytest.skip("timm is installed here")
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    monkeypatch.setitem(sys.modules, "timm", None)
+    result = CliRunner().invoke(app, ["finetune", "timm:resnet18", "--data", "digits", "--shots", "2",
+                                      "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "timm:NAME needs the timm package, which is not installed" in result.output
+    assert not (tmp_path / "m").exists()

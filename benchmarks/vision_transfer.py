@@ -133,7 +133,8 @@ def _effnet_grid(args, data: Path):
 
     # Scratch passes the whole network every step: a fixed budget of epochs, validated twice.
     few = {"epochs": args.uncached_epochs, "eval_every": max(1, args.uncached_epochs // 2)}
-    specs = [StrategySpec("linear-probe"), StrategySpec("partial", {"freeze": 7}, label="partial-7"),
+    # partial-7 first: its cached stage6 outputs are where the linear probe's features continue from
+    specs = [StrategySpec("partial", {"freeze": 7}, label="partial-7"), StrategySpec("linear-probe"),
              StrategySpec("scratch", train=few)]
     return run_comparison(CompareConfig(pretrained="efficientnet-lite0", data=str(data), image_size=args.image_size,
                                         strategies=specs, shots=args.shots, seeds=args.seeds),
@@ -324,7 +325,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--large-seeds", type=int, default=1)
-    parser.add_argument("--large-strategies", default="linear-probe", help="of linear-probe, partial-7")
+    parser.add_argument("--large-strategies", default="partial-7,linear-probe", help="of partial-7, linear-probe")
     parser.add_argument("--shots", default="1,5,10", help="label budgets of the efficientnet-lite0 grid")
     parser.add_argument("--cnn-epochs", type=int, default=40, help="pretraining epochs of the cnn on MNIST-5k")
     parser.add_argument("--cnn-shots", default="1,5,10,50", help="label budgets of the MNIST-5k cnn grid")

@@ -69,11 +69,29 @@ def _lazy_prefix_features(backbone: Backbone, stop: int, x: LazyImages, advance=
     return torch.cat(outs).clone()
 
 
+def _continue_features(backbone: Backbone, start: int, stop: int, h: torch.Tensor) -> torch.Tensor:
+    """Blocks start..stop-1 in eval mode over cached outputs of the first `start` blocks (the same weights)."""
+    blocks = list(backbone.blocks.values())[start:stop]
+    was_training = backbone.training
+    backbone.eval()
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(h), EVAL_BATCH):
+            out = h[i : i + EVAL_BATCH]
+            for block in blocks:
+                out = block(out)
+            outs.append(out)
+    backbone.train(was_training)
+    return torch.cat(outs).clone()
+
+
 class FeatureCache:
     """Prefix outputs keyed by (source, number of blocks, array name), computed on first use.
 
     `source` names the weights of the prefix (e.g. the pretrained model's sha256): runs share an
-    entry only when their frozen prefix has the same weights.
+    entry only when their frozen prefix has the same weights. A deeper prefix of the same source is
+    computed from a shallower one already cached (partial's frozen stages, then a linear probe's
+    whole backbone): only the blocks in between run.
     """
 
     def __init__(self) -> None:
@@ -81,7 +99,12 @@ class FeatureCache:
 
     def features(self, source: str, backbone: Backbone, stop: int, name: str, x: np.ndarray, advance=None) -> torch.Tensor:
         key = (source, stop, name)
-        if key not in self._store:
+        below = max((k for (s, k, n) in self._store if s == source and n == name and 0 < k < stop), default=0)
+        if key not in self._store and below:  # a shallower prefix of the same weights is cached: run only the rest
+            self._store[key] = _continue_features(backbone, below, stop, self._store[(source, below, name)])
+            if advance is not None:
+                advance(len(x))
+        elif key not in self._store:
             self._store[key] = prefix_features(backbone, stop, x, advance)
         elif advance is not None:
             advance(len(x))

@@ -104,6 +104,9 @@ class LazyImages:
             return self._subset([self.paths[key]]).decode()[0]
         if isinstance(key, slice):
             return self._subset(self.paths[key])
+        if isinstance(key, tuple):
+            raise IndexError("LazyImages are indexed by rows only (an int, slice, index array or mask); decode the rows "
+                             "first (np.asarray(x[rows])) to index pixels")
         index = np.asarray(key.cpu() if hasattr(key, "cpu") else key)
         if index.dtype == bool:
             if index.shape != (len(self),):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine.evaluate import EVAL_BATCH
+from ..engine.evaluate import eval_batch
 from ..engine.feature_cache import TEXT_BATCH
 from ..errors import ConfigError
 from ..models.backbone import Backbone
@@ -58,7 +58,7 @@ def block_outputs(
     text = lengths is not None
     order = torch.argsort(lengths(xt), stable=True) if text and len(xt) else None
     xs = xt[order] if order is not None else xt
-    batch = TEXT_BATCH if text else EVAL_BATCH
+    batch = TEXT_BATCH if text else eval_batch(backbone)
     wanted = list(backbone.block_names if blocks is None else blocks)
     unknown = [b for b in wanted if b not in backbone.block_names]
     if unknown:

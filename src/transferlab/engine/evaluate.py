@@ -22,6 +22,14 @@ def length_order(model: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     return torch.argsort(lengths(x), stable=True)
 
 
+def eval_batch(model: nn.Module, batch_size: int = EVAL_BATCH) -> int:
+    """`batch_size`, or less where the backbone says how many examples fit its activations' memory (`eval_batch`:
+    an ImageNet network at 224 px holds ~5 MB per image in one activation; 1024 of them would be 5 GB)."""
+    backbone = getattr(model, "backbone", model)
+    cap = getattr(backbone, "eval_batch", None)
+    return min(batch_size, int(cap)) if cap else batch_size
+
+
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH, advance=None) -> torch.Tensor:
     """(N, *input) -> (N, num_outputs) logits on the CPU; batches go to the model's device; the model
     is left in the mode it was in. Tokenized text runs shortest first in batches of at most TEXT_BATCH
@@ -29,6 +37,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BAT
     from .device import module_device
 
     device = module_device(model)
+    batch_size = eval_batch(model, batch_size)
     order = length_order(model, x)
     if order is not None:
         x, batch_size = x[order], min(batch_size, TEXT_BATCH)

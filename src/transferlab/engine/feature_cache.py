@@ -15,7 +15,7 @@ import torch
 
 from ..data.imagefiles import LazyImages, decoded_rows
 from ..models.backbone import Backbone
-from .evaluate import EVAL_BATCH, TEXT_BATCH  # noqa: F401  (TEXT_BATCH: imported from here elsewhere)
+from .evaluate import EVAL_BATCH, TEXT_BATCH, eval_batch  # noqa: F401  (TEXT_BATCH: imported from here elsewhere)
 
 
 def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
@@ -39,7 +39,7 @@ def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor,
     xt = backbone.prepare_inputs(x) if isinstance(x, np.ndarray) else x
     lengths = getattr(backbone, "input_lengths", None)
     order = torch.argsort(lengths(xt), stable=True) if lengths is not None and len(xt) else None
-    batch = TEXT_BATCH if order is not None else EVAL_BATCH
+    batch = TEXT_BATCH if order is not None else eval_batch(backbone)
     xs = xt[order] if order is not None else xt
     was_training = backbone.training
     backbone.eval()
@@ -61,8 +61,9 @@ def _lazy_prefix_features(backbone: Backbone, stop: int, x: LazyImages, advance=
     backbone.eval()
     outs = []
     with torch.inference_mode():
-        for i in range(0, max(len(x), 1), EVAL_BATCH):
-            outs.append(backbone.features_until(backbone.prepare_inputs(decoded_rows(x, i, i + EVAL_BATCH)), stop))
+        batch = eval_batch(backbone)
+        for i in range(0, max(len(x), 1), batch):
+            outs.append(backbone.features_until(backbone.prepare_inputs(decoded_rows(x, i, i + batch)), stop))
             if advance is not None and len(x):
                 advance(len(outs[-1]))
     backbone.train(was_training)
@@ -76,8 +77,9 @@ def _continue_features(backbone: Backbone, start: int, stop: int, h: torch.Tenso
     backbone.eval()
     outs = []
     with torch.inference_mode():
-        for i in range(0, len(h), EVAL_BATCH):
-            out = h[i : i + EVAL_BATCH]
+        batch = eval_batch(backbone)
+        for i in range(0, len(h), batch):
+            out = h[i : i + batch]
             for block in blocks:
                 out = block(out)
             outs.append(out)

@@ -171,6 +171,13 @@ class EfficientNetLite(Backbone):
         if self.spec is not None:
             self.spec = {**self.spec, "config": {**self.spec["config"], "image_size": int(size)}}
 
+    @property
+    def eval_batch(self) -> int:
+        """Examples per inference batch: the largest activation (stage2's 96-channel expansion at half the side,
+        float32) at most ~64 MB, so a pass holds a few hundred MB whatever the resolution (1024 at 224 px: 5 GB)."""
+        per_image = 96 * (self.resolution // 2) ** 2 * 4
+        return max(8, min(1024, (64 << 20) // per_image))
+
     def example_input(self) -> torch.Tensor:
         return torch.zeros(1, 3, self.resolution, self.resolution)
 

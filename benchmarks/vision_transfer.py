@@ -9,9 +9,11 @@ Parts (`--parts`, comma-separated; each prints a markdown table):
 - `cnn`: `compare` from a `cnn` pretrained on MNIST-5k (linear-probe, partial, full, lp-ft, scratch).
 - `summary`: both grids again (finished runs are read back, not rerun) and the issue's goals at 10 labels/class.
 - `large`: 1,000 labels/class, linear-probe and partial from efficientnet-lite0.
-- `speed`: images/s of frozen feature extraction (transferlab's cache vs a plain eager loop) and of one
-  fine-tuning step (transferlab's `fit` vs a plain eager loop), same model and batch, same process,
-  alternating; and onnxruntime on the exported model.
+- `speed`: images/s of frozen feature extraction (transferlab's cache vs a plain eager loop) and of a
+  fine-tuning step (transferlab's `fit` vs a plain eager loop with torch's default Adam), same model and
+  batch, same process, alternating; steps are timed in steady state (from the end of the first step to the
+  end of the last: fit's setup and the first step's one-off allocations and imports are not per-step
+  costs); and onnxruntime on the exported model.
 
 CPU budget: Fashion-MNIST's own splits are 60,000 / 10,000 images; on a 2-core machine a forward pass of
 EfficientNet-Lite0 runs at roughly 50–100 images/s at 64 px, so the benchmark draws a stratified subset of

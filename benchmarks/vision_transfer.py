@@ -73,7 +73,7 @@ def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tu
     from transferlab.engine.run import train_run
     from transferlab.strategies import create_strategy
 
-    cache, seconds, images = FeatureCache(), 0.0, 0
+    cache, seconds, images, counted = FeatureCache(), 0.0, 0, set()
     accs: dict = {label: [] for label in strategies}
     for seed in range(seeds):
         split = split_task(task, shots=shots, seed=seed)
@@ -85,8 +85,10 @@ def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tu
             for part, x in (("pool", task.x_pool), ("test", task.x_test)):
                 before, start = len(cache), time.perf_counter()
                 cache.features(f"effnet-{size}", backbone, k, f"{task.name}:{part}", x)  # computed once per k
-                if len(cache) > before:
-                    seconds, images = seconds + time.perf_counter() - start, images + len(x)
+                if len(cache) > before:  # a deeper prefix continues from a cached one: its images count once
+                    seconds += time.perf_counter() - start
+                    images += 0 if part in counted else len(x)
+                    counted.add(part)
             _, _, metrics = train_run(backbone, split, strategy, TrainConfig(seed=seed, threads=1), cache=cache,
                                       cache_key=f"effnet-{size}")
             accs[label].append(metrics["accuracy"])

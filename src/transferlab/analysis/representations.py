@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine.evaluate import EVAL_BATCH
+from ..engine.evaluate import eval_batch
 from ..engine.feature_cache import TEXT_BATCH
 from ..errors import ConfigError
 from ..models.backbone import Backbone
@@ -53,12 +53,12 @@ def block_outputs(
         >>> {name: o.shape for name, o in outs.items()}  # doctest: +SKIP
         {'conv1': (N, 1024), 'conv2': (N, 800), 'fc': (N, 128)}
     """
-    xt = backbone.prepare_inputs(x) if isinstance(x, np.ndarray) else x
+    xt = x if isinstance(x, torch.Tensor) else backbone.prepare_inputs(x)  # arrays, and image files read lazily
     lengths = getattr(backbone, "input_lengths", None)
     text = lengths is not None
     order = torch.argsort(lengths(xt), stable=True) if text and len(xt) else None
     xs = xt[order] if order is not None else xt
-    batch = TEXT_BATCH if text else EVAL_BATCH
+    batch = TEXT_BATCH if text else eval_batch(backbone)
     wanted = list(backbone.block_names if blocks is None else blocks)
     unknown = [b for b in wanted if b not in backbone.block_names]
     if unknown:

@@ -131,6 +131,8 @@ def materialize(ref: str) -> Path:
     if kind == ref and _current_copy(store_root() / ref, ref, PACKAGED[ref]):
         return store_root() / ref  # written on an earlier use
     root = writable_store()  # before the encoder is built: a store that can't be written is said at once
+    if kind == "timm":  # timm:NAME, where timm is installed
+        return _materialize_timm(options["model"], root)
     if kind != ref:  # a folder reference such as hf:/path (the registry entry says which option it sets)
         from ..models.hf_vision import is_vision_folder
 
@@ -191,6 +193,42 @@ def _materialize_hf_vision(folder: Path, root: Path) -> Path:
         "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
         "label_names": [],
         "preprocessing": {"from": f"{folder / PREPROCESSOR}", "size": processing.size,
+                          "shortest_edge": processing.shortest_edge, "crop": processing.crop,
+                          "mean": list(processing.mean), "std": list(processing.std), "resample": processing.mode,
+                          "image_size": None, "image_margin": None, "classes": None, "channels": 3},
+        "metrics": {},
+        "origin": origin,
+    }
+    save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info,
+                      also_write=lambda folder: _mark_store_entry(folder, name))
+    return dest
+
+
+def _materialize_timm(model_name: str, root: Path) -> Path:
+    """`timm:NAME` as a pretrained model in the store (`timm-NAME`); later uses read the folder, not timm's cache."""
+    import importlib.metadata
+
+    from ..data.task import InputSpec
+    from ..models import create_backbone
+    from .model_folder import save_model_folder
+
+    name = f"timm-{model_name}"
+    dest = root / check_store_name(name)
+    if (dest / CONFIG).is_file():
+        return dest
+    backbone = create_backbone("timm", InputSpec("image", (3, 1, 1)), model=model_name)
+    # Rebuilt from this folder, the model is created without timm's weights: the folder's safetensors hold them.
+    backbone.spec = {**backbone.spec, "config": {**backbone.spec["config"], "pretrained": False, "file": None}}
+    processing = backbone.blocks[backbone.block_names[0]].preprocess.processing
+    try:
+        version = importlib.metadata.version("timm")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    origin = f"timm.create_model({model_name!r}, pretrained=True) (timm {version})"
+    info = {
+        "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
+        "label_names": [],
+        "preprocessing": {"from": "timm pretrained_cfg", "size": processing.size,
                           "shortest_edge": processing.shortest_edge, "crop": processing.crop,
                           "mean": list(processing.mean), "std": list(processing.std), "resample": processing.mode,
                           "image_size": None, "image_margin": None, "classes": None, "channels": 3},

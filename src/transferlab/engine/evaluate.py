@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,6 +22,14 @@ def length_order(model: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     return torch.argsort(lengths(x), stable=True)
 
 
+def eval_batch(model: nn.Module, batch_size: int = EVAL_BATCH) -> int:
+    """`batch_size`, or less where the backbone says how many examples fit its activations' memory (`eval_batch`:
+    an ImageNet network at 224 px holds ~5 MB per image in one activation; 1024 of them would be 5 GB)."""
+    backbone = getattr(model, "backbone", model)
+    cap = getattr(backbone, "eval_batch", None)
+    return min(batch_size, int(cap)) if cap else batch_size
+
+
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH, advance=None) -> torch.Tensor:
     """(N, *input) -> (N, num_outputs) logits on the CPU; batches go to the model's device; the model
     is left in the mode it was in. Tokenized text runs shortest first in batches of at most TEXT_BATCH
@@ -28,6 +37,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BAT
     from .device import module_device
 
     device = module_device(model)
+    batch_size = eval_batch(model, batch_size)
     order = length_order(model, x)
     if order is not None:
         x, batch_size = x[order], min(batch_size, TEXT_BATCH)
@@ -36,7 +46,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BAT
     outs = []
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            outs.append(model(x[i : i + batch_size].to(device)).cpu())
+            outs.append(model(_rows(x, i, i + batch_size).to(device)).cpu())
             if advance is not None:
                 advance(len(outs[-1]))
     model.train(was_training)
@@ -44,10 +54,16 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BAT
     return out[torch.argsort(order)] if order is not None else out
 
 
+def _rows(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows start:stop as a tensor; image files held as LazyImages are decoded here, a batch at a time."""
+    rows = x[start:stop]
+    return rows if isinstance(rows, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+
+
 def _empty_output(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The (0, outputs) result for no rows (the model run on nothing, as before batching)."""
     with torch.inference_mode():
-        return model(x.to(device)).cpu()
+        return model(_rows(x, 0, 0).to(device)).cpu()
 
 
 def _reduced(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metrics: dict, squeeze: bool = False) -> dict[str, float]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.imagefiles import LazyImages, decoded_rows
 from ..models.backbone import Backbone
-from .evaluate import EVAL_BATCH, TEXT_BATCH  # noqa: F401  (TEXT_BATCH: imported from here elsewhere)
+from .evaluate import EVAL_BATCH, TEXT_BATCH, eval_batch  # noqa: F401  (TEXT_BATCH: imported from here elsewhere)
 
 
 def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
@@ -33,10 +34,12 @@ def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor,
     Inputs with a length (tokenized text) are batched shortest first, so each batch carries little
     padding; the rows come back in their original order. `advance(n)` reports progress per batch.
     """
+    if isinstance(x, LazyImages):  # image files decoded a batch at a time: only the features are kept
+        return _lazy_prefix_features(backbone, stop, x, advance)
     xt = backbone.prepare_inputs(x) if isinstance(x, np.ndarray) else x
     lengths = getattr(backbone, "input_lengths", None)
     order = torch.argsort(lengths(xt), stable=True) if lengths is not None and len(xt) else None
-    batch = TEXT_BATCH if order is not None else EVAL_BATCH
+    batch = TEXT_BATCH if order is not None else eval_batch(backbone)
     xs = xt[order] if order is not None else xt
     was_training = backbone.training
     backbone.eval()
@@ -53,11 +56,44 @@ def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor,
     return out.clone()  # a normal tensor (inference tensors cannot be saved for backward)
 
 
+def _lazy_prefix_features(backbone: Backbone, stop: int, x: LazyImages, advance=None) -> torch.Tensor:
+    was_training = backbone.training
+    backbone.eval()
+    outs = []
+    with torch.inference_mode():
+        batch = eval_batch(backbone)
+        for i in range(0, max(len(x), 1), batch):
+            outs.append(backbone.features_until(backbone.prepare_inputs(decoded_rows(x, i, i + batch)), stop))
+            if advance is not None and len(x):
+                advance(len(outs[-1]))
+    backbone.train(was_training)
+    return torch.cat(outs).clone()
+
+
+def _continue_features(backbone: Backbone, start: int, stop: int, h: torch.Tensor) -> torch.Tensor:
+    """Blocks start..stop-1 in eval mode over cached outputs of the first `start` blocks (the same weights)."""
+    blocks = list(backbone.blocks.values())[start:stop]
+    was_training = backbone.training
+    backbone.eval()
+    outs = []
+    with torch.inference_mode():
+        batch = eval_batch(backbone)
+        for i in range(0, len(h), batch):
+            out = h[i : i + batch]
+            for block in blocks:
+                out = block(out)
+            outs.append(out)
+    backbone.train(was_training)
+    return torch.cat(outs).clone()
+
+
 class FeatureCache:
     """Prefix outputs keyed by (source, number of blocks, array name), computed on first use.
 
     `source` names the weights of the prefix (e.g. the pretrained model's sha256): runs share an
-    entry only when their frozen prefix has the same weights.
+    entry only when their frozen prefix has the same weights. A deeper prefix of the same source is
+    computed from a shallower one already cached (partial's frozen stages, then a linear probe's
+    whole backbone): only the blocks in between run.
     """
 
     def __init__(self) -> None:
@@ -65,7 +101,12 @@ class FeatureCache:
 
     def features(self, source: str, backbone: Backbone, stop: int, name: str, x: np.ndarray, advance=None) -> torch.Tensor:
         key = (source, stop, name)
-        if key not in self._store:
+        below = max((k for (s, k, n) in self._store if s == source and n == name and 0 < k < stop), default=0)
+        if key not in self._store and below:  # a shallower prefix of the same weights is cached: run only the rest
+            self._store[key] = _continue_features(backbone, below, stop, self._store[(source, below, name)])
+            if advance is not None:
+                advance(len(x))
+        elif key not in self._store:
             self._store[key] = prefix_features(backbone, stop, x, advance)
         elif advance is not None:
             advance(len(x))

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.imagefiles import LazyImages
 from ..data.task import Task, TaskSplit
 from ..models import Backbone, TransferModel
 from ..models.head import FromBlock
@@ -47,7 +48,8 @@ def _run_metrics(net: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task,
 
 def _test_metrics(model: TransferModel, task: Task, progress: Progress = False) -> dict[str, float]:
     with progress_steps(f"evaluate {len(task.y_test)} test rows", total=len(task.y_test), progress=progress) as advance:
-        return _metrics(model, model.backbone.prepare_inputs(task.x_test), _labels(task.y_test), task, advance)
+        x = task.x_test if isinstance(task.x_test, LazyImages) else model.backbone.prepare_inputs(task.x_test)
+        return _metrics(model, x, _labels(task.y_test), task, advance)
 
 
 def unlabeled_rows(split: TaskSplit) -> np.ndarray:
@@ -88,7 +90,9 @@ def _inputs(model: TransferModel, split: TaskSplit, strategy: Strategy, k: int, 
         with progress_steps(kind, total=sum(len(a) for a in arrays), progress=report) as advance:
             x_tr, x_va, x_te = (prefix_features(model.backbone, k, a, advance) for a in arrays)
     else:
-        prepare = model.backbone.prepare_inputs  # float32 tensors, or token ids for text
+        def prepare(x):  # float32 tensors, or token ids for text; image files stay lazy (decoded per batch)
+            return x if isinstance(x, LazyImages) else model.backbone.prepare_inputs(x)
+
         x_tr, x_va, x_te = prepare(split.x_train), prepare(split.x_val), prepare(split.x_test)
     return x_tr, x_va, x_te
 

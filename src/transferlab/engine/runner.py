@@ -48,7 +48,8 @@ class Runner:
     def setup(self, model: nn.Module, *tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
         """Move the model and the tensors to the run's device (data is copied there once)."""
         model.to(self.device)
-        return [None if t is None else to_device(t, self.device) for t in tensors]
+        # Anything but a tensor (image files decoded per batch) stays where it is; its batches move.
+        return [t if not isinstance(t, torch.Tensor) else to_device(t, self.device) for t in tensors]
 
     def wrap(self, net: nn.Module) -> None:
         """The network the steps run (rebuilt for data parallelism when what trains has changed)."""

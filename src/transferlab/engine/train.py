@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -188,6 +189,13 @@ def _mean_loss(losses: list[torch.Tensor], n: int, batch_size: int) -> float:
     values = torch.stack(losses).tolist()
     sizes = [batch_size] * (len(values) - 1) + [n - batch_size * (len(values) - 1)]
     return sum(v * w for v, w in zip(values, sizes)) / n
+
+
+def _gather(x: torch.Tensor, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch's rows; image files held lazily (data/imagefiles.py LazyImages) are decoded here, per batch."""
+    if isinstance(x, torch.Tensor):
+        return x[idx]
+    return torch.from_numpy(np.ascontiguousarray(x[idx.cpu()], dtype=np.float32)).to(device)
 
 
 class _UnlabeledStream:
@@ -387,7 +395,8 @@ class _Loop:
 
     def _step(self, idx: torch.Tensor, epoch: int, i: int) -> None:
         st, cfg = self.state, self.cfg
-        xb = self.x_train[idx] if cfg.augment == "none" else augment_batch(self.x_train[idx], cfg.augment, self.order)
+        xb = _gather(self.x_train, idx, self.runner.device)
+        xb = xb if cfg.augment == "none" else augment_batch(xb, cfg.augment, self.order)
         unlabeled = self.unlabeled.draw(len(idx)) if self.unlabeled is not None else None
         step = _Step(self.strategy, self.model, cfg, self.loss_fn, xb, self.y_train[idx], idx, st.steps + len(st.losses),
                      epoch, self.epochs, unlabeled)

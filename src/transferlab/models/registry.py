@@ -79,6 +79,24 @@ def register_backbone(name: str, config_cls: type, summary: str, *, folder_based
     return decorator
 
 
+# Optional backbones whose library is not installed: name → (reference prefix, why not, `retry()` that registers
+# the entry if the library has become importable since and says whether it did).
+_UNAVAILABLE: dict[str, tuple[str, str, Callable[[], bool]]] = {}
+
+
+def mark_unavailable(name: str, prefix: str, message: str, retry: Callable[[], bool]) -> None:
+    """An optional backbone (`timm:NAME`) whose library is missing: using it raises `message`, unless `retry()`
+    finds the library and registers the entry (a library installed, or injected, after transferlab was imported)."""
+    _UNAVAILABLE[name] = (prefix, message, retry)
+
+
+def _available(name: str) -> None:
+    prefix, message, retry = _UNAVAILABLE[name]
+    if not retry():
+        raise ConfigError(message)
+    _UNAVAILABLE.pop(name, None)
+
+
 def unregister_backbone(name: str) -> None:
     """Remove a registered backbone (tests and interactive sessions)."""
     _BACKBONES.pop(name, None)
@@ -118,6 +136,9 @@ def resolve_backbone_ref(ref: str, options: dict[str, Any] | None = None) -> tup
         >>> resolve_backbone_ref("cnn")
         ('cnn', {})
     """
+    for name, (prefix, _, _) in list(_UNAVAILABLE.items()):
+        if ref.startswith(prefix):
+            _available(name)
     for entry in _BACKBONES.values():
         if entry.ref_prefix and ref.startswith(entry.ref_prefix):
             return entry.name, {entry.ref_option: ref[len(entry.ref_prefix):]} | dict(options or {})
@@ -125,6 +146,8 @@ def resolve_backbone_ref(ref: str, options: dict[str, Any] | None = None) -> tup
 
 
 def _check_name(name: str) -> None:
+    if name not in _BACKBONES and name in _UNAVAILABLE:
+        _available(name)
     if name not in _BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; registered backbones are {list_backbones()}")
 

@@ -13,6 +13,31 @@ from .compare.grid import ComparisonResult, run_comparison
 from .errors import ConfigError
 
 
+def _print_notes(console: Any, summary: dict[str, Any], analysis: dict[str, Any], metric: str) -> None:
+    """Below the table: how verdicts are read, the starred verdicts' footnote, negative-transfer warnings."""
+    from rich.markup import escape
+
+    if analysis:
+        console.print(f"verdicts use {escape(analysis.get('metric_reason', metric))}; intervals: "
+                      f"{escape(analysis.get('interval_method', ''))}; multiple comparisons: "
+                      f"{escape(analysis.get('correction_name', ''))}; no-difference means within ±{analysis.get('margin')}")
+    starred = [c for c in summary["cells"] if c["verdict"] == "inconclusive" and c.get("excludes_zero_uncorrected")]
+    if starred:
+        family = max(int(c.get("comparisons_corrected_for") or 1) for c in starred)
+        console.print(f"* the interval excludes 0 on its own, but not after the correction for the grid's {family} "
+                      f"comparisons ({escape(analysis.get('correction_name', 'multiple comparisons'))}); the seeds "
+                      "shown would decide it")
+    for c in summary["cells"]:
+        if c["verdict"] == "hurts" and c.get("delta_vs_scratch") is not None:
+            console.print(f"[bold red]warning:[/bold red] negative transfer — {escape(str(c['strategy']))} at "
+                          f"{c['shots']} shots is {c['delta_vs_scratch']:+.3f} below scratch (interval entirely below 0)")
+        elif c["verdict"] == "hurts" and c.get("delta_vs_source_only") is not None:
+            console.print(f"[bold red]warning:[/bold red] adaptation hurts — {escape(str(c['strategy']))} at "
+                          f"{c['shots']} labels is {c['delta_vs_source_only']:+.3f} below source-only (interval entirely below 0)")
+    for warning in summary.get("warnings") or []:
+        console.print(f"[bold red]warning:[/bold red] {escape(warning)}")
+
+
 def print_summary(result: ComparisonResult) -> None:
     from rich.console import Console
 
@@ -52,25 +77,7 @@ def print_summary(result: ComparisonResult) -> None:
                       "—" if c["train_seconds_mean"] is None else f"{c['train_seconds_mean']:.2f}",
                       "never" if speedup is None else f"{speedup:.1f}×")
     console.print(table)
-    if analysis:
-        console.print(f"verdicts use {escape(analysis.get('metric_reason', metric))}; intervals: "
-                      f"{escape(analysis.get('interval_method', ''))}; multiple comparisons: "
-                      f"{escape(analysis.get('correction_name', ''))}; no-difference means within ±{analysis.get('margin')}")
-    starred = [c for c in result.summary["cells"] if c["verdict"] == "inconclusive" and c.get("excludes_zero_uncorrected")]
-    if starred:
-        family = max(int(c.get("comparisons_corrected_for") or 1) for c in starred)
-        console.print(f"* the interval excludes 0 on its own, but not after the correction for the grid's {family} "
-                      f"comparisons ({escape(analysis.get('correction_name', 'multiple comparisons'))}); the seeds "
-                      "shown would decide it")
-    for c in result.summary["cells"]:
-        if c["verdict"] == "hurts" and c.get("delta_vs_scratch") is not None:
-            console.print(f"[bold red]warning:[/bold red] negative transfer — {escape(str(c['strategy']))} at "
-                          f"{c['shots']} shots is {c['delta_vs_scratch']:+.3f} below scratch (interval entirely below 0)")
-        elif c["verdict"] == "hurts" and c.get("delta_vs_source_only") is not None:
-            console.print(f"[bold red]warning:[/bold red] adaptation hurts — {escape(str(c['strategy']))} at "
-                          f"{c['shots']} labels is {c['delta_vs_source_only']:+.3f} below source-only (interval entirely below 0)")
-    for warning in result.summary.get("warnings") or []:
-        console.print(f"[bold red]warning:[/bold red] {escape(warning)}")
+    _print_notes(console, result.summary, analysis, metric)
     for shots, rec in result.summary["recommendation"].items():
         if rec.get("decided", True):
             console.print(f"{shots} shots: use [bold]{escape(str(rec['cheapest_within_ci']))}[/bold] (best "

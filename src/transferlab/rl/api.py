@@ -105,6 +105,7 @@ def pretrain_agent(
         >>> r = pretrain_agent("CartPole-v1", algo="ppo", steps=20_000, out="models/cartpole")  # doctest: +SKIP
         >>> r.metrics["final_return"]  # doctest: +SKIP
     """
+    # long: the signature lists every option of the public API (one keyword each) and the docstring documents them
     from .agent import algorithm, build_agent, resolve_algo_options, trainable_parameters
     from .run import Evaluator, train
 

@@ -4,6 +4,7 @@ store, finetune and predict with a fake `timm` module (a tiny nn.Module factory)
 from __future__ import annotations
 
 import importlib.machinery
+import os
 import sys
 import types
 
@@ -42,10 +43,11 @@ class TinyNet(nn.Module):
 @pytest.fixture
 def fake_timm(monkeypatch):
     """A `timm` module whose create_model builds TinyNet ("pretrained": fixed non-random weights) and records calls."""
-    calls = []
+    calls, offline = [], []
 
     def create_model(name, pretrained=False, num_classes=1000, **kwargs):
         calls.append({"name": name, "pretrained": pretrained, "num_classes": num_classes, **kwargs})
+        offline.append(os.environ.get("HF_HUB_OFFLINE"))
         if name != "tinynet":
             raise RuntimeError(f"Unknown model ({name})")
         model = TinyNet(num_classes)
@@ -60,6 +62,8 @@ def fake_timm(monkeypatch):
     module.__spec__ = importlib.machinery.ModuleSpec("timm", None)
     module.create_model = create_model
     monkeypatch.setitem(sys.modules, "timm", module)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    module.offline_seen = offline
     was = dict(registry._UNAVAILABLE)
     yield calls
     registry.unregister_backbone("timm")
@@ -116,6 +120,17 @@ def test_an_unknown_timm_name_is_refused_naming_it(fake_timm):
     with pytest.raises(ConfigError, match=r"timm could not build 'nonet' \(RuntimeError: Unknown model \(nonet\)\); "
                                           r"check the name"):
         create_backbone(*resolve_backbone_ref("timm:nonet")[:1], InputSpec("image", (3, 8, 8)), model="nonet")
+
+
+def test_timm_weights_are_read_offline_unless_the_user_asks_to_download(fake_timm):
+    from transferlab.models import create_backbone
+    from transferlab.data.task import InputSpec
+
+    seen = sys.modules["timm"].offline_seen
+    create_backbone("timm", InputSpec("image", (3, 16, 16)), model="tinynet")
+    assert seen[-1] == "1" and "HF_HUB_OFFLINE" not in os.environ  # offline while timm builds, restored after
+    create_backbone("timm", InputSpec("image", (3, 16, 16)), model="tinynet", download=True)
+    assert seen[-1] is None  # asked for: the hub is left as the user's environment has it
 
 
 def test_the_cli_refuses_timm_names_without_timm(monkeypatch, tmp_path):

@@ -10,15 +10,20 @@ Blocks: `features` (preprocessing + `forward_features`) and `pooling` (`forward_
 the model has both, else one block `encoder`. On first use the model is written into the store as
 `timm-NAME` (safetensors); later uses read that folder and never ask timm for weights again.
 
-Weights: timm reads pretrained weights from its own cache (the Hugging Face hub cache), fetching them there
-when missing; `file` names a local weights file for timm to read instead (`pretrained_cfg_overlay`).
+Weights: timm reads pretrained weights from its own cache (the Hugging Face hub cache), offline: weights
+missing from the cache are refused in one line, never downloaded, unless the user asks with `download=True`
+(`--download`); `file` names a local weights file for timm to read instead (`pretrained_cfg_overlay`).
 Without timm, `timm:NAME` is refused with one line saying how to get it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +48,8 @@ class TimmConfig:
 
     model: str | None = field(default=None, metadata={"help": "the timm model name, e.g. resnet18 (timm.list_models())"})
     pretrained: bool = field(default=True, metadata={"help": "load timm's pretrained weights (False: random init)"})
+    download: bool = field(default=False, metadata={
+        "help": "let timm fetch weights missing from its cache from the Hugging Face Hub (off: offline, never downloads)"})
     file: str | None = field(default=None, metadata={
         "help": "a local weights file timm reads instead of its cache (pretrained_cfg_overlay file=)"})
 
@@ -112,6 +119,30 @@ def timm_processing(model: nn.Module) -> ImageProcessing:
                            std=std, mode=mode if mode in ("bilinear", "bicubic", "nearest") else "bilinear")
 
 
+@contextlib.contextmanager
+def _offline(on: bool) -> Iterator[None]:
+    """The Hugging Face hub offline while timm builds a model: cached weights only, nothing fetched."""
+    if not on:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE",)}
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")  # read at call time by huggingface_hub
+    before = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = before
+
+
 def build_timm(cfg: TimmConfig) -> TimmBackbone:
     if not cfg.model:
         raise ConfigError("the timm backbone needs a model name: --backbone timm:NAME (e.g. timm:resnet18)")
@@ -123,11 +154,13 @@ def build_timm(cfg: TimmConfig) -> TimmBackbone:
     if cfg.file:
         kwargs["pretrained_cfg_overlay"] = {"file": str(cfg.file)}
     try:
-        model = timm.create_model(cfg.model, **kwargs)
+        with _offline(not cfg.download):
+            model = timm.create_model(cfg.model, **kwargs)
     except Exception as err:  # noqa: BLE001 — an unknown name or unreachable weights: the same one-line refusal
         first = str(err).splitlines()[0] if str(err) else ""
         raise ConfigError(f"timm could not build {cfg.model!r} ({type(err).__name__}: {first}); check the name "
-                          "(timm.list_models()) and that its weights are in timm's cache, or pass file=PATH") from None
+                          "(timm.list_models()) and that its weights are in timm's cache (transferlab does not "
+                          "download them unless asked: download=True), or pass file=PATH") from None
     processing = timm_processing(model)
     preprocess = Preprocess(processing)
     split = callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None))

@@ -8,7 +8,8 @@ learning rate 2e-5; transferlab caps pairs at `--max-pairs` (1280, its default),
 all pairs its sampler draws. Heads: transferlab trains a linear head on the tuned embeddings, the
 library fits scikit-learn's LogisticRegression (its default).
 
-    python benchmarks/setfit_library.py [--shots 8,16] [--seeds 0,1,2] [--threads 1] [--json]
+    python benchmarks/setfit_library.py [--shots 8,16] [--seeds 0,1,2] [--threads 1] [--max-pairs N]
+        [--only transferlab|library] [--json]
 
 Needs `setfit` importable (install it into a separate environment: it pulls `datasets`) beside
 the text extra, and ../shared/data/trec. Prints per-seed rows, means, the accuracy difference
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import time
@@ -69,6 +71,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-pairs", type=int, default=1280)
+    parser.add_argument("--only", choices=("transferlab", "library"), default=None,
+                        help="run one implementation (e.g. transferlab again with --max-pairs 3840, the library's pair count)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not (TREC / "train.csv").is_file():
@@ -85,8 +89,11 @@ def main() -> None:
     for shots in [int(s) for s in args.shots.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             split = split_task(task, shots=shots, seed=seed)
-            for who, fn in (("transferlab", lambda: run_transferlab(split, seed, args.max_pairs)),
-                            ("setfit library", lambda: run_library(split, seed))):
+            arms = (("transferlab", lambda: run_transferlab(split, seed, args.max_pairs)),
+                    ("setfit library", lambda: run_library(split, seed)))
+            for who, fn in arms:
+                if args.only is not None and who != {"transferlab": "transferlab", "library": "setfit library"}[args.only]:
+                    continue
                 acc, seconds = fn()
                 rows.append({"shots": shots, "seed": seed, "who": who, "accuracy": acc, "seconds": seconds})
                 print(f"shots {shots:3d} seed {seed}  {who:15s} accuracy {acc:.4f}  {seconds:7.1f}s", flush=True)
@@ -95,9 +102,11 @@ def main() -> None:
     summary = []
     for shots in sorted({r["shots"] for r in rows}):
         ours = [r for r in rows if r["shots"] == shots and r["who"] == "transferlab"]
-        base_s = statistics.mean(r["seconds"] for r in ours)
+        base_s = statistics.mean(r["seconds"] for r in ours) if ours else math.nan
         for who in ("transferlab", "setfit library"):
             sel = [r for r in rows if r["shots"] == shots and r["who"] == who]
+            if not sel:
+                continue
             accs = [r["accuracy"] for r in sel]
             sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
             secs = statistics.mean(r["seconds"] for r in sel)

@@ -14,7 +14,8 @@ Modes:
 - `--ensemble`: what training a cell's K seeds as one vectorised ensemble would buy, per optimiser step,
   for each trained part of the demo grid (the whole cnn; the dense block + head on cached conv features;
   the head alone on cached features): K sequential steps against one `torch.func.vmap` step over stacked
-  parameters and one batched-matmul step (head layers only), alternating.
+  parameters and one batched-matmul step (head layers only), alternating; then the whole cnn's steps in
+  the default NCHW memory format against channels_last (the next bottleneck's measured lead).
 
     python benchmarks/compare_grid.py [--seeds 3] [--jobs 1] [--json]
     python benchmarks/compare_grid.py --ab [--repeats 1] [--seeds 3] [--jobs 1]
@@ -238,6 +239,44 @@ def ensemble(k: int, batches: tuple[int, ...] = (10, 32), steps: int = 60, round
     return rows
 
 
+def layout(k: int, batches: tuple[int, ...] = (10, 32), steps: int = 60, rounds: int = 3) -> list[dict[str, Any]]:
+    """The next bottleneck: K sequential steps of the whole cnn in PyTorch's default (NCHW) memory format
+    against the same steps with the model and batches in channels_last, alternating."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(1)
+    rows = []
+    build = _ensemble_parts(k)[0][1]
+    for b in batches:
+        torch.manual_seed(0)
+        plain = [build() for _ in range(k)]
+        last = [copy.deepcopy(m).to(memory_format=torch.channels_last) for m in plain]
+        x = torch.randn(k, b, 1, 28, 28)
+        y = torch.randint(0, 10, (k, b))
+        xs = {"NCHW": [x[i] for i in range(k)],
+              "channels_last": [x[i].contiguous(memory_format=torch.channels_last) for i in range(k)]}
+        setups = {name: (models, [torch.optim.Adam(m.parameters(), 1e-3) for m in models])
+                  for name, models in (("NCHW", plain), ("channels_last", last))}
+        times: dict[str, list[float]] = {n: [] for n in setups}
+        for _ in range(rounds):
+            for name, (models, opts) in setups.items():
+                def run_steps(n: int) -> None:
+                    for _ in range(n):
+                        for i in range(k):
+                            loss = nn.functional.cross_entropy(models[i](xs[name][i]), y[i])
+                            opts[i].zero_grad()
+                            loss.backward()
+                            opts[i].step()
+                run_steps(5)
+                start = time.perf_counter()
+                run_steps(steps)
+                times[name].append((time.perf_counter() - start) / steps * 1000)
+        nchw, cl = statistics.median(times["NCHW"]), statistics.median(times["channels_last"])
+        rows.append({"batch": b, "seeds": k, "nchw_ms": nchw, "channels_last_ms": cl, "speedup": nchw / cl})
+    return rows
+
+
 def print_ensemble(rows: list[dict[str, Any]]) -> None:
     print(f"one optimiser step of {rows[0]['seeds']} seeds, 1 thread (ms; speed-up over sequential)\n")
     print("| trained part | batch | sequential | vmap | batched matmul |")
@@ -258,10 +297,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.ensemble:
-        rows = ensemble(args.seeds)
-        print(json.dumps(rows) if args.json else "", end="\n" if args.json else "")
-        if not args.json:
-            print_ensemble(rows)
+        rows, layouts = ensemble(args.seeds), layout(args.seeds)
+        if args.json:
+            print(json.dumps({"ensemble": rows, "layout": layouts}))
+            return
+        print_ensemble(rows)
+        print(f"\nthe whole cnn, {args.seeds} seeds one after another: memory format (ms per step of all seeds)\n")
+        print("| batch | NCHW (default) | channels_last | speed-up |")
+        print("|---:|---:|---:|---:|")
+        for r in layouts:
+            print(f"| {r['batch']} | {r['nchw_ms']:.2f} | {r['channels_last_ms']:.2f} | {r['speedup']:.2f}× |")
         return
     if args.ab:
         out = ab(args.seeds, args.jobs, args.repeats)

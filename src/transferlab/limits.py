@@ -40,6 +40,8 @@ LIMITS: dict[str, Limit] = {
     "parameters": Limit(1_000_000_000, "TRANSFERLAB_MAX_PARAMETERS", "parameters of a backbone or head built from options or a config.json"),
     "text_chars": Limit(100_000, "TRANSFERLAB_MAX_TEXT_CHARS", "characters of one text (a CSV field or JSONL value)"),
     "csv_field": Limit(131_072, "TRANSFERLAB_MAX_CSV_FIELD", "characters of one CSV field"),
+    "feature_cache_bytes": Limit(2 << 30, "TRANSFERLAB_MAX_FEATURE_CACHE_BYTES",
+                                 "bytes of frozen-prefix features a comparison keeps for its runs to share"),
 }
 
 

@@ -119,13 +119,15 @@ def _run_in_worker(cell: Cell) -> dict[str, Any]:
 
 
 def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
-                 checkpoints_dir: Path | None = None) -> CellRunner:
+                 checkpoints_dir: Path | None = None, source: Any = None) -> CellRunner:
+    """The runner of every cell in this process: the task read and framed, the pretrained model loaded
+    (`source`: already loaded and checksummed by the caller), once for the whole grid."""
     from ..artifacts import load_model as load
     from ..data import check_input_fits
 
     from ..models.resolution import apply_image_size
 
-    source = load(config.pretrained)
+    source = load(config.pretrained) if source is None else source
     options = dataclasses.replace(config.data_options, image_size=apply_image_size(source.backbone, config.data,
                                                                                   config.image_size))
     task = options.load(config.data)
@@ -174,7 +176,7 @@ def run_comparison(
     per_job = _per_job_threads(jobs, threads)
     models_dir = out / "models" if save_models else None
     checkpoints_dir = out / "checkpoints"
-    runner = _make_runner(config, per_job, models_dir, checkpoints_dir)  # validates data before anything is written
+    runner = _make_runner(config, per_job, models_dir, checkpoints_dir, source)  # validates data before anything is written
     if runner.task.is_numeric:
         raise ConfigError("compare needs class labels (it counts labels per class); --target numeric is not supported")
     out.mkdir(parents=True, exist_ok=True)

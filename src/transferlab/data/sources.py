@@ -72,7 +72,7 @@ def read_source(
             f"column) only; this source has class labels. Drop --target numeric"
         )
     if data in DATASETS:
-        return DATASETS[data].loader()
+        return DATASETS[data].load()  # read once per process
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError(f"{data!r}: no such file or folder; {expected_sources()}")

@@ -94,23 +94,43 @@ class FeatureCache:
     entry only when their frozen prefix has the same weights. A deeper prefix of the same source is
     computed from a shallower one already cached (partial's frozen stages, then a linear probe's
     whole backbone): only the blocks in between run.
+
+    The entries kept stay within `max_bytes` (default: the `feature_cache_bytes` limit, 2 GiB, raised
+    or lowered with TRANSFERLAB_MAX_FEATURE_CACHE_BYTES). Features that would go beyond it are
+    computed and returned but not kept: the runs that need them compute them again (the same
+    values, more time), and `declined` counts how often that happened.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int | None = None) -> None:
+        from ..limits import limit
+
         self._store: dict[tuple[str, int, str], torch.Tensor] = {}
+        self.max_bytes = limit("feature_cache_bytes") if max_bytes is None else int(max_bytes)
+        self.declined = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the kept entries."""
+        return sum(t.numel() * t.element_size() for t in self._store.values())
 
     def features(self, source: str, backbone: Backbone, stop: int, name: str, x: np.ndarray, advance=None) -> torch.Tensor:
         key = (source, stop, name)
-        below = max((k for (s, k, n) in self._store if s == source and n == name and 0 < k < stop), default=0)
-        if key not in self._store and below:  # a shallower prefix of the same weights is cached: run only the rest
-            self._store[key] = _continue_features(backbone, below, stop, self._store[(source, below, name)])
+        if key in self._store:
             if advance is not None:
                 advance(len(x))
-        elif key not in self._store:
-            self._store[key] = prefix_features(backbone, stop, x, advance)
-        elif advance is not None:
-            advance(len(x))
-        return self._store[key]
+            return self._store[key]
+        below = max((k for (s, k, n) in self._store if s == source and n == name and 0 < k < stop), default=0)
+        if below:  # a shallower prefix of the same weights is cached: run only the rest
+            out = _continue_features(backbone, below, stop, self._store[(source, below, name)])
+            if advance is not None:
+                advance(len(x))
+        else:
+            out = prefix_features(backbone, stop, x, advance)
+        if self.nbytes + out.numel() * out.element_size() <= self.max_bytes:
+            self._store[key] = out
+        else:
+            self.declined += 1
+        return out
 
     def has(self, source: str, stop: int, name: str) -> bool:
         return (source, stop, name) in self._store

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from transferlab.artifacts import add_model, list_models, load_model_folder, remove_model, resolve_model, save_model_folder
-from transferlab.artifacts.store import PACKAGED
+from transferlab.artifacts.store import packaged_models
 from transferlab.errors import ArtifactError, ConfigError
 from transferlab.models import HeadSpec, TransferModel, create_backbone, wrap_module
 from transferlab.artifacts.model_folder import seal_config
@@ -145,7 +145,7 @@ def test_store_add_list_resolve_remove(tmp_path, isolated_store):
     _save(tmp_path / "m", head=True)
     def stored():
         rows = list_models()
-        assert [m["name"] for m in rows if m.get("packaged")] == list(PACKAGED)  # listed until first used
+        assert [m["name"] for m in rows if m.get("packaged")] == list(packaged_models())  # listed until first used
         return [m for m in rows if not m.get("packaged")]
 
     assert stored() == []
@@ -156,7 +156,7 @@ def test_store_add_list_resolve_remove(tmp_path, isolated_store):
     assert resolve_model(tmp_path / "m") == tmp_path / "m"
     with pytest.raises(ArtifactError, match=r"the store already has a model 'digits-cnn'; pass --overwrite"):
         add_model(tmp_path / "m", "digits-cnn")
-    with pytest.raises(ArtifactError, match=r"no model 'nope': it is neither a folder path nor a model in the store .*store has: \['digits-cnn', 'minilm', 'efficientnet-lite0'\]"):
+    with pytest.raises(ArtifactError, match=r"no model 'nope': it is neither a folder path nor a model in the store .*store has: \['digits-cnn', 'efficientnet-lite0', 'minilm'\]"):
         resolve_model("nope")
     remove_model("digits-cnn")
     assert stored() == []
@@ -175,3 +175,43 @@ def test_wrapped_user_module_round_trip_needs_the_module(tmp_path):
         load_model_folder(tmp_path / "u")
     loaded = load_model_folder(tmp_path / "u", module=net())
     assert torch.equal(loaded.backbone.blocks["1"][1].weight, backbone.blocks["1"][1].weight)
+
+
+def test_a_backbone_declaring_packaged_weights_is_a_model_name_with_no_other_edit(tmp_path, monkeypatch, isolated_store):
+    """What `minilm` and `efficientnet-lite0` are to the store comes from their registry entries, not a name list."""
+    import textwrap
+
+    from transferlab.artifacts.ownership import STORE_MARKER
+    from transferlab.artifacts.store import resolve_model
+    from transferlab.models.mlp import MLPConfig, mlp
+    from transferlab.models.registry import register_backbone, unregister_backbone
+
+    (tmp_path / "shipped_weights.py").write_text(textwrap.dedent('''
+        from transferlab.artifacts.model_folder import save_model_folder
+        from transferlab.data.task import InputSpec
+        from transferlab.models import create_backbone
+
+        def write(dest, also_write=None):
+            net = create_backbone("shipped-net", InputSpec("vector", (4,)), hidden=[3])
+            info = {"source_task": {"data": "a package", "label_names": [], "n_train": "n/a"}, "label_names": [],
+                    "preprocessing": {}, "metrics": {}, "origin": "weights shipped in a package"}
+            save_model_folder(dest, backbone=net, head=None, head_spec=None, info=info, also_write=also_write)
+            return dest
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    register_backbone("shipped-net", MLPConfig, "an mlp whose weights ship in a package",
+                      packaged="weights shipped in a package", packaged_writer="shipped_weights:write")(mlp)
+    try:
+        assert packaged_models()["shipped-net"] == "weights shipped in a package"
+        assert "shipped-net" in [m["name"] for m in list_models() if m.get("packaged")]
+        folder = resolve_model("shipped-net")  # written into the store on first use, marked as the store's
+        assert folder == isolated_store / "shipped-net" and (folder / STORE_MARKER).is_file()
+        assert load_model_folder(folder).backbone.feature_dim == 3
+        with pytest.raises(ValueError, match="packaged_writer"):
+            register_backbone("shipped-net-2", MLPConfig, "no writer", packaged="somewhere")(mlp)
+    finally:
+        unregister_backbone("shipped-net")
+    with pytest.raises(ArtifactError, match=r"backbone 'cnn' ships no pretrained weights .*pretrain it first"):
+        from transferlab.artifacts.store import materialize
+
+        materialize("cnn")

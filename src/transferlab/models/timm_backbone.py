@@ -189,7 +189,8 @@ def _register() -> bool:
 
     @register_backbone("timm", TimmConfig, "a timm image model by name (--backbone timm:NAME), where timm is installed",
                        folder_based=True, ref_prefix=PREFIX, ref_option="model", inputs=("image",),
-                       tiny=lambda scratch: {"model": "resnet10t", "pretrained": False})  # timm's smallest ResNet, no weights
+                       tiny=lambda scratch: {"model": "resnet10t", "pretrained": False},
+                       ref_writer="transferlab.artifacts.store:write_timm_model")  # timm's smallest ResNet, no weights
     def timm_backbone(cfg: TimmConfig, input_spec: InputSpec) -> Backbone:
         if input_spec.kind != "image":
             raise ConfigError(f"timm:{cfg.model} takes images; the data gives {input_spec.describe()}s")

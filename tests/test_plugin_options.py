@@ -181,3 +181,14 @@ def test_help_groups_options_in_panels_with_real_types():
     assert "--pair-batch-size" in out and "INT,..." in out
     out = runner.invoke(app, ["pretrain", "--help"], env={"COLUMNS": "200"}).stdout
     assert "─ Backbone options " in out and "--max-length" in out and "<relu|tanh|sigmoid|gelu>" in out
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "compare"])
+def test_every_flag_of_a_long_command_sits_in_a_named_panel(command):
+    """Only --help and the output switches stay in the generic panel: each other flag is in Data, Training, ... ."""
+    import re
+
+    out = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout
+    generic = out.split("─ Options ", 1)[1].split("╰", 1)[0] if "─ Options " in out else ""
+    flags = set(re.findall(r"(--[a-z][a-z0-9-]*)", generic))
+    assert flags <= {"--help", "--json", "--quiet", "--threads", "--no-quiet"}, f"{command}: {sorted(flags)} in no panel"

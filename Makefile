@@ -50,7 +50,7 @@ bench-advise: $(STAMP)
 bench-da: $(STAMP)
 	$(PY) benchmarks/domain_adaptation.py
 
-# RL transfer (issue 17): PPO and DQN, 2 helps pairs + 1 hurts pair, 5 seeds, 2 runs at a time.
+# RL transfer (issue 17): PPO and DQN, 2 helps pairs + 1 hurts pair (+ reversed actions, reported), 5 seeds, 2 runs at a time.
 bench-rl: $(STAMP)
 	$(PY) benchmarks/rl_transfer.py --jobs 2
 

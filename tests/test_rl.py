@@ -88,6 +88,19 @@ def test_reverse_actions_reverses_the_meaning_of_each_action() -> None:
     np.testing.assert_array_equal(a, b)
 
 
+def test_reverse_observations_rewires_the_sensors_of_the_same_task() -> None:
+    plain = make_env(EnvSpec("CartPole-v1"))
+    rewired = make_env(EnvSpec("CartPole-v1", {"reverse_observations": "true"}))
+    o1, _ = plain.reset(seed=3)
+    o2, _ = rewired.reset(seed=3)
+    np.testing.assert_array_equal(o1[::-1], o2)
+    a, _, _, _, _ = plain.step(0)
+    b, _, _, _, _ = rewired.step(0)  # the same dynamics and actions: only the order of what is observed differs
+    np.testing.assert_array_equal(a[::-1], b)
+    np.testing.assert_array_equal(rewired.observation_space.high, plain.observation_space.high[::-1])
+    assert rewired.observation_space.contains(b)
+
+
 def test_unsupported_spaces_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"Pendulum-v1 acts in Box.*Discrete action space"):
         make_env(EnvSpec("Pendulum-v1"))

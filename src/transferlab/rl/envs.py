@@ -7,7 +7,9 @@ An option is one of
   `LINK_MASS_1`, `LINK_LENGTH_2` for Acrobot; `force`, `gravity` for MountainCar), set after construction
   (quantities derived from them, such as CartPole's `polemass_length`, are recomputed);
 - one of transferlab's wrapper options: `reverse_actions` (discrete action i means action n−1−i: the
-  classic "same task, action meaning reversed" negative-transfer pair) and `max_episode_steps`.
+  classic "same task, action meaning reversed" negative-transfer pair), `reverse_observations` (the
+  observation vector in reverse order: the same task read through re-wired sensors, so a pretrained
+  network's features mislead) and `max_episode_steps`.
 
 Unknown options are refused with the list of valid ones. A user's own environment works by its
 registered id, or by entry point: `--env my_package.envs:MyEnv` registers and builds the class.
@@ -24,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-WRAPPER_OPTIONS = {"reverse_actions": bool, "max_episode_steps": int}
+WRAPPER_OPTIONS = {"reverse_actions": bool, "reverse_observations": bool, "max_episode_steps": int}
 # Attributes that are not physics: rendering and bookkeeping.
 _NOT_OPTIONS = {"screen_width", "screen_height", "screen_dim", "SCREEN_DIM", "isopen", "render_fps", "metadata", "np_random_seed"}
 # Quantities an environment computes once in __init__ from other attributes: recomputed after options are set.
@@ -132,7 +134,7 @@ def valid_options(env: Any) -> dict[str, Any]:
             continue
         if isinstance(value, (int, float)) and not isinstance(value, bool) or isinstance(value, bool) and name in vars(base):
             opts.setdefault(name, value)
-    opts.update({"reverse_actions": False, "max_episode_steps": getattr(env.spec, "max_episode_steps", None)})
+    opts.update({"reverse_actions": False, "reverse_observations": False, "max_episode_steps": getattr(env.spec, "max_episode_steps", None)})
     return opts
 
 
@@ -191,6 +193,8 @@ def make_env(spec: EnvSpec, *, check: bool = True) -> Any:
         _DERIVED[type(base).__name__](base)
     if options.get("reverse_actions"):
         env = ReversedActions(env)
+    if options.get("reverse_observations"):
+        env = ReversedObservations(env)
     if check:
         check_spaces_supported(env, spec)
     return env
@@ -248,3 +252,32 @@ def ReversedActions(env: Any) -> Any:  # noqa: N802  (a wrapper class, built laz
     if not isinstance(env.action_space, spaces.Discrete):
         raise ConfigError(f"--env-option reverse_actions=true needs a Discrete action space; this one is {env.action_space}")
     return _reversed_actions_class()(env)
+
+
+@functools.lru_cache(maxsize=None)
+def _reversed_observations_class():
+    import gymnasium as gym
+    import numpy as np
+
+    class _ReversedObservations(gym.ObservationWrapper):
+        """Observation component j is the original component d−1−j: the same task, its sensors re-wired."""
+
+        def __init__(self, env: Any) -> None:
+            super().__init__(env)
+            box = env.observation_space
+            self.observation_space = gym.spaces.Box(box.low[::-1].copy(), box.high[::-1].copy(), dtype=box.dtype)
+
+        def observation(self, observation: Any) -> Any:
+            return np.ascontiguousarray(np.asarray(observation)[::-1])
+
+    return _ReversedObservations
+
+
+def ReversedObservations(env: Any) -> Any:  # noqa: N802  (a wrapper class, built lazily so gymnasium loads on use)
+    """Wrap `env` so that its (flat Box) observation vector comes in reverse order."""
+    from gymnasium import spaces
+
+    space = env.observation_space
+    if not (isinstance(space, spaces.Box) and len(space.shape) == 1):
+        raise ConfigError(f"--env-option reverse_observations=true needs a flat Box observation; this one is {space}")
+    return _reversed_observations_class()(env)

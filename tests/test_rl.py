@@ -101,6 +101,21 @@ def test_reverse_observations_rewires_the_sensors_of_the_same_task() -> None:
     assert rewired.observation_space.contains(b)
 
 
+def test_reverse_observations_needs_a_flat_vector_observation(tmp_path, monkeypatch) -> None:
+    (tmp_path / "grid_envs.py").write_text(
+        "import gymnasium as gym, numpy as np\n"
+        "class Grid(gym.Env):\n"
+        "    observation_space = gym.spaces.Box(0, 1, (3, 3), np.float32)\n"
+        "    action_space = gym.spaces.Discrete(2)\n"
+        "    def reset(self, seed=None, options=None):\n"
+        "        return np.zeros((3, 3), np.float32), {}\n"
+        "    def step(self, a):\n"
+        "        return np.zeros((3, 3), np.float32), 0.0, True, False, {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"reverse_observations=true needs a flat Box observation; this one is Box"):
+        make_env(EnvSpec("grid_envs:Grid", {"reverse_observations": "true"}))
+
+
 def test_unsupported_spaces_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"Pendulum-v1 acts in Box.*Discrete action space"):
         make_env(EnvSpec("Pendulum-v1"))

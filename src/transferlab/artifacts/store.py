@@ -200,7 +200,6 @@ def _materialize_hf_vision(folder: Path, root: Path) -> Path:
     from ..data.task import InputSpec
     from ..models import create_backbone
     from ..models.hf_vision import PREPROCESSOR
-    from .model_folder import save_model_folder
 
     name = f"hf-{folder.name}"
     origin = f"the local Hugging Face folder {folder}"
@@ -208,11 +207,18 @@ def _materialize_hf_vision(folder: Path, root: Path) -> Path:
     if _current_copy(dest, name, origin):
         return dest
     backbone = create_backbone("hf-vision", InputSpec("image", (3, 1, 1)), path=str(folder))
+    return _save_image_encoder(dest, name, backbone, origin, f"{folder / PREPROCESSOR}")
+
+
+def _save_image_encoder(dest: Path, name: str, backbone: Any, origin: str, processing_from: str) -> Path:
+    """An image encoder whose first block preprocesses (resize, crop, normalise) saved as a store entry."""
+    from .model_folder import save_model_folder
+
     processing = backbone.blocks[backbone.block_names[0]].preprocess.processing
     info = {
         "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
         "label_names": [],
-        "preprocessing": {"from": f"{folder / PREPROCESSOR}", "size": processing.size,
+        "preprocessing": {"from": processing_from, "size": processing.size,
                           "shortest_edge": processing.shortest_edge, "crop": processing.crop,
                           "mean": list(processing.mean), "std": list(processing.std), "resample": processing.mode,
                           "image_size": None, "image_margin": None, "classes": None, "channels": 3},
@@ -230,34 +236,21 @@ def write_timm_model(model_name: str, root: Path) -> Path:
 
     from ..data.task import InputSpec
     from ..models import create_backbone
-    from .model_folder import save_model_folder
 
-    name = f"timm-{model_name}"
-    dest = root / check_store_name(name)
-    if (dest / CONFIG).is_file():
-        return dest
-    backbone = create_backbone("timm", InputSpec("image", (3, 1, 1)), model=model_name)
-    # Rebuilt from this folder, the model is created without timm's weights: the folder's safetensors hold them.
-    backbone.spec = {**backbone.spec, "config": {**backbone.spec["config"], "pretrained": False, "file": None}}
-    processing = backbone.blocks[backbone.block_names[0]].preprocess.processing
     try:
         version = importlib.metadata.version("timm")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    origin = f"timm.create_model({model_name!r}, pretrained=True) (timm {version})"
-    info = {
-        "source_task": {"data": origin, "label_names": [], "n_train": "n/a"},
-        "label_names": [],
-        "preprocessing": {"from": "timm pretrained_cfg", "size": processing.size,
-                          "shortest_edge": processing.shortest_edge, "crop": processing.crop,
-                          "mean": list(processing.mean), "std": list(processing.std), "resample": processing.mode,
-                          "image_size": None, "image_margin": None, "classes": None, "channels": 3},
-        "metrics": {},
-        "origin": origin,
-    }
-    save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info,
-                      also_write=lambda folder: _mark_store_entry(folder, name))
-    return dest
+    built_by = f"timm.create_model({model_name!r}, pretrained=True)"
+    name = f"timm-{model_name}"
+    dest = root / check_store_name(name)
+    if _current_copy(dest, name, built_by):
+        return dest
+    backbone = create_backbone("timm", InputSpec("image", (3, 1, 1)), model=model_name)
+    # Rebuilt from this folder, the model is created without timm's weights: the folder's safetensors hold them.
+    backbone.spec = {**backbone.spec, "config": {**backbone.spec["config"], "pretrained": False, "file": None}}
+    return _save_image_encoder(dest, name, backbone, f"{built_by} (timm {version})", "timm pretrained_cfg")
+
 
 
 def resolve_model(ref: str | Path) -> Path:

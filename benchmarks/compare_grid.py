@@ -199,7 +199,9 @@ def ab(seeds: int, jobs: int, repeats: int, baseline: str = "main", after_jobs: 
     before = statistics.median(f["wall_seconds"] for f in earlier)
     after = statistics.median(f["wall_seconds"] for f in now)
     same = all(f["verdicts"] == earlier[0]["verdicts"] for f in earlier + now)
-    return {"baseline": baseline, "after_jobs": after_jobs, "load_1min": loads,
+    changed = {cell: [earlier[0]["verdicts"][cell], f["verdicts"].get(cell)] for f in now
+               for cell in earlier[0]["verdicts"] if f["verdicts"].get(cell) != earlier[0]["verdicts"][cell]}
+    return {"baseline": baseline, "changed_verdicts": changed, "after_jobs": after_jobs, "load_1min": loads,
             "earlier_wall_seconds": [f["wall_seconds"] for f in earlier],
             "current_wall_seconds": [f["wall_seconds"] for f in now], "ratio": before / after,
             "same_verdicts": same, "earlier": earlier[-1], "current": now[-1]}
@@ -221,7 +223,9 @@ def parallel(seeds: int, repeats: int) -> dict[str, Any]:
     loads.append(os.getloadavg()[0])
     base = statistics.median(walls["jobs 1, threads 1"])
     return {"wall_seconds": walls, "ratio": {k: base / statistics.median(v) for k, v in walls.items()},
-            "same_verdicts": all(v == verdicts[0] for v in verdicts), "load_1min": loads}
+            "same_verdicts": all(v == verdicts[0] for v in verdicts), "load_1min": loads,
+            "changed_verdicts": [{c: [verdicts[0][c], v.get(c)] for c in verdicts[0] if v.get(c) != verdicts[0][c]}
+                                 for v in verdicts[1:]]}
 
 
 def _ensemble_parts(k: int) -> list[tuple[str, Callable[[], Any], int]]:
@@ -392,6 +396,9 @@ def main() -> None:
         for k, v in out["wall_seconds"].items():
             print(f"| {k} | {statistics.median(v):.1f} | {out['ratio'][k]:.2f}× |")
         print(f"\nsame verdicts: {out['same_verdicts']}; 1-min load before each grid and after: {out['load_1min']}")
+        for i, changed in enumerate(out["changed_verdicts"], 1):
+            for cell, (before, after) in changed.items():
+                print(f"grid {i + 1} vs grid 1: verdict changed: {cell}: {before} -> {after}")
         return
     if args.ab:
         out = ab(args.seeds, args.jobs, args.repeats, args.baseline, args.after_jobs)
@@ -409,6 +416,9 @@ def main() -> None:
         print(f"\nwall: baseline {[round(w, 1) for w in out['earlier_wall_seconds']]}, current "
               f"{[round(w, 1) for w in out['current_wall_seconds']]}; ratio {out['ratio']:.2f}×; same verdicts: "
               f"{out['same_verdicts']}; 1-min load before/between/after rounds: {out['load_1min']}")
+        for cell, (before, after) in out["changed_verdicts"].items():
+            print(f"verdict changed: {cell}: {before} -> {after}")
+        print("\nverdicts (current):", json.dumps(out["current"]["verdicts"]))
         return
     figures = run_demo(args.seeds, args.jobs)
     if args.json:

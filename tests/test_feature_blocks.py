@@ -119,10 +119,12 @@ def test_feature_blocks_must_be_block_names(value):
         create_strategy("linear-probe", feature_blocks=value)
 
 
-def test_a_comma_separated_string_is_split():
+def test_a_comma_separated_string_is_split_and_a_plain_probe_is_described_as_before():
     from transferlab.strategies import create_strategy
 
     assert create_strategy("linear-probe", feature_blocks="stage6, conv_head").config.feature_blocks == ["stage6", "conv_head"]
+    assert create_strategy("linear-probe", feature_blocks=["stage6"]).describe() == "linear-probe(feature_blocks=['stage6'])"
+    assert create_strategy("linear-probe").describe() == "linear-probe"  # checkpoints of earlier runs still resume
 
 
 def test_a_wrapped_module_cannot_take_feature_blocks():

@@ -130,6 +130,10 @@ class LinearProbe(Strategy):
         if self.config.feature_blocks:
             backbone.set_feature_blocks(self.config.feature_blocks)
 
+    def options(self) -> dict:
+        """Without `feature_blocks` when unset: a plain linear probe is described (and resumed) as before."""
+        return {k: v for k, v in super().options().items() if k != "feature_blocks" or v}
+
     def frozen_blocks(self, backbone: Backbone) -> list[str]:
         return backbone.block_names
 

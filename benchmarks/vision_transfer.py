@@ -8,7 +8,12 @@ Parts (`--parts`, comma-separated; each prints a markdown table):
   from random weights, a fixed `--uncached-epochs` budget).
 - `cnn`: `compare` from a `cnn` pretrained on MNIST-5k (linear-probe, partial, full, lp-ft, scratch).
 - `summary`: both grids again (finished runs are read back, not rerun) and the issue's goals at 10 labels/class.
-- `large`: 1,000 labels/class, linear-probe and partial from efficientnet-lite0.
+- `large`: 1,000 labels/class, linear-probe, linear-probe-multi and partial-7 from efficientnet-lite0.
+- `probes`: the same cached strategies at `--probe-shots` (10) labels/class, `--seeds` seeds, on `--test-per-class`
+  test images per class (1000: Fashion-MNIST's whole test split), with a 95% CI over the seeds.
+- linear-probe-multi: linear-probe with `--feature-blocks` (`--probe-blocks`, default stage4…conv_head), its head
+  fitted full-batch (`--probe-batch-size`) with Adam's L2 weight decay: `--probe-weight-decay` 1.0 at ≤ 100 training
+  images, `--large-probe-weight-decay` 0.01 at 10,000 (chosen on held-out training images, docs/vision.md).
 - `speed`: images/s of frozen feature extraction (transferlab's cache vs a plain eager loop) and of a
   fine-tuning step (transferlab's `fit` vs a plain eager loop with torch's default Adam), same model and
   batch, same process, alternating; steps are timed in steady state (from the end of the first step to the
@@ -37,6 +42,22 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 FMNIST = ROOT.parent / "shared" / "data" / "fashion_mnist"
 STRATEGIES = {"linear-probe": ("linear-probe", {}), "partial-7": ("partial", {"freeze": 7})}
+# linear-probe on pooled outputs of several stages (`--feature-blocks`), its head fitted full-batch with an L2 penalty
+# (Adam's weight decay): label -> the blocks; the training options come from --probe-* (docs/vision.md: chosen on a
+# validation split of Fashion-MNIST's training images, never on the test split)
+MULTI = "linear-probe-multi"
+
+
+def strategies_of(args, labels: list[str]) -> dict:
+    """{label: (strategy, options, train overrides)} for `labels` (partial-7, linear-probe, linear-probe-multi)."""
+    table = {label: (name, options, {}) for label, (name, options) in STRATEGIES.items()}
+    table[MULTI] = ("linear-probe", {"feature_blocks": args.probe_blocks.split(",")},
+                    {"weight_decay": args.large_probe_weight_decay, "lr": args.large_probe_lr,
+                     "batch_size": args.probe_batch_size, "epochs": args.probe_epochs})
+    unknown = [label for label in labels if label not in table]
+    if unknown:
+        raise SystemExit(f"unknown strategies {unknown}; choose from {sorted(table)}")
+    return {label: table[label] for label in labels}
 
 
 def fmnist_subset(out: Path, pool_per_class: int, test_per_class: int) -> Path:
@@ -75,12 +96,28 @@ def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tu
 
     cache, seconds, images, counted = FeatureCache(), 0.0, 0, set()
     accs: dict = {label: [] for label in strategies}
+    cuts = []
+    for name, options, _ in strategies.values():
+        backbone = load("efficientnet-lite0").backbone
+        strategy = create_strategy(name, **options)
+        strategy.configure_backbone(backbone)
+        cuts.append(cacheable_prefix(backbone, strategy.frozen_blocks(backbone)))
+    if len(set(cuts)) > 1:  # the shallowest cut first: every other prefix continues from it (one pass of the stem)
+        backbone = load("efficientnet-lite0").backbone
+        backbone.set_resolution(size)
+        start = time.perf_counter()
+        for part, x in (("pool", task.x_pool), ("test", task.x_test)):
+            cache.features(f"effnet-{size}", backbone, min(cuts), f"{task.name}:{part}", x)
+            images += len(x)
+            counted.add(part)
+        seconds += time.perf_counter() - start
     for seed in range(seeds):
         split = split_task(task, shots=shots, seed=seed)
-        for label, (name, options) in strategies.items():
+        for label, (name, options, train) in strategies.items():
             backbone = load("efficientnet-lite0").backbone
             backbone.set_resolution(size)
             strategy = create_strategy(name, **options)
+            strategy.configure_backbone(backbone)
             k = cacheable_prefix(backbone, strategy.frozen_blocks(backbone))
             for part, x in (("pool", task.x_pool), ("test", task.x_test)):
                 before, start = len(cache), time.perf_counter()
@@ -89,7 +126,7 @@ def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tu
                     seconds += time.perf_counter() - start
                     images += 0 if part in counted else len(x)
                     counted.add(part)
-            _, _, metrics = train_run(backbone, split, strategy, TrainConfig(seed=seed, threads=1), cache=cache,
+            _, _, metrics = train_run(backbone, split, strategy, TrainConfig(seed=seed, threads=1, **train), cache=cache,
                                       cache_key=f"effnet-{size}")
             accs[label].append(metrics["accuracy"])
     return accs, seconds, images
@@ -102,7 +139,7 @@ def part_sizes(args, data: Path) -> dict:
     task = load_task(str(data))
     rows = {}
     for size in [int(s) for s in args.sizes.split(",")]:
-        accs, seconds, images = _probe_runs(task, size, {"linear-probe": ("linear-probe", {})}, 10, args.seeds)
+        accs, seconds, images = _probe_runs(task, size, {"linear-probe": ("linear-probe", {}, {})}, 10, args.seeds)
         a = accs["linear-probe"]
         rows[size] = {"images_per_s": images / seconds, "feature_seconds": seconds, "images": images,
                       "lp10_mean": float(np.mean(a)), "lp10_sd": float(np.std(a))}
@@ -140,6 +177,10 @@ def _effnet_grid(args, data: Path):
     # partial-7 first: its cached stage6 outputs are where the linear probe's features continue from
     specs = [StrategySpec("partial", {"freeze": 7}, label="partial-7"), StrategySpec("linear-probe"),
              StrategySpec("scratch", train=few)]
+    if args.multi:
+        name, options, train = strategies_of(args, [MULTI])[MULTI]
+        train = {**train, "weight_decay": args.probe_weight_decay, "lr": args.probe_lr}  # ~100 training images
+        specs.insert(2, StrategySpec(name, options, label=MULTI, train=train))
     return run_comparison(CompareConfig(pretrained="efficientnet-lite0", data=str(data), image_size=args.image_size,
                                         strategies=specs, shots=args.shots, seeds=args.seeds),
                           Path(args.out) / "effnet-grid", threads=1)
@@ -188,23 +229,33 @@ def part_grid(args, data: Path, which: str) -> dict:
     return report
 
 
-def part_large(args, data: Path) -> dict:
-    """1,000 labels/class: the cached strategies (no scratch: it would train the whole network on 10,000 images)."""
+def part_large(args, data: Path, shots: int = 1000, seeds: int | None = None, strategies: str | None = None,
+               goal: float = 0.92) -> dict:
+    """The cached strategies at `shots` labels/class (no scratch: at 1,000 it would train the whole network on
+    10,000 images); `probes` runs it at 10 labels/class on the whole test split."""
+    from scipy import stats
+
     from transferlab.data import load_task
 
     start = time.perf_counter()
     task = load_task(str(data))
-    strategies = {label: STRATEGIES[label] for label in args.large_strategies.split(",")}
-    accs, seconds, images = _probe_runs(task, args.image_size, strategies, 1000, args.large_seeds)
-    print(f"\n### efficientnet-lite0 → Fashion-MNIST, 1,000 labels/class at {args.image_size} px, {args.large_seeds} "
+    seeds = args.large_seeds if seeds is None else seeds
+    chosen = strategies_of(args, (strategies or args.large_strategies).split(","))
+    if shots <= 100:  # few labels: the multi-stage probe's L2 penalty for ~100 training images
+        chosen = {k: (n, o, t if k != MULTI else {**t, "weight_decay": args.probe_weight_decay, "lr": args.probe_lr})
+                  for k, (n, o, t) in chosen.items()}
+    accs, seconds, images = _probe_runs(task, args.image_size, chosen, shots, seeds)
+    print(f"\n### efficientnet-lite0 → Fashion-MNIST, {shots} labels/class at {args.image_size} px, {seeds} "
           f"seed(s), test {len(task.x_test)} images ({(time.perf_counter() - start) / 60:.1f} min; features "
           f"{images / seconds:.1f} images/s)\n")
-    print("| strategy | test accuracy |\n|---|---:|")
+    print("| strategy | test accuracy, mean [95% CI over seeds] | per seed |\n|---|---:|---|")
     for label, a in accs.items():
-        print(f"| {label} | {np.mean(a):.3f} |")
+        half = stats.t.ppf(0.975, len(a) - 1) * np.std(a, ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
+        print(f"| {label} | {np.mean(a):.3f} [{np.mean(a) - half:.3f}, {np.mean(a) + half:.3f}] | "
+              f"{', '.join(f'{v:.3f}' for v in a)} |")
     best = max(accs, key=lambda k: np.mean(accs[k]))
-    print(f"\n- 1,000 labels/class: best {best} {np.mean(accs[best]):.3f} (goal ≥ 0.92)")
-    return {label: float(np.mean(a)) for label, a in accs.items()}
+    print(f"\n- {shots} labels/class: best {best} {np.mean(accs[best]):.3f} (goal ≥ {goal})")
+    return {label: [float(v) for v in a] for label, a in accs.items()}
 
 
 def part_speed(args, data: Path) -> dict:
@@ -325,12 +376,29 @@ def part_speed(args, data: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="sizes,grid,cnn,large,speed,summary")
+    parser.add_argument("--parts", default="sizes,grid,cnn,large,probes,speed,summary")
     parser.add_argument("--sizes", default="64,96,128")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--large-seeds", type=int, default=1)
-    parser.add_argument("--large-strategies", default="partial-7,linear-probe", help="of partial-7, linear-probe")
+    parser.add_argument("--large-strategies", default="partial-7,linear-probe,linear-probe-multi",
+                        help="of partial-7, linear-probe, linear-probe-multi")
+    parser.add_argument("--multi", action=argparse.BooleanOptionalAction, default=True,
+                        help="add linear-probe-multi (pooled outputs of --probe-blocks) to the efficientnet grid")
+    parser.add_argument("--probe-blocks", default="stage4,stage5,stage6,stage7,conv_head",
+                        help="linear-probe-multi's --feature-blocks")
+    parser.add_argument("--probe-weight-decay", type=float, default=1.0, help="linear-probe-multi's L2 penalty (Adam)")
+    parser.add_argument("--probe-lr", type=float, default=1e-3, help="linear-probe-multi's learning rate")
+    parser.add_argument("--probe-batch-size", type=int, default=16384,
+                        help="linear-probe-multi's batch (≥ the training set: one full-batch step per epoch)")
+    parser.add_argument("--probe-epochs", type=int, default=300, help="linear-probe-multi's epochs (full-batch steps)")
+    parser.add_argument("--large-probe-weight-decay", type=float, default=0.01,
+                        help="linear-probe-multi's L2 penalty at 1,000 labels/class (10,000 images)")
+    parser.add_argument("--large-probe-lr", type=float, default=0.01, help="linear-probe-multi's lr at 1,000 labels/class")
+    parser.add_argument("--probe-shots", type=int, default=10, help="labels/class of the `probes` part")
+    parser.add_argument("--probe-pool-per-class", type=int, default=50, help="pool per class of the `probes` part")
+    parser.add_argument("--probe-strategies", default="linear-probe,linear-probe-multi,partial-7",
+                        help="strategies of the `probes` part")
     parser.add_argument("--shots", default="1,5,10", help="label budgets of the efficientnet-lite0 grid")
     parser.add_argument("--cnn-epochs", type=int, default=40, help="pretraining epochs of the cnn on MNIST-5k")
     parser.add_argument("--cnn-shots", default="1,5,10,50", help="label budgets of the MNIST-5k cnn grid")
@@ -360,10 +428,13 @@ def main() -> None:
             report[part] = part_grid(args, few, {"grid": "effnet"}.get(part, part))
         elif part == "large":
             report[part] = part_large(args, fmnist_subset(out, args.large_pool_per_class, args.test_per_class))
+        elif part == "probes":  # cached strategies at --probe-shots, 5 seeds, on --test-per-class (1000: the whole split)
+            report[part] = part_large(args, fmnist_subset(out, args.probe_pool_per_class, args.test_per_class),
+                                      shots=args.probe_shots, seeds=args.seeds, strategies=args.probe_strategies, goal=0.80)
         elif part == "speed":
             report[part] = part_speed(args, few)
         else:
-            raise SystemExit(f"unknown part {part!r}; parts are sizes, grid, cnn, large, speed, summary")
+            raise SystemExit(f"unknown part {part!r}; parts are sizes, grid, cnn, large, probes, speed, summary")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
         print(f"[{part}: {(time.perf_counter() - start) / 60:.1f} min; peak RSS so far {peak:.2f} GiB]", flush=True)
     if args.json:

@@ -274,6 +274,9 @@ def _check_config(config: dict[str, Any], cfg_path: Path) -> None:
     if backbone is not None and not (isinstance(backbone, dict) and isinstance(backbone.get("name"), str)
                                      and isinstance(backbone.get("config"), dict)):
         raise bad('"architecture.backbone"', backbone, 'null (a wrapped user module) or {"name": ..., "config": {...}}')
+    blocks = backbone.get("feature_blocks", []) if isinstance(backbone, dict) else []
+    if not (isinstance(blocks, list) and all(isinstance(b, str) for b in blocks)):
+        raise bad('"architecture.backbone.feature_blocks"', blocks, 'a list of block names like ["stage6", "conv_head"]')
     if not (is_int(arch.get("feature_dim")) and arch["feature_dim"] >= 1):
         raise bad('"architecture.feature_dim"', arch.get("feature_dim"), "a whole number ≥ 1")
     head = arch.get("head")
@@ -348,7 +351,10 @@ def _build_backbone(config: dict[str, Any], module: nn.Sequential | None, state:
         return wrap_module(module, input_shape=input_spec.shape)
 
     def build() -> Backbone:
-        return create_backbone(spec["name"], input_spec, **spec["config"])
+        backbone = create_backbone(spec["name"], input_spec, **spec["config"])
+        if spec.get("feature_blocks"):  # a linear probe on pooled outputs of chosen blocks
+            backbone.set_feature_blocks(spec["feature_blocks"])
+        return backbone
 
     folder_based = spec.get("name") in list_backbones() and backbone_entry(spec["name"]).folder_based
     if not folder_based:  # a folder-based backbone's sizes come from its folder, not from config.json

@@ -19,13 +19,20 @@ from .evaluate import EVAL_BATCH, TEXT_BATCH, eval_batch  # noqa: F401  (TEXT_BA
 
 
 def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
-    """How many leading blocks are frozen (0: nothing to cache)."""
+    """How many leading blocks are frozen (0: nothing to cache), cut where every feature block's output is still given."""
     k = 0
     for name in backbone.block_names:
         if name not in frozen:
             break
         k += 1
-    return k
+    return backbone.cacheable_cut(k)
+
+
+def _entry_source(source: str, backbone: Backbone, stop: int) -> str:
+    """The whole backbone's outputs depend on which blocks' pooled outputs are the features: they are their own entry."""
+    if backbone.feature_blocks and stop >= len(backbone.blocks):
+        return f"{source}#features={','.join(backbone.feature_blocks)}"
+    return source
 
 
 def prefix_features(backbone: Backbone, stop: int, x: np.ndarray | torch.Tensor, advance=None) -> torch.Tensor:
@@ -73,6 +80,7 @@ def _lazy_prefix_features(backbone: Backbone, stop: int, x: LazyImages, advance=
 def _continue_features(backbone: Backbone, start: int, stop: int, h: torch.Tensor) -> torch.Tensor:
     """Blocks start..stop-1 in eval mode over cached outputs of the first `start` blocks (the same weights)."""
     blocks = list(backbone.blocks.values())[start:stop]
+    whole = stop >= len(backbone.blocks)  # the features (pooled outputs of the feature blocks, if chosen)
     was_training = backbone.training
     backbone.eval()
     outs = []
@@ -80,8 +88,11 @@ def _continue_features(backbone: Backbone, start: int, stop: int, h: torch.Tenso
         batch = eval_batch(backbone)
         for i in range(0, len(h), batch):
             out = h[i : i + batch]
-            for block in blocks:
-                out = block(out)
+            if whole:
+                out = backbone.features_from(out, start)
+            else:
+                for block in blocks:
+                    out = block(out)
             outs.append(out)
     backbone.train(was_training)
     return torch.cat(outs).clone()
@@ -114,12 +125,13 @@ class FeatureCache:
         return sum(t.numel() * t.element_size() for t in self._store.values())
 
     def features(self, source: str, backbone: Backbone, stop: int, name: str, x: np.ndarray, advance=None) -> torch.Tensor:
-        key = (source, stop, name)
+        key = (_entry_source(source, backbone, stop), stop, name)
         if key in self._store:
             if advance is not None:
                 advance(len(x))
             return self._store[key]
-        below = max((k for (s, k, n) in self._store if s == source and n == name and 0 < k < stop), default=0)
+        deepest = backbone.cacheable_cut(stop - 1) if stop >= len(backbone.blocks) else stop - 1
+        below = max((k for (s, k, n) in self._store if s == source and n == name and 0 < k <= deepest), default=0)
         if below:  # a shallower prefix of the same weights is cached: run only the rest
             out = _continue_features(backbone, below, stop, self._store[(source, below, name)])
             if advance is not None:
@@ -132,8 +144,8 @@ class FeatureCache:
             self.declined += 1
         return out
 
-    def has(self, source: str, stop: int, name: str) -> bool:
-        return (source, stop, name) in self._store
+    def has(self, source: str, stop: int, name: str, backbone: Backbone | None = None) -> bool:
+        return ((source if backbone is None else _entry_source(source, backbone, stop)), stop, name) in self._store
 
     def __len__(self) -> int:
         return len(self._store)

@@ -78,12 +78,12 @@ def _inputs(model: TransferModel, split: TaskSplit, strategy: Strategy, k: int, 
     if k and shared:  # the whole pool and test split once, for every run with this prefix
         task = split.task
         todo = sum(len(a) for name, a in (("pool", task.x_pool), ("test", task.x_test))
-                   if not cache.has(cache_key, k, f"{task.name}:{name}"))
+                   if not cache.has(cache_key, k, f"{task.name}:{name}", model.backbone))
         with progress_steps(f"{kind} (cache)", total=todo, progress=report if todo else False) as advance:
             pool = cache.features(cache_key, model.backbone, k, f"{task.name}:pool", task.x_pool,
-                                  advance if not cache.has(cache_key, k, f"{task.name}:pool") else None)
+                                  advance if not cache.has(cache_key, k, f"{task.name}:pool", model.backbone) else None)
             x_te = cache.features(cache_key, model.backbone, k, f"{task.name}:test", task.x_test,
-                                  advance if not cache.has(cache_key, k, f"{task.name}:test") else None)
+                                  advance if not cache.has(cache_key, k, f"{task.name}:test", model.backbone) else None)
         x_tr, x_va = pool[split.train_index], pool[split.val_index]
     elif k:  # this run's own rows only (its prefix may be tuned, or nothing is shared)
         arrays = (split.x_train, split.x_val, split.x_test)
@@ -153,6 +153,7 @@ def train_run(
     strategy = strategy.for_run()  # per-run state lives in this copy only
     set_threads(cfg.threads)
     seed_everything(cfg.seed)  # the new head and any re-initialisation depend on the seed only
+    strategy.configure_backbone(backbone)  # e.g. which blocks' pooled outputs are the features
     model = TransferModel(backbone, strategy.head_spec(split.task.num_outputs))
     if initial_head is not None:  # the head starts from given weights (domain adaptation: the source head, classes matched)
         model.head.load_state_dict(initial_head)

@@ -54,14 +54,85 @@ class Backbone(nn.Module):
         # True: the engine keeps the 4-d (conv) weights channels-last while it trains (engine/train.py), for
         # blocks that take channels-last activations (models/cnn.py ConvBlock); saved weights stay contiguous.
         self.channels_last = False
+        # Blocks whose pooled outputs, concatenated, are the features (`set_feature_blocks`); empty: the last block's output
+        self.feature_blocks: list[str] = []
         if init_scheme == "glorot":
             glorot_(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Run every block: (B, *input shape) -> (B, feature_dim)."""
+        if self.feature_blocks:
+            return self._tapped(x, 0)
         for block in self.blocks.values():
             x = block(x)
         return x
+
+    def set_feature_blocks(self, names: list[str]) -> None:
+        """Features = the globally average-pooled outputs of the named blocks, concatenated (input side first).
+
+        Earlier blocks of an ImageNet network hold more generic features (textures, parts) than its last one,
+        which is specialised to ImageNet's classes; for targets far from ImageNet (grayscale thumbnails) a
+        linear probe on them can transfer better (Yosinski et al. 2014; the benchmark in docs/vision.md).
+        Blocks after the last named one are not run. A (B, C, H, W) output is averaged over H and W; a
+        (B, D) output is used as it is. An empty list restores the default (the last block's output).
+        The choice is recorded in the spec (`feature_blocks`), so a saved model is rebuilt with it.
+        """
+        names = list(names)
+        known = self.block_names
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(f"feature_blocks {unknown} are not blocks of this backbone; its blocks are {known} "
+                              "(pass some of them, e.g. --feature-blocks " + ",".join(known[-2:]) + ")")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"feature_blocks {names} names a block twice; name each block once")
+        if names and self.spec is None:
+            raise ConfigError("feature_blocks needs a backbone transferlab can rebuild (a registered one); this one is "
+                              "a wrapped user module: add a pooling layer to the module instead")
+        ordered = [n for n in known if n in names]
+        if not self.feature_blocks:
+            self._untapped_dim = self.feature_dim
+        if ordered == [known[-1]] or not ordered:  # the last block alone is the default features
+            ordered = []
+        previous = (self.feature_blocks, self.feature_dim)
+        self.feature_blocks = ordered
+        if ordered:
+            was_training = self.training
+            self.eval()
+            try:
+                with torch.no_grad():
+                    dim = int(self._tapped(self.example_input(), 0).shape[1])
+            except Exception:
+                self.feature_blocks, self.feature_dim = previous
+                raise
+            finally:
+                self.train(was_training)
+            self.feature_dim = dim
+        else:
+            self.feature_dim = self._untapped_dim
+        spec = {k: v for k, v in self.spec.items() if k != "feature_blocks"} if self.spec is not None else None
+        if spec is not None and ordered:
+            spec["feature_blocks"] = list(ordered)
+        self.spec = spec
+
+    def _tapped(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Pooled outputs of the feature blocks, concatenated, from `x` = the output of the first `start` blocks."""
+        names = self.block_names
+        taps = [names.index(n) for n in self.feature_blocks]
+        if taps[0] < start - 1:
+            raise ConfigError(f"the features need the output of block {names[taps[0]]!r}, but the run starts after block "
+                              f"{names[start - 1]!r}; cache at most the blocks up to {names[taps[0]]!r}")
+        pooled = [_pool(x, names[start - 1])] if start - 1 in taps else []
+        for i in range(start, taps[-1] + 1):
+            x = self.blocks[names[i]](x)
+            if i in taps:
+                pooled.append(_pool(x, names[i]))
+        return torch.cat(pooled, dim=1)  # (B, feature_dim)
+
+    def cacheable_cut(self, frozen: int) -> int:
+        """The deepest cut ≤ `frozen` whose cached output still gives every feature block's output."""
+        if not self.feature_blocks or frozen >= len(self.blocks):
+            return frozen
+        return min(frozen, self.block_names.index(self.feature_blocks[0]) + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -75,13 +146,17 @@ class Backbone(nn.Module):
         return torch.zeros(1, *self.input_spec.shape)
 
     def features_until(self, x: torch.Tensor, stop: int) -> torch.Tensor:
-        """Run the first `stop` blocks: the output at the cut where a frozen prefix ends."""
+        """Run the first `stop` blocks: the output at the cut where a frozen prefix ends (all blocks: the features)."""
+        if self.feature_blocks and stop >= len(self.blocks):
+            return self._tapped(x, 0)
         for block in list(self.blocks.values())[:stop]:
             x = block(x)
         return x
 
     def features_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
         """Run blocks `start`… on the output of `features_until(·, start)`: (B, …) -> (B, feature_dim)."""
+        if self.feature_blocks:
+            return x if start >= len(self.blocks) else self._tapped(x, start)
         for block in list(self.blocks.values())[start:]:
             x = block(x)
         return x
@@ -125,6 +200,17 @@ class Backbone(nn.Module):
                 f"{self.input_spec.describe()}s; resize the data (images: --image-size) or use a backbone "
                 f"built for {got}"
             )
+
+
+def _pool(x: torch.Tensor, name: str) -> torch.Tensor:
+    """A block's output as one vector per example: (B, C, H, W) averaged over H and W; (B, D) as it is."""
+    if isinstance(x, torch.Tensor) and x.dim() == 4:
+        return x.mean(dim=(2, 3))
+    if isinstance(x, torch.Tensor) and x.dim() == 2:
+        return x
+    shape = "×".join(str(s) for s in x.shape[1:]) if isinstance(x, torch.Tensor) else type(x).__name__
+    raise ConfigError(f"block {name!r} outputs examples of shape {shape}, which feature_blocks cannot pool (it pools "
+                      "C×H×W feature maps and vectors); choose other blocks")
 
 
 def glorot_(module: nn.Module) -> None:

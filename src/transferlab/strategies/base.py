@@ -4,6 +4,8 @@ A strategy says how a pretrained model is adapted to a target task. To add one, 
 `Strategy`, give it a `Config` dataclass (fields with `metadata={"help": ...}`), and implement
 what differs from the defaults:
 
+- `configure_backbone(backbone)`: set up the backbone before the head is put on it, e.g. which blocks'
+  pooled outputs are the features (default: nothing);
 - `head_spec(num_outputs)`: the head put on the backbone (default: one linear output layer);
 - `frozen_blocks(backbone)`: names of backbone blocks that do not train (default: none);
 - `prepare(model)`: anything done once before training (default: freeze `frozen_blocks`);
@@ -168,6 +170,9 @@ class Strategy:
             ...         return F.cross_entropy(logits, targets, label_smoothing=0.1)
         """
         return batch.criterion(logits, targets)
+
+    def configure_backbone(self, backbone: Backbone) -> None:
+        """Before the head is built: set up the backbone (a linear probe's `feature_blocks`). Default: nothing."""
 
     def head_spec(self, num_outputs: int) -> HeadSpec:
         return HeadSpec(num_outputs=num_outputs)

@@ -96,14 +96,43 @@ class AddLayers(Strategy):
         return backbone.block_names if self.config.freeze_backbone else []
 
 
+@dataclass
+class LinearProbeConfig:
+    feature_blocks: list[str] = field(default_factory=list, metadata={
+        "help": "backbone blocks whose average-pooled outputs, concatenated, feed the head (e.g. stage6,conv_head); "
+                "empty: the backbone's own features"})
+
+    def __post_init__(self) -> None:
+        blocks = self.feature_blocks
+        if isinstance(blocks, str):
+            blocks = [b.strip() for b in blocks.split(",") if b.strip()]
+        if not isinstance(blocks, (list, tuple)) or not all(isinstance(b, str) and b.strip() for b in blocks):
+            raise ConfigError(f"--feature-blocks must be backbone block names, comma-separated like stage6,conv_head; "
+                              f"got {self.feature_blocks!r}")
+        self.feature_blocks = [b.strip() for b in blocks]
+
+
 @register_strategy("linear-probe", order=40)
 class LinearProbe(Strategy):
     """The pretrained backbone is frozen; only a new linear output layer trains.
 
     The cheapest transfer and the usual first measure of how good pretrained features are for a task.
+    With `feature_blocks`, the head reads the average-pooled outputs of the named blocks, concatenated,
+    instead of the last block's: intermediate stages of an ImageNet network hold more generic features
+    that can transfer better to a distant target (Yosinski et al. 2014); blocks after the last named one
+    are not run, which also makes the probe cheaper.
     """
 
-    summary = "backbone frozen, only a new linear output layer trains"
+    summary = "backbone frozen, only a new linear output layer trains (--feature-blocks: pooled outputs of chosen blocks)"
+    Config = LinearProbeConfig
+
+    def configure_backbone(self, backbone: Backbone) -> None:
+        if self.config.feature_blocks:
+            backbone.set_feature_blocks(self.config.feature_blocks)
+
+    def options(self) -> dict:
+        """Without `feature_blocks` when unset: a plain linear probe is described (and resumed) as before."""
+        return {k: v for k, v in super().options().items() if k != "feature_blocks" or v}
 
     def frozen_blocks(self, backbone: Backbone) -> list[str]:
         return backbone.block_names

@@ -35,12 +35,13 @@ def is_text_source(data: str, text_column: str) -> bool:
     return suffix == ".jsonl" or (suffix == ".csv" and text_column in _csv_header(path))
 
 
-def check_text_options(source: str, *, image_size: int | None, image_margin: int, target: str) -> None:
+def check_text_options(source: str, *, image_size: int | None, image_margin: int, target: str,
+                       image_center: str = "box") -> None:
     """Refuse options that cannot apply to a text dataset."""
-    if image_size is not None or image_margin:
+    if image_size is not None or image_margin or image_center != "box":
         raise DataError(
-            f"{source} holds text, not images; image_size/image_margin apply to images only. "
-            f"Drop --image-size and --image-margin"
+            f"{source} holds text, not images; image_size/image_margin/image_center apply to images only. "
+            f"Drop --image-size, --image-margin and --image-center"
         )
     if target != "class":
         raise DataError(

@@ -123,7 +123,7 @@ def test_bad_image_center(kwargs, message):
 
 def test_image_center_on_text_is_refused(tmp_path):
     (tmp_path / "t.csv").write_text("text,label\n" + "".join(f"hello {i},{i % 2}\n" for i in range(10)))
-    with pytest.raises(DataError, match="holds text, not images; image_size/image_margin/image_center apply to images"):
+    with pytest.raises(DataError, match="holds text, not images; image_center applies to images only. Drop --image-center"):
         load_task(str(tmp_path / "t.csv"), image_center="mass")
 
 

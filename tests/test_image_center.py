@@ -138,3 +138,13 @@ def test_cli_flag(tmp_path):
     bad = runner.invoke(app, ["pretrain", "--data", str(tmp_path / "digits.npz"), "--image-size", "28",
                               "--image-center", "middle", "--out", str(tmp_path / "n")])
     assert bad.exit_code != 0 and "middle" in bad.output and "box" in bad.output and "mass" in bad.output
+
+
+def test_compare_yaml_takes_image_center(tmp_path):
+    from transferlab.compare import CompareConfig
+    from transferlab.errors import ConfigError
+
+    cfg = CompareConfig(pretrained="models/src", data="digits", image_size=28, image_center="mass", strategies=["full"])
+    assert cfg.data_options.image_center == "mass"
+    with pytest.raises(ConfigError, match=r"image_center must be text; got 5 \(int\)"):
+        CompareConfig(pretrained="models/src", data="digits", image_center=5, strategies=["full"])

@@ -10,7 +10,8 @@ digits that are not 28×28 framed like MNIST's: fit in 20×20 inside 28×28 and 
   (class names 0–9 match, meanings do not); its unlabeled pool is the first 5,000 training images.
 Every cell (pair × labels per class × strategy) runs the same seeds; at 0 labels the baseline is
 source-only (the pretrained model with its source head, classes matched by name), at K labels it is
-scratch, and full fine-tuning is shown too. Verdicts are paired by seed (Student-t 95% CI of the
+scratch, and full fine-tuning is shown too. Budgets: `--epochs` at 0 labels (adabn: one pass); at K
+labels every strategy gets the engine's default (about 300 optimiser steps). Verdicts are paired by seed (Student-t 95% CI of the
 difference, as `compare` does). Strategies take `--unlabeled-data train` (the target's pool without
 its labels); dann/coral/mmd/self-training read the model's source task. Strategy options other than
 the defaults: `--options '{"source-free": {"pseudo_weight": 0.3}}'`. Results are appended to
@@ -46,6 +47,15 @@ PAIRS = {  # name: (source, target data, target framed)
 }
 DA_STRATEGIES = ["adabn", "dann", "coral", "mmd", "self-training", "source-free"]
 FASHION_POOL = 5000
+
+
+def epochs_of(strategy: str, shots: int, epochs: int) -> int | None:
+    """The training budget of one cell: `--epochs` at 0 labels (adabn: one pass of target statistics, the
+    paper's method); at K labels per class the engine's default for every strategy alike (None: epochs
+    for about 300 optimiser steps; an epoch over 5 rows per class is 2 steps)."""
+    if shots > 0:
+        return None
+    return 1 if strategy == "adabn" else epochs
 
 
 def _frame(framed: bool, center: str) -> dict[str, Any]:
@@ -91,7 +101,7 @@ def _run_cell(pair: str, strategy: str, shots: int, seed: int, *, source: Any, t
     if strategy == "source-only":
         metrics = source_only_metrics(copy.deepcopy(source.backbone), source.source_head, names, task)
         return {"test_accuracy": metrics["accuracy"], "train_seconds": 0.0, "seconds": time.perf_counter() - start}
-    cfg = TrainConfig(epochs=epochs, seed=seed, threads=threads)
+    cfg = TrainConfig(epochs=epochs_of(strategy, shots, epochs), seed=seed, threads=threads)
     strat = create_strategy(strategy, **options.get(strategy, {}))
     if strategy in ("scratch", "full"):
         _, run, metrics = train_run(copy.deepcopy(source.backbone), split_task(task, shots=shots, seed=seed), strat, cfg)
@@ -171,7 +181,7 @@ def main() -> None:
     runs = [json.loads(line) for line in store.read_text().splitlines()] if store.is_file() else []
     runs = [r for r in runs if all(r.get(k) == v for k, v in setting.items())  # this setting's runs only
             and r.get("options", {}) == options.get(r["strategy"], {})
-            and (r["epochs"] == args.epochs or r["strategy"] == "source-only")]
+            and (r["epochs"] == epochs_of(r["strategy"], r["shots"], args.epochs) or r["strategy"] == "source-only")]
     done = {(r["pair"], r["shots"], r["strategy"], r["seed"]) for r in runs}
     shots_list = [int(s) for s in args.shots.split(",")]
     for pair in args.pairs.split(","):
@@ -194,7 +204,8 @@ def main() -> None:
                     result = _run_cell(pair, strategy, shots, seed, source=source, task=task, unlabeled=unlabeled,
                                        source_rows=source_rows, epochs=args.epochs, threads=args.threads, options=options)
                     record = {"pair": pair, "shots": shots, "strategy": strategy, "seed": seed,
-                              "options": options.get(strategy, {}), "epochs": args.epochs} | setting | result
+                              "options": options.get(strategy, {}), "epochs": epochs_of(strategy, shots, args.epochs)}
+                              | setting | result
                     runs.append(record)
                     done.add((pair, shots, strategy, seed))
                     with store.open("a") as f:

@@ -204,8 +204,8 @@ def main() -> None:
                     result = _run_cell(pair, strategy, shots, seed, source=source, task=task, unlabeled=unlabeled,
                                        source_rows=source_rows, epochs=args.epochs, threads=args.threads, options=options)
                     record = {"pair": pair, "shots": shots, "strategy": strategy, "seed": seed,
-                              "options": options.get(strategy, {}), "epochs": epochs_of(strategy, shots, args.epochs)}
-                              | setting | result
+                              "options": options.get(strategy, {}),
+                              "epochs": epochs_of(strategy, shots, args.epochs)} | setting | result
                     runs.append(record)
                     done.add((pair, shots, strategy, seed))
                     with store.open("a") as f:

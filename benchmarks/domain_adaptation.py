@@ -20,7 +20,7 @@ the table is printed at the end (`--json` prints the summary instead).
 
     python benchmarks/domain_adaptation.py [--pairs mnist-usps,usps-mnist,mnist-digits,mnist-fashion]
         [--seeds 5] [--shots 0,5] [--strategies adabn,dann,coral,mmd,self-training,source-free]
-        [--epochs 10] [--image-center mass] [--source-augment affine] [--options JSON]
+        [--epochs 10] [--image-center mass] [--source-augment affine] [--source-seed 0] [--options JSON]
         [--threads 1] [--out bench-out/domain_adaptation] [--json]
 """
 
@@ -62,16 +62,17 @@ def _frame(framed: bool, center: str) -> dict[str, Any]:
     return FRAME | {"image_center": center} if framed else {}
 
 
-def _source_model(out: Path, name: str, threads: int, center: str, augment: str) -> Path:
+def _source_model(out: Path, name: str, threads: int, center: str, augment: str, seed: int) -> Path:
     from transferlab.api import pretrain
     from transferlab.artifacts.model_folder import CONFIG
     from transferlab.engine import TrainConfig
 
     data, framed = SOURCES[name]
-    folder = out / "models" / (f"{name}-{center}-{augment}" if framed else f"{name}-{augment}")
+    folder = out / "models" / ((f"{name}-{center}-{augment}" if framed else f"{name}-{augment}")
+                               + (f"-seed{seed}" if seed else ""))
     if not (folder / CONFIG).is_file():
         pretrain(data, backbone="cnn", out=folder, overwrite=True,
-                 train=TrainConfig(epochs=5, threads=threads, augment=augment), **_frame(framed, center))
+                 train=TrainConfig(epochs=5, threads=threads, augment=augment, seed=seed), **_frame(framed, center))
     return folder
 
 
@@ -164,6 +165,7 @@ def main() -> None:
     parser.add_argument("--image-center", default="mass", choices=["box", "mass"],
                         help="how digits that are not 28×28 are placed in their 28×28 frame")
     parser.add_argument("--source-augment", default="affine", help="--augment of the source models' pretraining")
+    parser.add_argument("--source-seed", type=int, default=0, help="seed of the source models' pretraining")
     parser.add_argument("--options", default="{}", help='strategy options, e.g. {"source-free": {"pseudo_weight": 0.3}}')
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "domain_adaptation"))
@@ -177,9 +179,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     store = out / "runs.jsonl"
     options = json.loads(args.options)
-    setting = {"image_center": args.image_center, "source_augment": args.source_augment}
+    setting = {"image_center": args.image_center, "source_augment": args.source_augment, "source_seed": args.source_seed}
     runs = [json.loads(line) for line in store.read_text().splitlines()] if store.is_file() else []
-    runs = [r for r in runs if all(r.get(k) == v for k, v in setting.items())  # this setting's runs only
+    runs = [r for r in runs if all(r.get(k, 0) == v for k, v in setting.items())  # this setting's runs only
             and r.get("options", {}) == options.get(r["strategy"], {})
             and (r["epochs"] == epochs_of(r["strategy"], r["shots"], args.epochs) or r["strategy"] == "source-only")]
     done = {(r["pair"], r["shots"], r["strategy"], r["seed"]) for r in runs}
@@ -190,7 +192,8 @@ def main() -> None:
                 (data.startswith("/") and not Path(data).exists()):
             print(f"skipped {pair}: its data is not in {DATA}")
             continue
-        source = load(_source_model(out, source_name, args.threads, args.image_center, args.source_augment))
+        source = load(_source_model(out, source_name, args.threads, args.image_center, args.source_augment,
+                                    args.source_seed))
         task = load_task(data, **_frame(framed, args.image_center))
         unlabeled = load_unlabeled(_unlabeled(pair, task, out), task)
         source_rows = load_source_rows(source.config["source_task"]["path"], source.config["preprocessing"], task)

@@ -1,22 +1,27 @@
 """Benchmark: domain adaptation from unlabeled target data, against source-only and scratch, in one process.
 
-Pairs (cnn pretrained 5 epochs on the source; targets framed 28×28 where they are not 28×28 already):
+Pairs (cnn pretrained 5 epochs on the source, with `--source-augment` (default affine) transforms;
+digits that are not 28×28 framed like MNIST's: fit in 20×20 inside 28×28 and placed by centre of mass,
+`--image-size 28 --image-margin 4 --image-center mass`; `--image-center box` gives the older framing):
 - mnist-usps:    MNIST-5k → USPS (../shared/data/usps/usps.npz, 16×16 framed 28×28);
-- usps-mnist:    USPS → MNIST-5k;
+- usps-mnist:    USPS → MNIST-5k (the source framed 28×28);
 - mnist-digits:  MNIST-5k → UCI digits (8×8 framed 28×28);
 - mnist-fashion: MNIST-5k → Fashion-MNIST (../shared/data/fashion_mnist): adaptation should not help
   (class names 0–9 match, meanings do not); its unlabeled pool is the first 5,000 training images.
 Every cell (pair × labels per class × strategy) runs the same seeds; at 0 labels the baseline is
 source-only (the pretrained model with its source head, classes matched by name), at K labels it is
-scratch, and full fine-tuning is shown too. Verdicts are paired by seed (Student-t 95% CI of the
+scratch, and full fine-tuning is shown too. Budgets: `--epochs` at 0 labels (adabn: one pass); at K
+labels every strategy gets the engine's default (about 300 optimiser steps). Verdicts are paired by seed (Student-t 95% CI of the
 difference, as `compare` does). Strategies take `--unlabeled-data train` (the target's pool without
-its labels); dann/coral/mmd/self-training read the model's source task. Results are appended to
-OUT/runs.jsonl as they finish and reused by a rerun (delete it to start anew); the table is printed
-at the end (`--json` prints the summary instead).
+its labels); dann/coral/mmd/self-training read the model's source task. Strategy options other than
+the defaults: `--options '{"source-free": {"pseudo_weight": 0.3}}'`. Results are appended to
+OUT/runs.jsonl as they finish and reused by a rerun with the same settings (delete it to start anew);
+the table is printed at the end (`--json` prints the summary instead).
 
     python benchmarks/domain_adaptation.py [--pairs mnist-usps,usps-mnist,mnist-digits,mnist-fashion]
         [--seeds 5] [--shots 0,5] [--strategies adabn,dann,coral,mmd,self-training,source-free]
-        [--epochs 10] [--threads 1] [--out bench-out/domain_adaptation] [--json]
+        [--epochs 10] [--image-center mass] [--source-augment affine] [--source-seed 0] [--options JSON]
+        [--threads 1] [--out bench-out/domain_adaptation] [--json]
 """
 
 from __future__ import annotations
@@ -32,29 +37,42 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 USPS = DATA / "usps" / "usps.npz"
 FASHION = DATA / "fashion_mnist"
-FRAME = {"image_size": 28, "image_margin": 4}
-SOURCES = {"mnist5k": ("mnist5k", {}), "usps": (str(USPS), FRAME)}
-PAIRS = {  # name: (source, target data, target framing)
-    "mnist-usps": ("mnist5k", str(USPS), FRAME),
-    "usps-mnist": ("usps", "mnist5k", {}),
-    "mnist-digits": ("mnist5k", "digits", FRAME),
-    "mnist-fashion": ("mnist5k", str(FASHION), {}),
+FRAME = {"image_size": 28, "image_margin": 4}  # + image_center (--image-center)
+SOURCES = {"mnist5k": ("mnist5k", False), "usps": (str(USPS), True)}  # name: (data, framed)
+PAIRS = {  # name: (source, target data, target framed)
+    "mnist-usps": ("mnist5k", str(USPS), True),
+    "usps-mnist": ("usps", "mnist5k", False),
+    "mnist-digits": ("mnist5k", "digits", True),
+    "mnist-fashion": ("mnist5k", str(FASHION), False),
 }
 DA_STRATEGIES = ["adabn", "dann", "coral", "mmd", "self-training", "source-free"]
-# Options tuned on one seed of mnist-usps at 0 labels (docs/domain_adaptation.md); the rest are the defaults.
-OPTIONS: dict[str, dict[str, Any]] = {}
 FASHION_POOL = 5000
 
 
-def _source_model(out: Path, name: str, threads: int) -> Path:
+def epochs_of(strategy: str, shots: int, epochs: int) -> int | None:
+    """The training budget of one cell: `--epochs` at 0 labels (adabn: one pass of target statistics, the
+    paper's method); at K labels per class the engine's default for every strategy alike (None: epochs
+    for about 300 optimiser steps; an epoch over 5 rows per class is 2 steps)."""
+    if shots > 0:
+        return None
+    return 1 if strategy == "adabn" else epochs
+
+
+def _frame(framed: bool, center: str) -> dict[str, Any]:
+    return FRAME | {"image_center": center} if framed else {}
+
+
+def _source_model(out: Path, name: str, threads: int, center: str, augment: str, seed: int) -> Path:
     from transferlab.api import pretrain
     from transferlab.artifacts.model_folder import CONFIG
     from transferlab.engine import TrainConfig
 
-    folder = out / "models" / name
+    data, framed = SOURCES[name]
+    folder = out / "models" / ((f"{name}-{center}-{augment}" if framed else f"{name}-{augment}")
+                               + (f"-seed{seed}" if seed else ""))
     if not (folder / CONFIG).is_file():
-        data, frame = SOURCES[name]
-        pretrain(data, backbone="cnn", out=folder, overwrite=True, train=TrainConfig(epochs=5, threads=threads), **frame)
+        pretrain(data, backbone="cnn", out=folder, overwrite=True,
+                 train=TrainConfig(epochs=5, threads=threads, augment=augment, seed=seed), **_frame(framed, center))
     return folder
 
 
@@ -72,7 +90,7 @@ def _unlabeled(pair: str, task: Any, out: Path) -> str:
 
 
 def _run_cell(pair: str, strategy: str, shots: int, seed: int, *, source: Any, task: Any, unlabeled: Any,
-              source_rows: Any, epochs: int, threads: int) -> dict[str, Any]:
+              source_rows: Any, epochs: int, threads: int, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from transferlab.data import split_task
     from transferlab.engine import TrainConfig
     from transferlab.engine.run import train_run
@@ -84,8 +102,8 @@ def _run_cell(pair: str, strategy: str, shots: int, seed: int, *, source: Any, t
     if strategy == "source-only":
         metrics = source_only_metrics(copy.deepcopy(source.backbone), source.source_head, names, task)
         return {"test_accuracy": metrics["accuracy"], "train_seconds": 0.0, "seconds": time.perf_counter() - start}
-    cfg = TrainConfig(epochs=epochs, seed=seed, threads=threads)
-    strat = create_strategy(strategy, **OPTIONS.get(strategy, {}))
+    cfg = TrainConfig(epochs=epochs_of(strategy, shots, epochs), seed=seed, threads=threads)
+    strat = create_strategy(strategy, **options.get(strategy, {}))
     if strategy in ("scratch", "full"):
         _, run, metrics = train_run(copy.deepcopy(source.backbone), split_task(task, shots=shots, seed=seed), strat, cfg)
     else:
@@ -144,6 +162,11 @@ def main() -> None:
     parser.add_argument("--shots", default="0,5")
     parser.add_argument("--strategies", default=",".join(DA_STRATEGIES))
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--image-center", default="mass", choices=["box", "mass"],
+                        help="how digits that are not 28×28 are placed in their 28×28 frame")
+    parser.add_argument("--source-augment", default="affine", help="--augment of the source models' pretraining")
+    parser.add_argument("--source-seed", type=int, default=0, help="seed of the source models' pretraining")
+    parser.add_argument("--options", default="{}", help='strategy options, e.g. {"source-free": {"pseudo_weight": 0.3}}')
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "domain_adaptation"))
     parser.add_argument("--json", action="store_true")
@@ -155,17 +178,23 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / "runs.jsonl"
+    options = json.loads(args.options)
+    setting = {"image_center": args.image_center, "source_augment": args.source_augment, "source_seed": args.source_seed}
     runs = [json.loads(line) for line in store.read_text().splitlines()] if store.is_file() else []
+    runs = [r for r in runs if all(r.get(k, 0) == v for k, v in setting.items())  # this setting's runs only
+            and r.get("options", {}) == options.get(r["strategy"], {})
+            and (r["epochs"] == epochs_of(r["strategy"], r["shots"], args.epochs) or r["strategy"] == "source-only")]
     done = {(r["pair"], r["shots"], r["strategy"], r["seed"]) for r in runs}
     shots_list = [int(s) for s in args.shots.split(",")]
     for pair in args.pairs.split(","):
-        source_name, data, frame = PAIRS[pair]
+        source_name, data, framed = PAIRS[pair]
         if not Path(SOURCES[source_name][0]).exists() and source_name != "mnist5k" or \
                 (data.startswith("/") and not Path(data).exists()):
             print(f"skipped {pair}: its data is not in {DATA}")
             continue
-        source = load(_source_model(out, source_name, args.threads))
-        task = load_task(data, **frame)
+        source = load(_source_model(out, source_name, args.threads, args.image_center, args.source_augment,
+                                    args.source_seed))
+        task = load_task(data, **_frame(framed, args.image_center))
         unlabeled = load_unlabeled(_unlabeled(pair, task, out), task)
         source_rows = load_source_rows(source.config["source_task"]["path"], source.config["preprocessing"], task)
         for shots in shots_list:
@@ -176,9 +205,10 @@ def main() -> None:
                     if (pair, shots, strategy, seed) in done or (strategy == "source-only" and seed > 0):
                         continue
                     result = _run_cell(pair, strategy, shots, seed, source=source, task=task, unlabeled=unlabeled,
-                                       source_rows=source_rows, epochs=args.epochs, threads=args.threads)
+                                       source_rows=source_rows, epochs=args.epochs, threads=args.threads, options=options)
                     record = {"pair": pair, "shots": shots, "strategy": strategy, "seed": seed,
-                              "options": OPTIONS.get(strategy, {}), "epochs": args.epochs} | result
+                              "options": options.get(strategy, {}),
+                              "epochs": epochs_of(strategy, shots, args.epochs)} | setting | result
                     runs.append(record)
                     done.add((pair, shots, strategy, seed))
                     with store.open("a") as f:

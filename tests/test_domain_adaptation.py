@@ -166,15 +166,18 @@ class Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("strategy", ["dann", "source-free", "self-training"])
-def test_resume_mid_run_is_bit_identical(domains, strategy, tmp_path, monkeypatch):
+@pytest.mark.parametrize("strategy, options", [
+    ("dann", {}), ("source-free", {}), ("self-training", {}),
+    ("source-free", {"pseudo_weight": 0.3, "centroids": "epoch"}),  # per-epoch pseudo-labels live in the checkpoint
+], ids=["dann", "source-free", "self-training", "source-free-epoch-pseudo-labels"])
+def test_resume_mid_run_is_bit_identical(domains, strategy, options, tmp_path, monkeypatch):
     import transferlab.engine.run as run_module
 
     cfg = TrainConfig(epochs=3, batch_size=16, seed=1, threads=1, schedule="cosine")
 
     def go(out, **kw):
         return finetune(str(domains["model"]), str(domains["target"]), strategy=strategy, shots=0,
-                        unlabeled_data="train", train=cfg, out=out, **kw)
+                        unlabeled_data="train", train=cfg, out=out, strategy_options=options, **kw)
 
     whole = go(tmp_path / "whole")
     real = run_module.fit
@@ -230,6 +233,37 @@ def test_source_free_needs_a_source_head_that_names_the_classes(domains, tmp_pat
     with pytest.raises(ConfigError, match="its head must be the pretrained model's source head with the target's classes"):
         finetune(str(domains["model"]), str(tmp_path / "letters.npz"), strategy="source-free", shots=0,
                  unlabeled_data="train", train=TrainConfig(epochs=1, threads=1))
+
+
+def test_shot_pseudo_labels_are_the_nearest_refined_centroid():
+    from transferlab.strategies.source_free import cluster_labels
+
+    torch.manual_seed(0)
+    centres = torch.eye(3) * 5  # three well-separated clusters in feature space
+    features = torch.cat([centres[c] + 0.3 * torch.randn(20, 3) for c in range(3)]).abs()  # (60, 3)
+    truth = torch.arange(3).repeat_interleave(20)
+    noisy = torch.nn.functional.one_hot(truth, 3).float() * 0.6 + 0.4 / 3  # the classifier is right, unsure
+    noisy[:10] = torch.tensor([0.2, 0.7, 0.1])  # and wrong on half of cluster 0
+    assert torch.equal(cluster_labels(features, noisy), truth)  # the clusters correct the classifier's mistakes
+    never = noisy.clone()
+    never[:, 2] = 0.0  # a class no row is predicted as is never a pseudo-label
+    assert 2 not in cluster_labels(features, never / never.sum(1, keepdim=True)).tolist()
+
+
+def test_shot_epoch_pseudo_labels_cover_the_whole_target_set_once_per_epoch(domains, monkeypatch):
+    from transferlab.strategies import source_free
+
+    calls = []
+    real = source_free.cluster_labels
+    monkeypatch.setattr(source_free, "cluster_labels", lambda f, p: calls.append(len(f)) or real(f, p))
+    pool = len(load_task(str(domains["target"])).y_pool)
+    r = _run(domains, "source-free", strategy_options={"pseudo_weight": 0.3})
+    assert r.epochs == 2 and calls == [pool, pool]  # the whole unlabeled set, at each epoch's start
+    calls.clear()
+    _run(domains, "source-free", strategy_options={"pseudo_weight": 0.3, "centroids": "batch"})
+    assert len(calls) > 2 and max(calls) <= 2 * 16  # each step's own unlabeled rows
+    with pytest.raises(ConfigError, match=r"--centroids must be one of \['epoch', 'batch'\]; got 'global'\. epoch: "):
+        create_strategy("source-free", centroids="global")
 
 
 def test_self_training_strong_views_for_vectors_and_text():

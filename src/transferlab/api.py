@@ -233,6 +233,7 @@ def pretrain(
     classes: str | list | None = None,
     image_size: int | None = None,
     image_margin: int = 0,
+    image_center: str = "box",
     label_column: str = "label",
     target: str = "class",
     text_column: str = "text",
@@ -265,7 +266,7 @@ def pretrain(
     """
     # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
     options = DataOptions.merge(data_options, classes=classes, image_size=image_size, image_margin=image_margin,
-                                label_column=label_column, text_column=text_column, test_data=test_data, target=target)
+                                image_center=image_center, label_column=label_column, text_column=text_column, test_data=test_data, target=target)
     cfg = train or TrainConfig(epochs=None if options.target == "numeric" else 5)  # numeric: enough steps to converge
     check_tracking(track, tracking_uri)
     _check_out_name(out)
@@ -343,6 +344,7 @@ def finetune(
     classes: str | list | None = None,
     image_size: int | None = None,
     image_margin: int = 0,
+    image_center: str = "box",
     label_column: str = "label",
     target: str = "class",
     text_column: str = "text",
@@ -378,7 +380,7 @@ def finetune(
     """
     # long: the signature lists every data and run option of the public API (one keyword each) and the docstring documents them
     options = DataOptions.merge(data_options, classes=classes, image_size=image_size, image_margin=image_margin,
-                                label_column=label_column, text_column=text_column, test_data=test_data, target=target)
+                                image_center=image_center, label_column=label_column, text_column=text_column, test_data=test_data, target=target)
     cfg = train or TrainConfig()
     strat = create_strategy(strategy, **(strategy_options or {}))
     adapts = check_adaptation_options(strat, shots=shots, unlabeled_data=unlabeled_data, source_data=source_data)
@@ -487,7 +489,8 @@ def evaluate(
         test_data = test_data or target_task.get("test_data")
     if not data:
         raise ConfigError(f"{model} records no target task; pass --data")
-    recorded = {k: prep.get(k) for k in ("classes", "image_size", "image_margin", "label_column", "text_column")}
+    recorded = {k: prep.get(k) for k in ("classes", "image_size", "image_margin", "image_center", "label_column",
+                                         "text_column")}
     task = DataOptions.from_preprocessing(recorded, **given, target=loaded.config.get("target", "class"),
                                           test_data=test_data).load(
         data, feature_scale=prep)  # the scale the model was trained with, not this file's own

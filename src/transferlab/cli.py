@@ -48,7 +48,7 @@ Data = Annotated[str, typer.Option("--data", help="built-in dataset (see `transf
 # The Data panel's other flags are generated from DataOptions' fields (cli_options.with_data_flags); a command
 # that leaves a field out says why:
 RECORDED_PREPROCESSING = {name: "read as the model recorded it: a model is run on the inputs it was trained on"
-                          for name in ("classes", "image_size", "image_margin", "target")}
+                          for name in ("classes", "image_size", "image_margin", "image_center", "target")}
 ANALYSES_SCORE_CLASSES = "the analyses score class labels (a numeric target has none)"
 COMPARES_CLASSES = "compare counts labels per class: numeric targets are not compared"
 Out = Annotated[Path, typer.Option(help="folder to save the model in", rich_help_panel="Output")]

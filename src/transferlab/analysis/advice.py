@@ -149,7 +149,8 @@ def _command(pretrained: str, target: TargetSpec, shots: int | None, strategy: s
     if target.classes is not None:
         parts.append(f"--classes {target.classes if isinstance(target.classes, str) else ','.join(map(str, target.classes))}")
     if target.image_size is not None:
-        parts.append(f"--image-size {target.image_size}" + (f" --image-margin {target.image_margin}" if target.image_margin else ""))
+        parts.append(f"--image-size {target.image_size}" + (f" --image-margin {target.image_margin}" if target.image_margin else "")
+                     + (f" --image-center {target.image_center}" if target.image_center != "box" else ""))
     if shots is not None:
         parts.append(f"--shots {shots}")
     return " ".join(parts) + " --out OUT"
@@ -166,6 +167,7 @@ def advise(
     classes: str | list | None = None,
     image_size: int | None = None,
     image_margin: int = 0,
+    image_center: str = "box",
     label_column: str = "label",
     text_column: str = "text",
     test_data: str | None = None,
@@ -189,7 +191,7 @@ def advise(
     # long: the signature lists every data option of the public API (one keyword each, or `data_options`)
     start = time.perf_counter()
     target = TargetSpec.of(data, data_options, classes=classes, image_size=image_size, image_margin=image_margin,
-                           label_column=label_column, text_column=text_column, test_data=test_data)
+                           image_center=image_center, label_column=label_column, text_column=text_column, test_data=test_data)
     if shots == 0:
         if unlabeled_data is None:
             raise ConfigError("--shots 0 asks how to adapt without target labels; pass --unlabeled-data PATH (or train)")

@@ -167,6 +167,7 @@ def rank(
     classes: str | list | None = None,
     image_size: int | None = None,
     image_margin: int = 0,
+    image_center: str = "box",
     label_column: str = "label",
     text_column: str = "text",
     test_data: str | None = None,
@@ -196,7 +197,7 @@ def rank(
         dupes = sorted({m for m in models if models.count(m) > 1})
         raise ConfigError(f"each model is ranked once; {dupes} appear more than once")
     target = TargetSpec.of(data, data_options, classes=classes, image_size=image_size, image_margin=image_margin,
-                           label_column=label_column, text_column=text_column, test_data=test_data)
+                           image_center=image_center, label_column=label_column, text_column=text_column, test_data=test_data)
     task, split = target.labelled(shots, seed)
     result = RankResult(data=str(data), shots=shots if shots is not None else "all", n_examples=len(split.y_train))
     # libraries every score uses load once here, so the first model's seconds are its own scoring only

@@ -24,6 +24,7 @@ class TargetSpec:
     label_column: str = "label"
     text_column: str = "text"
     test_data: str | None = None
+    image_center: str = "box"
 
     @classmethod
     def of(cls, data: str, data_options: DataOptions | None, **keywords: Any) -> "TargetSpec":
@@ -38,13 +39,14 @@ class TargetSpec:
             raise ConfigError(f"the analyses score class labels; got target={options.target!r}. Read the data with "
                               "target='class' (a numeric target has no classes to score)")
         return cls(data, options.classes, options.image_size, options.image_margin, options.label_column,
-                   options.text_column, options.test_data)
+                   options.text_column, options.test_data, options.image_center)
 
     @property
     def options(self) -> DataOptions:
         """How the dataset is read: the DataOptions every command shares (class labels: analyses score classes)."""
         return DataOptions(classes=self.classes, image_size=self.image_size, image_margin=self.image_margin,
-                           label_column=self.label_column, text_column=self.text_column, test_data=self.test_data)
+                           label_column=self.label_column, text_column=self.text_column, test_data=self.test_data,
+                           image_center=self.image_center)
 
     def load(self) -> Task:
         """The task with class labels (analyses score classes; a numeric target is never read here)."""

@@ -73,6 +73,7 @@ class CompareConfig:
     classes: str | list | None = None
     image_size: int | None = None
     image_margin: int = 0
+    image_center: str = "box"  # or "mass": images placed by their centre of mass (as MNIST)
     label_column: str = "label"
     text_column: str = "text"
     test_data: str | None = None
@@ -160,7 +161,7 @@ class CompareConfig:
                 setattr(self, name, str(getattr(self, name)))
         expected = {"pretrained": (str,), "data": (str,), "label_column": (str,), "text_column": (str,),
                     "test_data": (str, type(None)), "unlabeled_data": (str, type(None)), "source_data": (str, type(None)), "classes": (str, list, type(None)), "image_size": (int, type(None)),
-                    "image_margin": (int,), "train": (dict,)}
+                    "image_margin": (int,), "image_center": (str,), "train": (dict,)}
         for name, types in expected.items():
             value = getattr(self, name)
             if not isinstance(value, types) or isinstance(value, bool):

@@ -25,16 +25,16 @@ def image_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 
-def read_images(paths: list[Path], image_size: int | None, image_margin: int) -> np.ndarray:
+def read_images(paths: list[Path], image_size: int | None, image_margin: int, image_center: str = "box") -> np.ndarray:
     """Read image files into (N, C, H, W) float32 in [0, 1], grayscale if all are, else RGB.
 
     Without image_size every image must have the same size; with it each image is framed.
     """
-    return np.asarray(open_images(paths, image_size, image_margin, lazy=False))
+    return np.asarray(open_images(paths, image_size, image_margin, lazy=False, image_center=image_center))
 
 
 def open_images(paths: list[Path], image_size: int | None, image_margin: int, *,
-                lazy: bool | None = None) -> np.ndarray | LazyImages:
+                lazy: bool | None = None, image_center: str = "box") -> np.ndarray | LazyImages:
     """Image files as (N, C, H, W) float32 in [0, 1]: decoded now, or per batch (`LazyImages`).
 
     Every file's header is read first (size, mode, the pixel limit), so a bad file or a size mismatch is
@@ -56,7 +56,7 @@ def open_images(paths: list[Path], image_size: int | None, image_margin: int, *,
         check_image_size(image_size, where="image_size")
         side = (image_size, image_size)
     channels = 1 if mode == "L" else 3
-    lazy_images = LazyImages([Path(p) for p in paths], mode, channels, side, image_size, image_margin)
+    lazy_images = LazyImages([Path(p) for p in paths], mode, channels, side, image_size, image_margin, image_center)
     decoded = len(paths) * channels * side[0] * side[1] * 4
     if lazy is None:  # above the input-bytes limit too: decoded per batch, that memory is never asked for
         lazy = decoded > min(PRELOAD_BYTES, limit("input_bytes"))
@@ -85,9 +85,9 @@ class LazyImages:
     ndim = 4
 
     def __init__(self, paths: list[Path], mode: str, channels: int, side: tuple[int, int],
-                 image_size: int | None, image_margin: int) -> None:
+                 image_size: int | None, image_margin: int, image_center: str = "box") -> None:
         self.paths, self.mode, self.channels, self.side = paths, mode, channels, side
-        self.image_size, self.image_margin = image_size, image_margin
+        self.image_size, self.image_margin, self.image_center = image_size, image_margin, image_center
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -115,7 +115,8 @@ class LazyImages:
         return self._subset([self.paths[int(i)] for i in index.reshape(-1)])
 
     def _subset(self, paths: list[Path]) -> LazyImages:
-        return LazyImages(paths, self.mode, self.channels, self.side, self.image_size, self.image_margin)
+        return LazyImages(paths, self.mode, self.channels, self.side, self.image_size, self.image_margin,
+                          self.image_center)
 
     def decode(self) -> np.ndarray:
         """All the images, decoded: (N, C, H, W) float32."""
@@ -133,7 +134,7 @@ class LazyImages:
         if not arrays:
             return np.zeros((0, *self.shape[1:]), dtype=np.float32)
         if self.image_size is not None:
-            return frame_images(arrays, self.image_size, self.image_margin)
+            return frame_images(arrays, self.image_size, self.image_margin, self.image_center)
         return np.stack(arrays)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
@@ -205,7 +206,7 @@ def _size(im) -> str:
     return f"{im.size[0]}×{im.size[1]} (width×height)"
 
 
-def read_image_folder(folder: Path, image_size: int | None, image_margin: int) -> RawData:
+def read_image_folder(folder: Path, image_size: int | None, image_margin: int, image_center: str = "box") -> RawData:
     """Read a folder holding one sub-folder of images per class; class names are sub-folder names."""
     class_dirs = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
     if not class_dirs:
@@ -226,7 +227,7 @@ def read_image_folder(folder: Path, image_size: int | None, image_margin: int) -
             )
         paths += files
         labels += [class_dir.name] * len(files)
-    x = open_images(paths, image_size, image_margin)
+    x = open_images(paths, image_size, image_margin, image_center=image_center)
     return RawData(
         x=x, y=np.asarray(labels, dtype=str), kind="image", source=str(folder),
         scale="divided by 255 (8-bit image files)", scale_divisor=255.0, framed=image_size is not None,

@@ -52,10 +52,16 @@ def to_unit(x: np.ndarray, divisor: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def frame_image(image: np.ndarray, size: int, margin: int = 0) -> np.ndarray:
+IMAGE_CENTERS = ("box", "mass")
+
+
+def frame_image(image: np.ndarray, size: int, margin: int = 0, center: str = "box") -> np.ndarray:
     """Resize one (C, H, W) image in [0, 1], keeping its aspect ratio, into a size×size frame.
 
-    The longer side becomes size − 2·margin; the rest is padded with 0 (background), centred.
+    The longer side becomes size − 2·margin; the rest is padded with 0 (background). `center="box"`
+    centres the resized image's box in the frame; `center="mass"` then moves it by whole pixels so
+    its centre of mass lands on the frame's centre pixel (size/2, size/2), as MNIST's digits were
+    placed (LeCun et al.: fit in 20×20, centred by centre of mass in 28×28), see `center_by_mass`.
 
     Example:
         >>> float(frame_image(np.ones((1, 8, 8), np.float32), 28, 4)[0, 4:24, 4:24].min())
@@ -66,7 +72,8 @@ def frame_image(image: np.ndarray, size: int, margin: int = 0) -> np.ndarray:
     channels, h, w = image.shape
     box = size - 2 * margin
     if (h, w) == (size, size) and margin == 0:
-        return image.astype(np.float32, copy=False)
+        framed = image.astype(np.float32, copy=False)
+        return center_by_mass(framed) if center == "mass" else framed
     scale = box / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
     out = np.zeros((channels, size, size), dtype=np.float32)
@@ -75,10 +82,42 @@ def frame_image(image: np.ndarray, size: int, margin: int = 0) -> np.ndarray:
         plane = Image.fromarray(np.ascontiguousarray(image[c], dtype=np.float32))  # mode 'F'
         resized = np.asarray(plane.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float32)
         out[c, top : top + new_h, left : left + new_w] = resized
-    return np.clip(out, 0.0, 1.0, out=out)
+    np.clip(out, 0.0, 1.0, out=out)
+    return center_by_mass(out) if center == "mass" else out
 
 
-def frame_images(images: np.ndarray | Sequence[np.ndarray], size: int, margin: int = 0) -> np.ndarray:
+def center_by_mass(image: np.ndarray) -> np.ndarray:
+    """Move a (C, H, W) image by whole pixels so its centre of mass (all channels' ink) lands on pixel (H/2, W/2).
+
+    The move is limited so no non-zero pixel leaves the frame; an all-zero image stays as it is.
+    This is how MNIST's digits sit in their 28×28 frame; digits scaled to fill their frame (USPS,
+    UCI digits) framed by box centring sit up to a few pixels away from that point.
+
+    Example:
+        >>> x = np.zeros((1, 28, 28), np.float32); x[0, 2:6, 2:6] = 1.0   # ink in the top-left corner
+        >>> [int(i) for i in np.argwhere(center_by_mass(x)[0] > 0).mean(0).round(1) + 0.5]
+        [14, 14]
+    """
+    mass = image.sum(0)  # (H, W)
+    total = float(mass.sum())
+    if total <= 0:
+        return image
+    h, w = mass.shape
+    rows, cols = np.nonzero(mass)
+    cy = float((mass.sum(1) * np.arange(h)).sum()) / total
+    cx = float((mass.sum(0) * np.arange(w)).sum()) / total
+    dy = int(np.clip(round(h / 2 - cy), -rows.min(), h - 1 - rows.max()))
+    dx = int(np.clip(round(w / 2 - cx), -cols.min(), w - 1 - cols.max()))
+    if dy == 0 and dx == 0:
+        return image
+    out = np.zeros_like(image)
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = \
+        image[:, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    return out
+
+
+def frame_images(images: np.ndarray | Sequence[np.ndarray], size: int, margin: int = 0,
+                 center: str = "box") -> np.ndarray:
     """Frame every (C, H, W) image into size×size; returns (N, C, size, size) float32.
 
     The size (from an option or a model's config.json) is checked against the limits before anything
@@ -91,12 +130,22 @@ def frame_images(images: np.ndarray | Sequence[np.ndarray], size: int, margin: i
                 fix="use a smaller --image-size or fewer images")
     if len(images) == 0:
         return np.zeros((0, 1, size, size), dtype=np.float32)
-    return np.stack([frame_image(im, size, margin) for im in images])  # (N, C, size, size)
+    return np.stack([frame_image(im, size, margin, center) for im in images])  # (N, C, size, size)
 
 
-def check_framing(image_size: int | None, image_margin: int) -> None:
-    """Raise DataError for an image_size/image_margin pair that cannot frame an image."""
+def check_framing(image_size: int | None, image_margin: int, image_center: str = "box") -> None:
+    """Raise DataError for an image_size/image_margin/image_center that cannot frame an image."""
+    if image_center not in IMAGE_CENTERS:
+        raise DataError(
+            f"image_center must be one of {list(IMAGE_CENTERS)}; got {image_center!r}. box: the resized image centred "
+            f"in its frame; mass: moved so its centre of mass is the frame's centre (as MNIST), e.g. --image-center mass"
+        )
     if image_size is None:
+        if image_center != "box":
+            raise DataError(
+                f"image_center={image_center!r} needs image_size: it places images in an image_size×image_size "
+                f"frame. Pass --image-size too (e.g. --image-size 28 --image-margin 4 --image-center mass)"
+            )
         if image_margin:
             raise DataError(
                 f"image_margin={image_margin} needs image_size: the margin is the border left inside an "
@@ -134,7 +183,7 @@ def convert_channels(x: np.ndarray, channels: int) -> np.ndarray:
 
 
 def preprocess_inputs(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
-    """Apply a task's recorded preprocessing (channels, image_size, image_margin) to inputs in [0, 1].
+    """Apply a task's recorded preprocessing (channels, image_size, image_margin, image_center) to inputs in [0, 1].
 
     Use it at evaluate/predict time so new inputs look like the ones a model was trained on.
     Pixels must already be in [0, 1]; (N, H, W) arrays count as grayscale images (N, 1, H, W).
@@ -154,4 +203,5 @@ def preprocess_inputs(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarra
     size = preprocessing.get("image_size")
     if size is None:
         return x
-    return frame_images(x, int(size), int(preprocessing.get("image_margin") or 0))
+    return frame_images(x, int(size), int(preprocessing.get("image_margin") or 0),
+                        preprocessing.get("image_center") or "box")

@@ -41,6 +41,7 @@ def load_task(
     image_margin: int = 0,
     label_column: str = "label",
     test_fraction: float = 0.2,
+    image_center: str = "box",
     target: Literal["class", "numeric"] = "class",
     text_column: str = "text",
     test_data: str | None = None,
@@ -74,8 +75,9 @@ def load_task(
     if not text and text_column != "text" and str(data) not in DATASETS:
         check_text_column(str(data), text_column)  # a text column was named: it must be there
     if text:
-        check_text_options(str(data), image_size=image_size, image_margin=image_margin, target=target)
-    check_framing(image_size, image_margin)
+        check_text_options(str(data), image_size=image_size, image_margin=image_margin, target=target,
+                           image_center=image_center)
+    check_framing(image_size, image_margin, image_center)
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be between 0 and 1 (exclusive); got {test_fraction}")
     name = dataset_name(str(data))
@@ -83,16 +85,16 @@ def load_task(
         raise DataError("--classes selects classes, but --target numeric has none; drop --classes")
     raw = read_source(
         str(data), label_column=label_column, image_size=image_size, image_margin=image_margin, target=target,
-        text_column=text_column, test_data=None if test_data is None else str(test_data),
+        text_column=text_column, test_data=None if test_data is None else str(test_data), image_center=image_center,
     )
     if raw.kind == "vector" and image_size is not None:
         raise DataError(
             f"{raw.source} holds feature vectors, not images; image_size/image_margin apply to images only. "
             f"Drop --image-size and --image-margin"
         )
-    _scale_and_frame(raw, image_size, image_margin)
+    _scale_and_frame(raw, image_size, image_margin, image_center)
     if target == "numeric":
-        return _numeric_task(name, raw, test_fraction, image_size, image_margin, feature_scale)
+        return _numeric_task(name, raw, test_fraction, image_size, image_margin, feature_scale, image_center)
     labels, class_names = encode_labels(*([raw.y] + ([raw.y_test] if raw.has_own_test else [])), source=raw.source)
     if raw.has_own_test:
         x_all = np.concatenate([raw.x, raw.x_test])
@@ -123,6 +125,7 @@ def load_task(
         preprocessing = {
             "image_size": image_size,
             "image_margin": image_margin,
+            "image_center": image_center,
             "classes": selected,
             "scale": raw.scale,
             "scale_divisor": raw.scale_divisor,
@@ -159,7 +162,7 @@ def _feature_scale(x_pool: np.ndarray, given: dict[str, Any] | None) -> dict[str
 
 
 def _numeric_task(name: str, raw: RawData, test_fraction: float, image_size: int | None, image_margin: int,
-                  feature_scale: dict[str, Any] | None = None) -> Task:
+                  feature_scale: dict[str, Any] | None = None, image_center: str = "box") -> Task:
     """A regression task: float targets, a fixed random test split (no strata), no class names; feature
     vectors standardised (see `load_task`)."""
     if raw.has_own_test:
@@ -174,7 +177,7 @@ def _numeric_task(name: str, raw: RawData, test_fraction: float, image_size: int
         raise DataError(f"{name}: {len(y_all)} examples are too few to hold out a test split and train; add examples")
     spec = InputSpec(raw.kind, tuple(int(s) for s in raw.x.shape[1:]))
     preprocessing = {
-        "image_size": image_size, "image_margin": image_margin, "classes": None, "scale": raw.scale,
+        "image_size": image_size, "image_margin": image_margin, "image_center": image_center, "classes": None, "scale": raw.scale,
         "scale_divisor": raw.scale_divisor, "channels": spec.shape[0] if spec.kind == "image" else None,
     }
     if raw.kind == "vector":  # tabular features of different units: standardise, as the targets are in training
@@ -190,7 +193,7 @@ def _numeric_task(name: str, raw: RawData, test_fraction: float, image_size: int
     )
 
 
-def _scale_and_frame(raw: RawData, image_size: int | None, image_margin: int) -> None:
+def _scale_and_frame(raw: RawData, image_size: int | None, image_margin: int, image_center: str = "box") -> None:
     """Bring inputs to float32: images to [0, 1] (then framed), vectors unscaled but finite; text stays str."""
     if raw.kind == "text":
         return
@@ -208,7 +211,7 @@ def _scale_and_frame(raw: RawData, image_size: int | None, image_margin: int) ->
         raw.scale_divisor, raw.scale = scale_divisor(arrays, source=raw.source, names=raw.x_names)
         arrays = [to_unit(a, raw.scale_divisor) for a in arrays]
     if image_size is not None and not raw.framed:
-        arrays = [frame_images(a, image_size, image_margin) for a in arrays]
+        arrays = [frame_images(a, image_size, image_margin, image_center) for a in arrays]
     raw.x, raw.x_test = arrays[0], (arrays[1] if raw.has_own_test else None)
 
 
@@ -256,7 +259,7 @@ def load_inputs(
 
     Returns (x, names): images (N, C, H, W) in [0, 1] or vectors (N, D), float32, or texts (N,) as
     an object array of str, and one name per row (file name, "x[i]", "line n" or "image i"). With a
-    task's `preprocessing` the inputs get the same channels, image_size and image_margin the model
+    task's `preprocessing` the inputs get the same channels, image_size, image_margin and image_center the model
     was trained with, and a text task's recorded text column is read (unless `text_column` is given).
 
     Example:
@@ -266,7 +269,7 @@ def load_inputs(
     # long: one dispatch over every input format predict accepts, each branch a few lines
     path = Path(path).expanduser()
     prep = preprocessing or {}
-    size, margin = prep.get("image_size"), int(prep.get("image_margin") or 0)
+    size, margin, center = prep.get("image_size"), int(prep.get("image_margin") or 0), prep.get("image_center") or "box"
     text_task = prep.get("text_column") is not None
     text_column = text_column or prep.get("text_column") or "text"
     if not path.exists():
@@ -285,7 +288,7 @@ def load_inputs(
         files = image_files(path) if path.is_dir() else [path]
         if not files:
             raise DataError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)}); sub-folders are not searched")
-        x = read_images(files, size, margin)
+        x = read_images(files, size, margin, center)
         if prep.get("channels") is not None:
             x = convert_channels(x, int(prep["channels"]))
         return x, [f.name for f in files]

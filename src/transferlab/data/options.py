@@ -27,6 +27,8 @@ class DataOptions:
         "help": "class subset: 0-4, 5,7,9 or class names", "cli_type": str})
     image_size: int | None = field(default=None, metadata={"help": "resize (keeping aspect) and pad images to N×N"})
     image_margin: int = field(default=0, metadata={"help": "fit images into (N−2M)² first, pad M each side"})
+    image_center: Literal["box", "mass"] = field(default="box", metadata={
+        "help": "box: centre the resized image in its frame; mass: move it so its centre of mass is the frame's centre (as MNIST)"})
     label_column: str = field(default="label", metadata={"help": "label column of a CSV"})
     text_column: str = field(default="text", metadata={"help": "text column of a CSV/JSONL text dataset"})
     test_data: str | None = field(default=None, metadata={

@@ -40,6 +40,7 @@ def read_source(
     target: str = "class",
     text_column: str = "text",
     test_data: str | None = None,
+    image_center: str = "box",
 ) -> RawData:
     """Read a built-in dataset (a name wins over a same-named path: write ./name for the path) or a file.
 
@@ -79,7 +80,7 @@ def read_source(
     if path.is_dir():
         if find_idx_pair(path, "train") is not None:
             return read_idx(path)
-        return read_image_folder(path, image_size, image_margin)
+        return read_image_folder(path, image_size, image_margin, image_center)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return read_npz(path, numeric=numeric)

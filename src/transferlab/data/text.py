@@ -35,13 +35,16 @@ def is_text_source(data: str, text_column: str) -> bool:
     return suffix == ".jsonl" or (suffix == ".csv" and text_column in _csv_header(path))
 
 
-def check_text_options(source: str, *, image_size: int | None, image_margin: int, target: str) -> None:
+def check_text_options(source: str, *, image_size: int | None, image_margin: int, target: str,
+                       image_center: str = "box") -> None:
     """Refuse options that cannot apply to a text dataset."""
     if image_size is not None or image_margin:
         raise DataError(
             f"{source} holds text, not images; image_size/image_margin apply to images only. "
             f"Drop --image-size and --image-margin"
         )
+    if image_center != "box":
+        raise DataError(f"{source} holds text, not images; image_center applies to images only. Drop --image-center")
     if target != "class":
         raise DataError(
             f"{source} holds text; text datasets support class labels only (text regression is not "

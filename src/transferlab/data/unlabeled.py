@@ -65,7 +65,8 @@ def load_unlabeled(spec: str, task: Task) -> np.ndarray:
 
 def _pool_only(data: str, prep: dict[str, Any]) -> np.ndarray:
     """A dataset's pool inputs (its training rows), its labels and test split dropped."""
-    return load_task(data, image_size=prep.get("image_size"), image_margin=int(prep.get("image_margin") or 0)).x_pool
+    return load_task(data, image_size=prep.get("image_size"), image_margin=int(prep.get("image_margin") or 0),
+                     image_center=prep.get("image_center") or "box").x_pool
 
 
 def _unit_inputs(x: np.ndarray, source: str, name: str, prep: dict[str, Any]) -> np.ndarray:
@@ -120,6 +121,7 @@ def load_source_rows(data: str, preprocessing: dict[str, Any], target: Task, *, 
     source = load_task(
         data, classes=preprocessing.get("classes"), image_size=preprocessing.get("image_size"),
         image_margin=int(preprocessing.get("image_margin") or 0), label_column=preprocessing.get("label_column", "label"),
+        image_center=preprocessing.get("image_center") or "box",
     )
     if source.input_spec != target.input_spec:
         raise DataError(

@@ -205,10 +205,11 @@ class _UnlabeledStream:
         self.x, self.augment = x, cfg.augment
         self.order = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # independent of the labelled order
 
-    def draw(self, n: int) -> torch.Tensor:
+    def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n rows: (inputs, their row numbers in the unlabeled inputs)."""
         rows = torch.randint(len(self.x), (n,), generator=self.order).to(self.x.device)
         batch = self.x[rows]
-        return batch if self.augment == "none" else augment_batch(batch, self.augment, self.order)
+        return (batch if self.augment == "none" else augment_batch(batch, self.augment, self.order)), rows
 
 
 def _same_shape(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -234,15 +235,17 @@ class _Step:
 
     def __init__(self, strategy: Strategy, model: TransferModel, cfg: TrainConfig, criterion: Callable,
                  x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, step: int, epoch: int, epochs: int,
-                 unlabeled: torch.Tensor | None) -> None:
+                 unlabeled: tuple[torch.Tensor, torch.Tensor] | None) -> None:
         self.strategy, self.model, self.cfg, self.criterion = strategy, model, cfg, criterion
-        self.x, self.y, self.index, self.unlabeled = x, y, index, unlabeled
+        self.x, self.y, self.index = x, y, index
+        self.unlabeled, self.unlabeled_index = unlabeled if unlabeled is not None else (None, None)
         self.step, self.epoch, self.epochs = step, epoch, epochs
 
     def loss(self, forward: Callable[..., Any], rows: torch.Tensor | None) -> torch.Tensor:
         take = (lambda t: t) if rows is None else (lambda t: t[rows])
         x, y, index = take(self.x), take(self.y), take(self.index)
         u = None if self.unlabeled is None else take(self.unlabeled)
+        u_index = None if self.unlabeled_index is None else take(self.unlabeled_index)
         features = u_logits = u_features = None
         if u is None and not self.strategy.needs_features:
             logits = forward(x)  # (B, num_outputs): the plain path, exactly as without the hook
@@ -253,7 +256,7 @@ class _Step:
                 logits, u_logits = logits[: len(x)], logits[len(x) :]
         batch = TrainingBatch(x=x, y=y, index=index, model=self.model, criterion=self.criterion, step=self.step,
                               epoch=self.epoch, epochs=self.epochs, features=features, unlabeled=u,
-                              unlabeled_logits=u_logits, unlabeled_features=u_features)
+                              unlabeled_logits=u_logits, unlabeled_features=u_features, unlabeled_index=u_index)
         return self.strategy.loss(logits, y, batch, self.cfg)
 
 
@@ -378,6 +381,8 @@ class _Loop:
         """One epoch (or the rest of a resumed one), then validation; True when early stopping says stop."""
         st, epoch, start = self.state, self.state.epoch, time.perf_counter()
         self.strategy.on_epoch_start(self.model, epoch, self.epochs)  # phase schedules (lp-ft, gradual unfreezing)
+        if st.position == 0 and self.unlabeled is not None:  # a resumed epoch has its result in the checkpoint
+            self.strategy.on_fresh_epoch(self.model, self.net, self.unlabeled.x, epoch)
         self._phase(f"at epoch {epoch}")
         if st.position == 0:  # a fresh epoch (a resumed one keeps its order and losses)
             self._record_trainable()

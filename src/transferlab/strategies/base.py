@@ -16,6 +16,8 @@ what differs from the defaults:
   `engine.progress.progress_steps(..., progress=progress)`);
 - `on_epoch_start(model, epoch, epochs)`: a phase schedule (which blocks train from this epoch on);
 - `on_step_start(model, step)`: a per-step schedule (with `has_step_schedule = True`);
+- `on_fresh_epoch(model, forward, x_unlabeled, epoch)`: work over every unlabeled input once per epoch
+  (SHOT's global centroids), its result kept in `model.auxiliary` so checkpoints carry it;
 - `loss(logits, targets, batch, cfg)`: the training loss of one step. It sees the logits, the targets,
   the train config and the whole `TrainingBatch` (inputs, rows, step, the backbone features with
   `needs_features = True`, the outputs of an unlabeled batch with `needs_unlabeled = True`, the
@@ -97,6 +99,8 @@ class TrainingBatch:
         unlabeled: a batch of unlabeled inputs, when the strategy sets `needs_unlabeled`.
         unlabeled_logits, unlabeled_features: the network's outputs for `unlabeled` (computed in the
             same forward pass as the labelled batch).
+        unlabeled_index: the rows of `unlabeled` among all the unlabeled inputs (the order
+            `on_fresh_epoch` sees them in), (U,).
     """
 
     x: torch.Tensor
@@ -111,6 +115,7 @@ class TrainingBatch:
     unlabeled: torch.Tensor | None = None
     unlabeled_logits: torch.Tensor | None = None
     unlabeled_features: torch.Tensor | None = None
+    unlabeled_index: torch.Tensor | None = None
 
 
 class Strategy:
@@ -220,6 +225,17 @@ class Strategy:
 
         It must depend on `epoch` only (no hidden state, no random draws): a run resumed mid-epoch
         calls it again for that epoch to restore the phase.
+        """
+
+    def on_fresh_epoch(self, model: TransferModel, forward: Callable[..., Any], x_unlabeled: torch.Tensor,
+                       epoch: int) -> None:
+        """Called at the start of each fresh epoch (1-based) of a strategy with `needs_unlabeled`, with every
+        unlabeled input (e.g. SHOT's pseudo-labels over the whole target set). Default: nothing.
+
+        `forward(x, with_features=True)` is the network as the run trains it (the part after a cached
+        frozen prefix, whose outputs `x_unlabeled` then are). A run resumed mid-epoch does not call it
+        again: what it computes must be kept in `model.auxiliary` (a buffer), so the checkpoint carries
+        it, and it must draw nothing at random.
         """
 
     def finalize(self, model: TransferModel) -> None:

@@ -4,9 +4,9 @@ Both start from the same all-MiniLM-L6-v2 folder and train on the same K example
 rows transferlab's `split_task` draws for each seed); both score the same 500-question test split.
 Runs alternate (transferlab, library) per seed in one process, with the same torch thread count.
 Both use the recipe's settings: 20 pair iterations per example, pair batch 16, one pair epoch,
-learning rate 2e-5; transferlab caps pairs at `--max-pairs` (1280, its default), the library uses
-all pairs its sampler draws. Heads: transferlab trains a linear head on the tuned embeddings, the
-library fits scikit-learn's LogisticRegression (its default).
+learning rate 2e-5. transferlab's `setfit` defaults follow the library's recipe (its oversampling
+pair sampler: 2 x 20 x examples pairs, AdamW with weight decay 0.01, 10% warm-up then linear decay,
+gradient clipping at 1, a scikit-learn LogisticRegression head); `--max-pairs` caps its pairs.
 
     python benchmarks/setfit_library.py [--shots 8,16] [--seeds 0,1,2] [--threads 1] [--max-pairs N]
         [--only transferlab|library] [--json]
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TREC = ROOT.parent / "shared" / "data" / "trec"
 
 
-def run_transferlab(split, seed: int, max_pairs: int) -> tuple[float, float]:
+def run_transferlab(split, seed: int, max_pairs: int | None) -> tuple[float, float]:
     """Test accuracy and wall seconds (pairs, embeddings, head, test) of transferlab's setfit."""
     from transferlab.api import load
     from transferlab.engine import TrainConfig
@@ -42,7 +42,7 @@ def run_transferlab(split, seed: int, max_pairs: int) -> tuple[float, float]:
 
     start = time.perf_counter()
     backbone = load("minilm").backbone
-    strategy = create_strategy("setfit", iterations=20, max_pairs=max_pairs)
+    strategy = create_strategy("setfit", iterations=20, max_pairs=max_pairs)  # the rest: the library's recipe
     _, _, metrics = train_run(backbone, split, strategy, TrainConfig(seed=seed, threads=torch.get_num_threads()))
     return metrics["accuracy"], time.perf_counter() - start
 
@@ -70,9 +70,10 @@ def main() -> None:
     parser.add_argument("--shots", default="8,16")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--max-pairs", type=int, default=1280)
+    parser.add_argument("--max-pairs", type=int, default=None,
+                        help="cap transferlab's pairs (default: none, 2 x 20 x examples like the library)")
     parser.add_argument("--only", choices=("transferlab", "library"), default=None,
-                        help="run one implementation (e.g. transferlab again with --max-pairs 3840, the library's pair count)")
+                        help="run one implementation (the other's runs can come from an earlier invocation: same rows, same seeds)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not (TREC / "train.csv").is_file():

@@ -65,6 +65,33 @@ def run_library(split, seed: int) -> tuple[float, float]:
     return float((pred == task.y_test).mean()), time.perf_counter() - start
 
 
+def earlier_rows(path: Path) -> list[dict]:
+    """The per-run rows of an earlier invocation's --json line (the last JSON line of its output)."""
+    for line in reversed(path.read_text().splitlines()):
+        if line.startswith("{") and '"rows"' in line:
+            return json.loads(line)["rows"]
+    raise SystemExit(f"{path}: no --json line of this benchmark in it")
+
+
+def paired_differences(rows: list[dict]) -> list[dict]:
+    """Per labels/class: transferlab − library accuracy on each seed both ran (same training rows), the
+    mean difference and its 95% Student-t interval over seeds."""
+    from scipy import stats
+
+    out = []
+    for shots in sorted({r["shots"] for r in rows}):
+        acc = {(r["who"], r["seed"]): r["accuracy"] for r in rows if r["shots"] == shots}
+        seeds = sorted(s for who, s in acc if who == "transferlab" and ("setfit library", s) in acc)
+        diffs = [acc[("transferlab", s)] - acc[("setfit library", s)] for s in seeds]
+        if len(diffs) < 2:
+            continue
+        mean, sem = statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs))
+        half = stats.t.ppf(0.975, len(diffs) - 1) * sem
+        out.append({"shots": shots, "seeds": len(diffs), "per_seed": diffs, "mean": mean,
+                    "ci_low": mean - half, "ci_high": mean + half})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shots", default="8,16")
@@ -75,6 +102,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("transferlab", "library"), default=None,
                         help="run one implementation (the other's runs can come from an earlier invocation: same rows, same seeds)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--merge", nargs="*", default=[], metavar="LOG",
+                        help="also read the rows of earlier runs (logs or files holding this benchmark's --json line)")
     args = parser.parse_args()
     if not (TREC / "train.csv").is_file():
         print(f"skipped: {TREC} not found")
@@ -86,7 +115,7 @@ def main() -> None:
     from transferlab.data import load_task, split_task
 
     task = load_task(str(TREC / "train.csv"), test_data=str(TREC / "test.csv"))
-    rows = []
+    rows = [row for path in args.merge for row in earlier_rows(Path(path))]
     for shots in [int(s) for s in args.shots.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             split = split_task(task, shots=shots, seed=seed)
@@ -115,6 +144,11 @@ def main() -> None:
                             "seconds_mean": secs, "time_ratio": secs / base_s, "seeds": len(sel)})
             table.append(f"| {shots} | {who} | {statistics.mean(accs):.4f} ± {sd:.4f} | {secs:.1f} | {secs / base_s:.2f}× |")
     print("\n".join(table))
+    paired = paired_differences(rows)
+    for p in paired:
+        print(f"{p['shots']} labels/class: transferlab − library over {p['seeds']} paired seeds: {p['mean']:+.4f} "
+              f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] (95% t interval; per seed {', '.join(f'{d:+.3f}' for d in p['per_seed'])})")
+    summary.extend({"paired": p} for p in paired)
     if args.json:
         print(json.dumps({"rows": rows, "summary": summary}))
 

@@ -12,8 +12,9 @@ itself included, split into positives and negatives, each list cycled to `iterat
 positives and negatives are balanced), its optimiser (AdamW at 2e-5 with weight decay 0.01 except on
 biases and LayerNorm weights, 10% linear warm-up then linear decay to 0, gradients clipped to norm
 1, pairs shuffled each run) and its head (scikit-learn's `LogisticRegression()` on the tuned
-embeddings of the training rows). `pair_sampling="random"`, `head="linear"`, `warmup=0` and
-`max_pairs=1280` give transferlab's earlier recipe.
+embeddings of the training rows). `pair_sampling="random"`, `head="linear"`, `pair_warmup=0`,
+`pair_max_grad_norm=0` and `max_pairs=1280` give transferlab's earlier recipe (whose weight decay
+also applied to biases and LayerNorm weights).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ class SetFitConfig:
     pair_sampling: Literal["oversampling", "random"] = field(default="oversampling", metadata={
         "help": "oversampling: the library's balanced cycle over every distinct pair; "
                 "random: a random positive and negative partner per example and iteration"})
-    warmup: float = field(default=0.1, metadata={
+    pair_warmup: float = field(default=0.1, metadata={
         "help": "share of pair steps with the learning rate rising from 0, then falling linearly to 0 (0: constant rate)"})
     pair_weight_decay: float = field(default=0.01, metadata={
         "help": "AdamW weight decay in the pair phase (not on biases and LayerNorm weights)"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "clip pair-phase gradients to this norm (0: no clipping)"})
+    pair_max_grad_norm: float = field(default=1.0, metadata={"help": "clip pair-phase gradients to this norm (0: no clipping)"})
     head: Literal["logistic", "linear"] = field(default="logistic", metadata={
         "help": "logistic: scikit-learn LogisticRegression on the tuned embeddings (the library's); "
                 "linear: a linear layer trained by gradient with early stopping on validation"})
@@ -69,9 +70,10 @@ class SetFitConfig:
                               "oversampling is the SetFit library's sampler")
         if self.head not in HEADS:
             raise ConfigError(f"--head {self.head!r} is not one of {'|'.join(HEADS)}; logistic is the SetFit library's head")
-        if not 0.0 <= self.warmup < 1.0:
-            raise ConfigError(f"--warmup is a share of the pair steps, 0 ≤ warmup < 1; got {self.warmup} (the library's is 0.1)")
-        for name in ("pair_weight_decay", "max_grad_norm"):
+        if not 0.0 <= self.pair_warmup < 1.0:
+            raise ConfigError(f"--pair-warmup is a share of the pair steps, 0 ≤ share < 1; got {self.pair_warmup} "
+                              "(the library's is 0.1)")
+        for name in ("pair_weight_decay", "pair_max_grad_norm"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a number ≥ 0 (0: off); got {value}")
@@ -204,7 +206,7 @@ class SetFit(Strategy):
             p.requires_grad_(True)
         opt = torch.optim.AdamW(_decay_groups(backbone, cfg.pair_weight_decay), lr=cfg.pair_lr)
         steps = math.ceil(len(pairs) / cfg.pair_batch_size)
-        schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_linear(step, steps, cfg.warmup))
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_linear(step, steps, cfg.pair_warmup))
         backbone.train()
         with progress_steps(f"setfit pairs ×{cfg.pair_batch_size}", total=steps, progress=progress) as advance:
             for start in range(0, len(pairs), cfg.pair_batch_size):
@@ -213,8 +215,8 @@ class SetFit(Strategy):
                 loss = F.mse_loss(F.cosine_similarity(u, v), batch[:, 2].float())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if cfg.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                if cfg.pair_max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.pair_max_grad_norm)
                 opt.step()
                 schedule.step()
                 advance(1)

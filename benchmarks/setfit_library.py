@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import time
 from pathlib import Path
@@ -66,11 +67,17 @@ def run_library(split, seed: int) -> tuple[float, float]:
 
 
 def earlier_rows(path: Path) -> list[dict]:
-    """The per-run rows of an earlier invocation's --json line (the last JSON line of its output)."""
-    for line in reversed(path.read_text().splitlines()):
+    """The per-run rows of an earlier invocation: its --json line, or else its per-run lines (an interrupted run)."""
+    lines = path.read_text().splitlines()
+    for line in reversed(lines):
         if line.startswith("{") and '"rows"' in line:
             return json.loads(line)["rows"]
-    raise SystemExit(f"{path}: no --json line of this benchmark in it")
+    pattern = re.compile(r"^shots +(\d+) seed (\d+) +(transferlab|setfit library) +accuracy ([\d.]+) +([\d.]+)s$")
+    rows = [{"shots": int(m[1]), "seed": int(m[2]), "who": m[3], "accuracy": float(m[4]), "seconds": float(m[5])}
+            for m in map(pattern.match, lines) if m]
+    if not rows:
+        raise SystemExit(f"{path}: no rows of this benchmark in it")
+    return rows
 
 
 def paired_differences(rows: list[dict]) -> list[dict]:

@@ -211,7 +211,8 @@ class SetFit(Strategy):
         with progress_steps(f"setfit pairs ×{cfg.pair_batch_size}", total=steps, progress=progress) as advance:
             for start in range(0, len(pairs), cfg.pair_batch_size):
                 batch = pairs[start : start + cfg.pair_batch_size]
-                u, v = backbone.features(x[batch[:, 0]]), backbone.features(x[batch[:, 1]])  # (B, D) each
+                both = backbone.features(torch.cat([x[batch[:, 0]], x[batch[:, 1]]]))  # (2B, D): one pass, own dropout per row
+                u, v = both[: len(batch)], both[len(batch) :]
                 loss = F.mse_loss(F.cosine_similarity(u, v), batch[:, 2].float())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -9,11 +9,15 @@ pair sampler: 2 x 20 x examples pairs, AdamW with weight decay 0.01, 10% warm-up
 gradient clipping at 1, a scikit-learn LogisticRegression head); `--max-pairs` caps its pairs.
 
     python benchmarks/setfit_library.py [--shots 8,16] [--seeds 0,1,2] [--threads 1] [--max-pairs N]
-        [--only transferlab|library] [--json]
+        [--only transferlab|library] [--json] [--merge LOG ... [--merge-only transferlab|library]] [--no-run]
+
+Runs can be split over invocations (one implementation, some seeds each) and put together with
+`--merge` (the logs of earlier invocations, also interrupted ones) and `--no-run`.
 
 Needs `setfit` importable (install it into a separate environment: it pulls `datasets`) beside
 the text extra, and ../shared/data/trec. Prints per-seed rows, means, the accuracy difference
-and the time ratio (library / transferlab), and a markdown table.
+and the time ratio (library / transferlab), a markdown table, and per labels/class the paired
+per-seed differences (transferlab − library) with their mean and 95% t interval.
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--merge", nargs="*", default=[], metavar="LOG",
                         help="also read the rows of earlier runs (logs or files holding this benchmark's --json line)")
+    parser.add_argument("--merge-only", choices=("transferlab", "library"), default=None,
+                        help="take only this implementation's rows from --merge (e.g. the library's from an earlier session)")
+    parser.add_argument("--no-run", action="store_true", help="run nothing: tables of the --merge rows only")
     args = parser.parse_args()
     if not (TREC / "train.csv").is_file():
         print(f"skipped: {TREC} not found")
@@ -122,8 +129,9 @@ def main() -> None:
     from transferlab.data import load_task, split_task
 
     task = load_task(str(TREC / "train.csv"), test_data=str(TREC / "test.csv"))
-    rows = [row for path in args.merge for row in earlier_rows(Path(path))]
-    for shots in [int(s) for s in args.shots.split(",")]:
+    keep = {None: ("transferlab", "setfit library"), "transferlab": ("transferlab",), "library": ("setfit library",)}
+    rows = [row for path in args.merge for row in earlier_rows(Path(path)) if row["who"] in keep[args.merge_only]]
+    for shots in [] if args.no_run else [int(s) for s in args.shots.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             split = split_task(task, shots=shots, seed=seed)
             arms = (("transferlab", lambda: run_transferlab(split, seed, args.max_pairs)),

@@ -149,3 +149,61 @@ def test_hf_export_cli(tmp_path, text_model):
     again = runner.invoke(app, ["export", str(text_model), "--format", "hf", "--out", str(tmp_path / "cli-hf"),
                                 "--overwrite", "--no-check"])
     assert again.exit_code == 0, again.output and (tmp_path / "cli-hf" / MARKER).is_file()
+
+
+@pytest.fixture(scope="module")
+def switched_off_model(tmp_path_factory, tiny_bert_path):
+    """A SetFit-tuned tiny-BERT classifier (one-layer head) whose encoder's last LayerNorm switches one output
+    coordinate off (weight and bias 0), as all-MiniLM-L6-v2's does (coordinate 223)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    from transferlab.engine import TrainConfig
+
+    root = tmp_path_factory.mktemp("hf-plain")
+    transformer = models.Transformer(str(tiny_bert_path))
+    with torch.no_grad():
+        norm = transformer.auto_model.encoder.layer[-1].output.LayerNorm
+        norm.weight[5] = 0.0
+        norm.bias[5] = 0.0
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu").save(str(root / "encoder"))
+    _write_texts(root / "train.csv", 12, 0)
+    _write_texts(root / "test.csv", 4, 1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRANSFERLAB_HOME", str(root / "store"))
+        finetune(f"hf:{root / 'encoder'}", str(root / "train.csv"), test_data=str(root / "test.csv"),
+                 strategy="setfit", strategy_options={"iterations": 2}, out=root / "model",
+                 train=TrainConfig(epochs=2), progress=False)
+    return root / "model"
+
+
+def test_one_layer_head_on_a_switched_off_coordinate_exports_as_plain_bert(tmp_path, switched_off_model):
+    """No trust_remote_code: a BertForSequenceClassification with one added layer gives transferlab's probabilities."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertForSequenceClassification
+
+    out = tmp_path / "hf"
+    result = export(switched_off_model, out, format="hf", progress=False)
+    assert result.parity_max_abs_diff <= 1e-5
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["architectures"] == ["BertForSequenceClassification"]
+    assert "auto_map" not in config and not (out / "modeling_transferlab.py").exists()
+    assert "trust_remote_code" not in (out / "README.md").read_text()
+    loaded = load(switched_off_model)
+    texts = _texts()
+    with torch.inference_mode():
+        ours = loaded.model(loaded.backbone.prepare_inputs(np.array(texts, dtype=object))).softmax(1)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    model = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
+    assert type(model) is BertForSequenceClassification
+    with torch.inference_mode():  # batches of 16: padded to different lengths
+        probs = torch.cat([model(**tokenizer(texts[i : i + 16], padding=True, truncation=True,
+                                             return_tensors="pt")).logits.softmax(-1) for i in range(0, 100, 16)])
+    assert (probs - ours).abs().max() <= 1e-5
+    assert list(model.config.id2label.values()) == loaded.label_names
+
+
+def test_hidden_head_layers_keep_the_remote_code_classifier(tmp_path, text_model):
+    export(text_model, tmp_path / "hf", format="hf", check=False, progress=False)
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["architectures"] == ["TransferlabTextClassifier"] and (tmp_path / "hf" / "modeling_transferlab.py").is_file()

@@ -4,12 +4,16 @@ A fine-tuned text model becomes one folder with two entry points:
 - `SentenceTransformer(DIR)`: the (fine-tuned) encoder with its own pooling and normalisation, as
   sentence-transformers modules (`modules.json`; the transformer in `0_Transformer/`, so the root
   `config.json` can describe the classifier);
-- `AutoModelForSequenceClassification.from_pretrained(DIR, trust_remote_code=True)` + `AutoTokenizer`:
-  encoder, the same pooling, and transferlab's head, returning logits; `id2label` holds the class names.
-  No class built into transformers pools by mean and L2-normalises before its classifier, so the
-  folder carries that class as `modeling_transferlab.py` (~60 lines, no imports beyond torch and
-  transformers). Its `model_type` is its own, so loading without `trust_remote_code=True` stops with
-  transformers' request for it instead of silently building a BERT classifier with a random head.
+- `AutoModelForSequenceClassification.from_pretrained(DIR)` + `AutoTokenizer`: encoder, the same
+  pooling, and transferlab's head, returning logits; `id2label` holds the class names. No class built
+  into transformers pools by mean and L2-normalises before its classifier. When the encoder is a BERT
+  whose last LayerNorm switches one output coordinate off (all-MiniLM-L6-v2's does, and SetFit, LoRA
+  and a frozen encoder keep it off), with mean pooling, normalisation and a one-layer head, the folder
+  is a plain `BertForSequenceClassification` with one layer added that does the pooling
+  (`_plain_bert`), loaded without `trust_remote_code`. Otherwise the folder carries its class as
+  `modeling_transferlab.py` (~60 lines, no imports beyond torch and transformers), loaded with
+  `trust_remote_code=True`; its `model_type` is its own, so loading without it stops with transformers'
+  request for it instead of silently building a BERT classifier with a random head.
 A pretrained text backbone becomes a plain sentence-transformers folder (no classifier).
 
 Both entry points are checked after writing: on `PARITY_INPUTS` seeded texts, embeddings and
@@ -35,6 +39,9 @@ PARITY_INPUTS = 100
 MARKER = "transferlab.json"  # the model folder's config.json, kept for provenance; marks a folder we wrote
 ENCODER = "0_Transformer"
 MODEL_TYPE = "transferlab-text-classifier"
+SWITCHED_OFF = 1e-20  # |weight| and |bias| of a LayerNorm output coordinate that is always 0
+PLAIN_SCALE = 1e8  # the added layer's output scale: the residual is 1e-8 of the pooled mean
+PLAIN_POOLER = 1e-4  # the pooler's input scale: tanh(x) = x to within x³/3
 
 MODELING = '''"""A transferlab text classifier: a BERT encoder, sentence-transformers pooling, transferlab's head.
 
@@ -187,14 +194,80 @@ def _write(folder: Path, loaded: LoadedModel) -> dict[str, Any]:
     finally:
         tokenizer.model_max_length = saved_limit
     hf = backbone._hf_model
+    off = _switched_off_coordinate(loaded, mode, normalize)
+    if off is not None:  # a plain BertForSequenceClassification reproduces it: no code in the folder
+        tensors, config = _plain_bert(loaded, off)
+    else:
+        tensors = {f"bert.{k}": v.detach().contiguous().cpu() for k, v in hf.state_dict().items()
+                   if not k.startswith("pooler.")}
+        tensors |= {f"head.{k}": v.detach().contiguous().cpu() for k, v in loaded.model.head.state_dict().items()}
+        config = _classifier_config(loaded, hf.config, mode, normalize)
+        (folder / "modeling_transferlab.py").write_text(MODELING % {"model_type": MODEL_TYPE})
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return {"mode": mode, "normalize": normalize, "plain": off is not None}
+
+
+def _switched_off_coordinate(loaded: LoadedModel, mode: str, normalize: bool) -> int | None:
+    """An output coordinate the encoder's last LayerNorm switches off (weight and bias both ~0), when the
+    classifier can be a plain `BertForSequenceClassification`: a BERT encoder, mean pooling, L2
+    normalisation and a one-layer head. all-MiniLM-L6-v2 has one (coordinate 223: weight −4.8e-33,
+    bias 1.6e-32), and tuning keeps it off unless the head's gradient reaches it (SetFit's pair loss,
+    LoRA and a frozen encoder do; full fine-tuning turns it on)."""
+    hf = loaded.backbone._hf_model
+    head = loaded.config["architecture"]["head"]
+    if hf.config.model_type != "bert" or mode != "mean" or not normalize or head.get("hidden"):
+        return None
+    norm = hf.encoder.layer[-1].output.LayerNorm
+    off = (norm.weight.detach().abs() <= SWITCHED_OFF) & (norm.bias.detach().abs() <= SWITCHED_OFF)
+    return int(off.nonzero()[0, 0]) if bool(off.any()) else None
+
+
+def _plain_bert(loaded: LoadedModel, off: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Weights and config of a `BertForSequenceClassification` computing head(normalise(mean of token states)).
+
+    One encoder layer is added on top. Its attention has zero query and key weights, so every token
+    attends uniformly to the valid (unmasked) tokens and its value (identity weights) is their mean m:
+    exactly sentence-transformers' mean pooling. The output projection maps m by λ·Q (λ = 1e8), Q an
+    isometry from the coordinates other than `off` onto the zero-mean vectors (m[off] is 0: the last
+    LayerNorm switches it off), so the residual (the token's own state) is negligible and the
+    LayerNorm gives √H·Q·m/‖m‖: the L2-normalised embedding, rotated. The feed-forward part is zero.
+    The pooler, tanh(δ/√H·Qᵀ·h₀) with δ = 1e-4, is δ times the normalised embedding to within
+    (δ·x)³/3, and the classifier is transferlab's head with its weights divided by δ.
+    """
+    hf = loaded.backbone._hf_model
+    hidden = int(hf.config.hidden_size)
+    weight = loaded.model.head.out.weight.detach().double()  # (C, H)
+    bias = loaded.model.head.out.bias.detach().double()
+    basis = torch.linalg.qr(torch.eye(hidden, dtype=torch.float64) - 1.0 / hidden)[0][:, : hidden - 1]  # zero-mean
+    keep = [i for i in range(hidden) if i != off]
+    iso = torch.zeros(hidden, hidden, dtype=torch.float64)
+    iso[:, keep] = basis  # e_i (i != off) -> an orthonormal basis of the zero-mean vectors
+    layer = f"bert.encoder.layer.{hf.config.num_hidden_layers}."
+    zeros, eye = torch.zeros(hidden), torch.eye(hidden)
     tensors = {f"bert.{k}": v.detach().contiguous().cpu() for k, v in hf.state_dict().items()
                if not k.startswith("pooler.")}
-    tensors |= {f"head.{k}": v.detach().contiguous().cpu() for k, v in loaded.model.head.state_dict().items()}
-    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    config = _classifier_config(loaded, hf.config, mode, normalize)
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (folder / "modeling_transferlab.py").write_text(MODELING % {"model_type": MODEL_TYPE})
-    return {"mode": mode, "normalize": normalize}
+    tensors |= {
+        layer + "attention.self.query.weight": torch.zeros(hidden, hidden), layer + "attention.self.query.bias": zeros,
+        layer + "attention.self.key.weight": torch.zeros(hidden, hidden), layer + "attention.self.key.bias": zeros,
+        layer + "attention.self.value.weight": eye, layer + "attention.self.value.bias": zeros,
+        layer + "attention.output.dense.weight": (PLAIN_SCALE * iso).float(), layer + "attention.output.dense.bias": zeros,
+        layer + "attention.output.LayerNorm.weight": torch.ones(hidden), layer + "attention.output.LayerNorm.bias": zeros,
+        layer + "intermediate.dense.weight": torch.zeros(int(hf.config.intermediate_size), hidden),
+        layer + "intermediate.dense.bias": torch.zeros(int(hf.config.intermediate_size)),
+        layer + "output.dense.weight": torch.zeros(hidden, int(hf.config.intermediate_size)),
+        layer + "output.dense.bias": zeros,
+        layer + "output.LayerNorm.weight": torch.ones(hidden), layer + "output.LayerNorm.bias": zeros,
+        "bert.pooler.dense.weight": (PLAIN_POOLER / hidden ** 0.5 * iso.T).float(), "bert.pooler.dense.bias": zeros,
+        "classifier.weight": (weight / PLAIN_POOLER).float(), "classifier.bias": bias.float(),
+    }
+    tensors = {k: v.clone().contiguous() for k, v in tensors.items()}  # no two names share storage (safetensors)
+    config = _classifier_config(loaded, hf.config, "mean", True)
+    for key in ("auto_map", "pooling_mode", "normalize", "head_hidden", "head_activation", "head_dropout"):
+        config.pop(key)
+    config.update({"model_type": "bert", "architectures": ["BertForSequenceClassification"],
+                   "num_hidden_layers": int(hf.config.num_hidden_layers) + 1})
+    return tensors, config
 
 
 def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -> dict[str, float]:
@@ -233,7 +306,7 @@ def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -
     return diffs
 
 
-def _card(loaded: LoadedModel) -> str:
+def _card(loaded: LoadedModel, plain: bool = False) -> str:
     """The export's README.md: huggingface_hub.ModelCard with the model folder's metadata header."""
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -244,7 +317,21 @@ def _card(loaded: LoadedModel) -> str:
     data = ModelCardData(**meta)
     usage = ["## Use it without transferlab", "", "```python", "from sentence_transformers import SentenceTransformer",
              'encoder = SentenceTransformer("path/to/this/folder")  # sentence embeddings', "```"]
-    if loaded.model is not None:
+    if loaded.model is not None and plain:
+        usage[-1:] = [
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+            "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")",
+            "model = AutoModelForSequenceClassification.from_pretrained(\"path/to/this/folder\")",
+            "probs = model(**tokenizer([\"some text\"], padding=True, truncation=True, return_tensors=\"pt\")).logits.softmax(-1)",
+            "print(model.config.id2label[int(probs.argmax())])",
+            "```",
+            "",
+            "The classifier is a plain `BertForSequenceClassification` with one encoder layer added on top: it "
+            "averages the token states (uniform attention over the valid tokens) and scales the average to unit "
+            "length, as sentence-transformers pools, before the head. Its encoder is therefore not the sentence "
+            "encoder alone: for embeddings use `SentenceTransformer` above.",
+        ]
+    elif loaded.model is not None:
         usage[-1:] = [
             "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
             "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\", trust_remote_code=True)",
@@ -278,9 +365,9 @@ def export_hf(loaded: LoadedModel, out: Path, *, overwrite: bool, check: bool) -
                                 "refusing to replace it even with --overwrite — choose another --out")
     diffs = None
     with atomic_folder(out, replace=overwrite) as tmp:
-        _write(tmp, loaded)
+        written = _write(tmp, loaded)
         (tmp / MARKER).write_text(json.dumps(loaded.config, indent=2) + "\n")
-        (tmp / "README.md").write_text(_card(loaded))
+        (tmp / "README.md").write_text(_card(loaded, plain=written.get("plain", False)))
         if check:
             diffs = hf_parity(loaded, tmp)
             worst = max(diffs.values())

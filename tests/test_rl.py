@@ -288,6 +288,8 @@ def test_strategies_that_do_not_map_onto_an_agent_are_refused(ppo_source: Path, 
         finetune_agent(ppo_source, "CartPole-v1", strategy="add-layers")
     with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
         finetune_agent(ppo_source, "CartPole-v1", strategy="nope")
+    with pytest.raises(ConfigError, match=r"feature_blocks=\['0'\] does not apply to an RL agent.*drop feature_blocks"):
+        finetune_agent(ppo_source, "CartPole-v1", strategy="linear-probe", strategy_options={"feature_blocks": ["0"]})
     with pytest.raises(ConfigError, match=r"--freeze 3 exceeds the backbone's 2 blocks"):
         finetune_agent(ppo_source, "CartPole-v1", strategy="partial", strategy_options={"freeze": 3}, steps=100)
     with pytest.raises(ConfigError, match=r"unknown --algo 'sac'; choose one of \['a2c', 'dqn', 'ppo'\]"):

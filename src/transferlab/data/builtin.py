@@ -60,6 +60,7 @@ def register_dataset(
     Example:
         >>> @register_dataset("tiny", description="…", n=3, input_shape=(2,), classes=("a", "b"), source="me")
         ... def _tiny() -> RawData: ...
+        >>> del DATASETS["tiny"]  # (this example's entry is removed again)
     """
 
     def decorate(loader: Loader) -> Loader:

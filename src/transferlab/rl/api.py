@@ -183,6 +183,9 @@ def finetune_agent(
         raise ConfigError(f"strategy {strategy!r} does not apply to an RL agent (it needs its own head layers, "
                           f"per-block learning rates or epoch phases); RL strategies are {list(RL_STRATEGIES)}")
     strat = create_strategy(strategy, **(strategy_options or {}))
+    if getattr(strat.config, "feature_blocks", None):  # the policy's blocks are vectors, not feature maps to pool
+        raise ConfigError(f"feature_blocks={strat.config.feature_blocks!r} does not apply to an RL agent: its "
+                          f"linear-probe reads the policy backbone's last block; drop feature_blocks")
     src = source or load_agent_folder(pretrained)
     spec = _env_spec(env, env_options)
     probe = make_env(spec)

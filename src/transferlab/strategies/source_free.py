@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from .domain import DomainAdaptation, entropy, supervised_loss, unlabeled_part
 class SourceFreeConfig:
     diversity_weight: float = field(default=1.0, metadata={"help": "weight of the diversity term −H(mean prediction)"})
     pseudo_weight: float = field(default=0.0, metadata={"help": "weight β of the cross-entropy on clustering pseudo-labels (0: SHOT-IM)"})
-    centroids: str = field(default="epoch", metadata={
+    centroids: Literal["epoch", "batch"] = field(default="epoch", metadata={
         "help": "where the pseudo-labels come from: epoch (centroids of the whole target set at each epoch's start, "
                 "as the paper) or batch (centroids of each step's unlabeled rows)"})
 

@@ -144,8 +144,8 @@ class FeatureCache:
             self.declined += 1
         return out
 
-    def has(self, source: str, stop: int, name: str, backbone: Backbone | None = None) -> bool:
-        return ((source if backbone is None else _entry_source(source, backbone, stop)), stop, name) in self._store
+    def has(self, source: str, stop: int, name: str, backbone: Backbone) -> bool:
+        return (_entry_source(source, backbone, stop), stop, name) in self._store
 
     def __len__(self) -> int:
         return len(self._store)

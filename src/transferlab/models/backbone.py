@@ -61,11 +61,7 @@ class Backbone(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Run every block: (B, *input shape) -> (B, feature_dim)."""
-        if self.feature_blocks:
-            return self._tapped(x, 0)
-        for block in self.blocks.values():
-            x = block(x)
-        return x
+        return self.features_from(x, 0)
 
     def set_feature_blocks(self, names: list[str]) -> None:
         """Features = the globally average-pooled outputs of the named blocks, concatenated (input side first).

@@ -125,7 +125,7 @@ class SourceFree(DomainAdaptation):
                      for i in range(0, len(x_unlabeled), EVAL_BATCH)]
             features = torch.cat([f for f, _ in parts])  # (N, d)
             probabilities = torch.cat([logits for _, logits in parts]).softmax(1)  # (N, C)
-            model.auxiliary["pseudo_labels"].value.copy_(cluster_labels(features, probabilities))
+            store.value.copy_(cluster_labels(features, probabilities))
         model.train(was_training)
 
     def train_mode(self, model: TransferModel) -> None:

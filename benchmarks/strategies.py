@@ -36,13 +36,29 @@ USPS = ROOT.parent / "shared" / "data" / "usps" / "usps.npz"
 STRATEGY_OPTIONS = {"partial": {"freeze": 2}, "add-layers": {"hidden": [128]}, "setfit": {"iterations": 10}}
 
 
+def benchmark_strategies() -> list[Any]:
+    """Every registered strategy that learns from labels, with this benchmark's options (those that learn from
+    unlabeled target data are benchmarks/domain_adaptation.py's)."""
+    from transferlab.compare import StrategySpec
+    from transferlab.engine.adaptation import adaptation_strategies
+    from transferlab.strategies import list_strategies
+
+    unlabeled = set(adaptation_strategies())
+    return [StrategySpec(n, STRATEGY_OPTIONS.get(n, {})) for n in list_strategies() if n not in unlabeled]
+
+
+def comparison_config(args: argparse.Namespace, pretrained: Path, data: str, strategies: list[Any]) -> Any:
+    from transferlab.compare import CompareConfig
+
+    return CompareConfig(pretrained=str(pretrained), data=data, image_size=28, image_margin=4, strategies=strategies,
+                         shots=args.shots, seeds=args.seeds, train={"augment": args.augment})
+
+
 def run(args: argparse.Namespace, out: Path, jobs: int) -> dict[str, Any]:
     """Pretrain the source cnn, then one comparison per pair; the wall time of all of it and each pair's cells."""
     from transferlab.api import pretrain
-    from transferlab.compare import CompareConfig, StrategySpec, run_comparison
+    from transferlab.compare import run_comparison
     from transferlab.engine import TrainConfig
-    from transferlab.engine.adaptation import adaptation_strategies
-    from transferlab.strategies import list_strategies
 
     start = time.perf_counter()
     source = pretrain("mnist5k", out=out / "pretrained", backbone="cnn", overwrite=True,
@@ -50,16 +66,13 @@ def run(args: argparse.Namespace, out: Path, jobs: int) -> dict[str, Any]:
     print(f"pretrained cnn on mnist5k: {args.pretrain_epochs} epochs, --augment {args.augment}, "
           f"source test accuracy {source.test_accuracy:.3f}, {source.train_seconds:.0f} s", file=sys.stderr)
     targets = {"digits": "digits", "usps": str(USPS)}
-    # the strategies that learn from labels; those that learn from unlabeled target data have bench-da
-    unlabeled = set(adaptation_strategies())
-    strategies = [StrategySpec(n, STRATEGY_OPTIONS.get(n, {})) for n in list_strategies() if n not in unlabeled]
+    strategies = benchmark_strategies()
     report: dict[str, Any] = {}
     for pair in args.pairs.split(","):
         if pair == "usps" and not USPS.is_file():
             print(f"skipped usps: {USPS} not found", file=sys.stderr)
             continue
-        config = CompareConfig(pretrained=str(out / "pretrained"), data=targets[pair], image_size=28, image_margin=4,
-                               strategies=strategies, shots=args.shots, seeds=args.seeds, train={"augment": args.augment})
+        config = comparison_config(args, out / "pretrained", targets[pair], strategies)
         began = time.perf_counter()
         result = run_comparison(config, out / pair, force=True, jobs=jobs)
         report[pair] = {"seconds": time.perf_counter() - began, "cells": result.summary["cells"],
@@ -125,7 +138,7 @@ def print_tables(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     print("\n↑ / ↓: compare's verdict against scratch (95% CI of the paired difference above / below 0)")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shots", default="1,5,10,50")
@@ -138,7 +151,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="--ab: rounds of each side")
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "strategies"))
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     out = Path(args.out)
     if args.ab:
         figures = ab(args, out)

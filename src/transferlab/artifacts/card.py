@@ -135,6 +135,11 @@ def card_body(config: dict[str, Any]) -> str:
         training = config.get("training", {})
         lines.append(f"- Target task: {_task_line(config.get('target_task'))}")
         lines.append(f"- Strategy: `{training.get('strategy')}` {training.get('strategy_options', {})}")
+        if training.get("kept_switched_off"):
+            kept = "; ".join(f"`{name}` {entries}" for name, entries in training["kept_switched_off"].items())
+            lines.append(f"- Kept switched off while the encoder trained (held at their pretrained ~0): {kept} — the "
+                         "pretrained encoder never uses these output coordinates, and keeping them off lets "
+                         "`export --format hf` write a plain BertForSequenceClassification")
     lines += [
         f"- Blocks (input side first): {', '.join(b['name'] for b in config['blocks'])}",
         f"- Weights: `model.safetensors`, sha256 `{config['weights']['sha256']}`",

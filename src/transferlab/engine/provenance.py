@@ -57,5 +57,7 @@ def model_record(task: Task, split: TaskSplit, run: RunResult, metrics: dict[str
         "metrics": {f"test_{k}": v for k, v in metrics.items() if k != "n"} | {f"val_{run.val_metric}": run.val_value},
         "training": {"strategy": strategy.name, "strategy_options": strategy.options()} | training | {
             "trainable_params": run.trainable_params, "cached_blocks": run.cached_blocks, "history": run.history,
-            "environment": run_environment(threads)},
+            "environment": run_environment(threads)}
+        # entries held at their pretrained values while their parameter trained (models/pinning.py)
+        | ({"kept_switched_off": run.kept_switched_off} if getattr(run, "kept_switched_off", None) else {}),
     }

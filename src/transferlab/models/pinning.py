@@ -2,10 +2,12 @@
 
 A backbone may declare such entries (`backbone.pinned_entries()`: parameter name → boolean mask).
 The text backbones declare the output coordinates their last LayerNorm switches off (weight and
-bias ~0; all-MiniLM-L6-v2's coordinate 223): the pretrained encoder never uses that coordinate, and
-keeping it off is what lets a tuned text classifier export as a plain `BertForSequenceClassification`
-(export_hf.py; a LayerNorm's output has one degree of freedom fewer than the embedding, and the dead
-coordinate pays for it). Without the pin, full fine-tuning turns it on: the head's gradient reaches it.
+bias ~0; all-MiniLM-L6-v2's coordinates 127 and 223): the pretrained encoder never uses them, and
+keeping them off is what lets a tuned text classifier export as a plain `BertForSequenceClassification`
+(export_hf.py; a LayerNorm's output has one degree of freedom fewer than the embedding, and a dead
+coordinate pays for it). Without the pin, full fine-tuning turns them on: the head's gradient reaches
+them (benchmarks/switched_off.py: to ~1e-3 on TREC-6). The constraint is 2 of the encoder's scalars per
+coordinate, which the pretrained model had already set to 0.
 
 Pinning is two things per optimiser step: the pinned entries' gradients are zeroed before the step
 (no momentum or second-moment statistics build up, gradient clipping does not count them), and

@@ -7,10 +7,11 @@ A fine-tuned text model becomes one folder with two entry points:
 - `AutoModelForSequenceClassification.from_pretrained(DIR)` + `AutoTokenizer`: encoder, the same
   pooling, and transferlab's head, returning logits; `id2label` holds the class names. No class built
   into transformers pools by mean and L2-normalises before its classifier. When the encoder is a BERT
-  whose last LayerNorm switches one output coordinate off (all-MiniLM-L6-v2's does, and SetFit, LoRA
-  and a frozen encoder keep it off), with mean pooling, normalisation and a one-layer head, the folder
-  is a plain `BertForSequenceClassification` with one layer added that does the pooling
-  (`_plain_bert`), loaded without `trust_remote_code`. Otherwise the folder carries its class as
+  whose last LayerNorm switches an output coordinate off (all-MiniLM-L6-v2's does, and every strategy
+  keeps it off: models/pinning.py), with mean pooling and normalisation, and the head is one linear
+  layer or one tanh or sigmoid hidden layer (BERT's pooler), the folder is a plain
+  `BertForSequenceClassification` with one layer added that does the pooling (`_plain_bert`), loaded
+  without `trust_remote_code` (`_plain_plan` decides, and says why not). Otherwise the folder carries its class as
   `modeling_transferlab.py` (~60 lines, no imports beyond torch and transformers), loaded with
   `trust_remote_code=True`; its `model_type` is its own, so loading without it stops with transformers'
   request for it instead of silently building a BERT classifier with a random head.
@@ -277,25 +278,11 @@ def _plain_bert(loaded: LoadedModel, off: int) -> tuple[dict[str, torch.Tensor],
     """
     hf = loaded.backbone._hf_model
     hidden = int(hf.config.hidden_size)
-    head = loaded.model.head
-    out_w, out_b = head.out.weight.detach().double(), head.out.bias.detach().double()  # (C, K), (C,)
     basis = torch.linalg.qr(torch.eye(hidden, dtype=torch.float64) - 1.0 / hidden)[0][:, : hidden - 1]  # zero-mean
     keep = [i for i in range(hidden) if i != off]
     iso = torch.zeros(hidden, hidden, dtype=torch.float64)
     iso[:, keep] = basis  # e_i (i != off) -> an orthonormal basis of the zero-mean vectors
-    read = iso.T / hidden ** 0.5  # h₀ -> e
-    if hasattr(head, "hidden1"):
-        linear, sigmoid = head.hidden1[0], isinstance(head.hidden1[1], torch.nn.Sigmoid)
-        v, c = linear.weight.detach().double(), linear.bias.detach().double()  # (K, H), (K,)
-        k, half = v.shape[0], 0.5 if sigmoid else 1.0
-        pool_w, pool_b = torch.zeros(hidden, hidden, dtype=torch.float64), torch.zeros(hidden, dtype=torch.float64)
-        pool_w[:k], pool_b[:k] = half * v @ read, half * c
-        cls_w = torch.zeros(out_w.shape[0], hidden, dtype=torch.float64)
-        cls_w[:, :k] = half * out_w
-        cls_b = out_b + (0.5 * out_w.sum(1) if sigmoid else 0.0)
-    else:
-        pool_w, pool_b = PLAIN_POOLER * read, torch.zeros(hidden, dtype=torch.float64)
-        cls_w, cls_b = out_w / PLAIN_POOLER, out_b
+    pool_w, pool_b, cls_w, cls_b = _pooler_and_classifier(loaded.model.head, iso.T / hidden ** 0.5)
     layer = f"bert.encoder.layer.{hf.config.num_hidden_layers}."
     zeros, eye = torch.zeros(hidden), torch.eye(hidden)
     tensors = {f"bert.{k}": v.detach().contiguous().cpu() for k, v in hf.state_dict().items()
@@ -321,6 +308,24 @@ def _plain_bert(loaded: LoadedModel, off: int) -> tuple[dict[str, torch.Tensor],
     config.update({"model_type": "bert", "architectures": ["BertForSequenceClassification"],
                    "num_hidden_layers": int(hf.config.num_hidden_layers) + 1})
     return tensors, config
+
+
+def _pooler_and_classifier(head: torch.nn.Module, read: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """BERT's pooler (weight, bias) and classifier (weight, bias), float64, holding transferlab's `head` on the
+    embedding e = read · h₀ (`_plain_bert`): a one-layer head through the near-linear pooler, or the head's
+    hidden tanh / sigmoid layer as the pooler itself."""
+    hidden = read.shape[1]
+    out_w, out_b = head.out.weight.detach().double(), head.out.bias.detach().double()  # (C, K), (C,)
+    if not hasattr(head, "hidden1"):
+        return PLAIN_POOLER * read, torch.zeros(hidden, dtype=torch.float64), out_w / PLAIN_POOLER, out_b
+    linear, sigmoid = head.hidden1[0], isinstance(head.hidden1[1], torch.nn.Sigmoid)
+    v, c = linear.weight.detach().double(), linear.bias.detach().double()  # (K, H), (K,)
+    k, half = v.shape[0], 0.5 if sigmoid else 1.0  # sigmoid(x) = ½ + ½·tanh(x/2)
+    pool_w, pool_b = torch.zeros(hidden, hidden, dtype=torch.float64), torch.zeros(hidden, dtype=torch.float64)
+    pool_w[:k], pool_b[:k] = half * v @ read, half * c  # rows beyond K: 0, so their tanh is 0
+    cls_w = torch.zeros(out_w.shape[0], hidden, dtype=torch.float64)
+    cls_w[:, :k] = half * out_w
+    return pool_w, pool_b, cls_w, out_b + (0.5 * out_w.sum(1) if sigmoid else 0.0)
 
 
 def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -> dict[str, float]:

@@ -345,3 +345,11 @@ def test_an_encoder_without_a_switched_off_coordinate_says_so(tmp_path, text_mod
     result = export(text_model, tmp_path / "hf", format="hf", check=False, progress=False)
     assert "its encoder's last LayerNorm has no output coordinate switched off" in result.transformers_note
     assert "fine-tune an encoder that has one (minilm: coordinates 127 and 223" in result.transformers_note
+
+
+def test_add_layers_activation_names_the_choices():
+    from transferlab.strategies import create_strategy
+
+    assert create_strategy("add-layers", hidden=[8], activation="sigmoid").head_spec(3).activation == "sigmoid"
+    with pytest.raises(ConfigError, match=r"--activation 'swish' is not one of \['gelu', 'relu', 'sigmoid', 'tanh'\]"):
+        create_strategy("add-layers", hidden=[8], activation="swish")

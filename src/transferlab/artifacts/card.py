@@ -145,7 +145,7 @@ def card_body(config: dict[str, Any]) -> str:
         training = config.get("training", {})
         lines.append(f"- Target task: {_task_line(config.get('target_task'))}")
         lines.append(f"- Strategy: `{training.get('strategy')}` {training.get('strategy_options', {})}")
-        lines += _kept_line(training)
+    lines += _kept_line(config.get("training") or {})
     lines += [
         f"- Blocks (input side first): {', '.join(b['name'] for b in config['blocks'])}",
         f"- Weights: `model.safetensors`, sha256 `{config['weights']['sha256']}`",

@@ -331,7 +331,8 @@ def _pooler_and_classifier(head: torch.nn.Module, read: torch.Tensor) -> tuple[t
 def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -> dict[str, float]:
     """Max |difference| between the exported folder's outputs and transferlab's on `n` seeded texts:
     `embeddings` (SentenceTransformer(folder).encode) and, for a classifier, `probabilities`
-    (AutoModelForSequenceClassification + AutoTokenizer, softmax of the logits; values for a numeric target).
+    (AutoModelForSequenceClassification + AutoTokenizer, softmax of the logits; values for a numeric target;
+    trust_remote_code only for a folder that carries its class).
 
     Example:
         >>> hf_parity(transferlab.load("models/sms"), "sms-hf")  # doctest: +SKIP
@@ -351,8 +352,9 @@ def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -
         return diffs
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    remote = "auto_map" in json.loads((Path(folder) / "config.json").read_text())  # a plain folder loads as users load it
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=remote)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=remote).eval()
     logits = predict_logits(loaded.model, x)
     with torch.inference_mode():
         got = torch.cat([model(**tokenizer(texts[i : i + 32], padding=True, truncation=True, return_tensors="pt")).logits

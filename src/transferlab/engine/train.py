@@ -16,11 +16,11 @@ from torch import nn
 
 from ..errors import ConfigError, TrainingDiverged
 from ..models.head import FromBlock, TransferModel
+from ..models.pinning import Pins
 from ..strategies.base import Strategy, TrainingBatch, check_frozen_throughout
 from .augment import AUGMENTS, augment_batch, check_augment
 from .checkpoint import LoopState
 from .device import DEVICES, PRECISIONS, check_precision, resolve_device
-from ..models.pinning import Pins
 from .runner import Runner
 from .evaluate import accuracy, mse
 from .runtime import resolve_threads, seed_everything, set_threads

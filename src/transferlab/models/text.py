@@ -163,7 +163,7 @@ class TextBackbone(Backbone):
 
     def switched_off_coordinates(self) -> list[int]:
         """Output coordinates of `last_norm` whose weight and bias are both within `SWITCHED_OFF` of 0: the
-        token states, and so the mean-pooled embedding, are always 0 there. all-MiniLM-L6-v2 has one
+        token states, and so the mean-pooled embedding, are always 0 there. all-MiniLM-L6-v2 has two
         (coordinates 127 and 223: weights −6.0e-33 and −4.8e-33, biases −8.6e-33 and 1.6e-32)."""
         norm = self.last_norm()
         if norm is None or norm.weight is None or norm.bias is None:

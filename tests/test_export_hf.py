@@ -151,30 +151,65 @@ def test_hf_export_cli(tmp_path, text_model):
     assert again.exit_code == 0, again.output and (tmp_path / "cli-hf" / MARKER).is_file()
 
 
+OFF = 5  # the coordinate the test encoder's last LayerNorm switches off
+
+
 @pytest.fixture(scope="module")
-def switched_off_model(tmp_path_factory, tiny_bert_path):
-    """A SetFit-tuned tiny-BERT classifier (one-layer head) whose encoder's last LayerNorm switches one output
-    coordinate off (weight and bias 0), as all-MiniLM-L6-v2's does (coordinate 223)."""
+def off_encoder(tmp_path_factory, tiny_bert_path):
+    """A tiny-BERT sentence-transformers folder (mean pooling, Normalize) whose last LayerNorm switches output
+    coordinate OFF off (weight and bias ~1e-32), as all-MiniLM-L6-v2's does (127 and 223)."""
     from sentence_transformers import SentenceTransformer, models
 
-    from transferlab.engine import TrainConfig
-
-    root = tmp_path_factory.mktemp("hf-plain")
+    root = tmp_path_factory.mktemp("hf-off-encoder")
     transformer = models.Transformer(str(tiny_bert_path))
     with torch.no_grad():
         norm = transformer.auto_model.encoder.layer[-1].output.LayerNorm
-        norm.weight[5] = 0.0
-        norm.bias[5] = 0.0
+        norm.weight[OFF] = -4.8e-33
+        norm.bias[OFF] = 1.6e-32
     pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu").save(str(root / "encoder"))
     _write_texts(root / "train.csv", 12, 0)
     _write_texts(root / "test.csv", 4, 1)
-    with pytest.MonkeyPatch.context() as mp:
+    return root
+
+
+def _tune(root, name, strategy, options=None, **train):
+    """Fine-tune the off-coordinate encoder in `root` by `strategy`; the saved model folder."""
+    from transferlab.engine import TrainConfig
+
+    with pytest.MonkeyPatch.context() as mp:  # a store of its own (module scope: the per-test store is not set yet)
         mp.setenv("TRANSFERLAB_HOME", str(root / "store"))
         finetune(f"hf:{root / 'encoder'}", str(root / "train.csv"), test_data=str(root / "test.csv"),
-                 strategy="setfit", strategy_options={"iterations": 2}, out=root / "model",
-                 train=TrainConfig(epochs=2), progress=False)
-    return root / "model"
+                 strategy=strategy, strategy_options=options or {}, out=root / name,
+                 train=TrainConfig(**({"epochs": 2} | train)), progress=False)
+    return root / name
+
+
+@pytest.fixture(scope="module")
+def switched_off_model(off_encoder):
+    """A SetFit-tuned classifier (one-layer head) of the off-coordinate encoder."""
+    return _tune(off_encoder, "setfit", "setfit", {"iterations": 2})
+
+
+def _plain_probabilities(folder, texts):
+    """Class probabilities from AutoModelForSequenceClassification + AutoTokenizer, with no trust_remote_code,
+    in padded batches of 16; the model, which must be a plain BertForSequenceClassification."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertForSequenceClassification
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    assert type(model) is BertForSequenceClassification
+    with torch.inference_mode():
+        probs = torch.cat([model(**tokenizer(texts[i : i + 16], padding=True, truncation=True,
+                                             return_tensors="pt")).logits.softmax(-1) for i in range(0, len(texts), 16)])
+    return probs, model
+
+
+def _ours(model_folder, texts):
+    loaded = load(model_folder)
+    with torch.inference_mode():
+        return loaded.model(loaded.backbone.prepare_inputs(np.array(texts, dtype=object))).softmax(1), loaded
 
 
 def test_one_layer_head_on_a_switched_off_coordinate_exports_as_plain_bert(tmp_path, switched_off_model):
@@ -207,3 +242,114 @@ def test_hidden_head_layers_keep_the_remote_code_classifier(tmp_path, text_model
     export(text_model, tmp_path / "hf", format="hf", check=False, progress=False)
     config = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert config["architectures"] == ["TransferlabTextClassifier"] and (tmp_path / "hf" / "modeling_transferlab.py").is_file()
+
+
+def _coordinate(model_folder):
+    """max(|weight|, |bias|) of the off coordinate in the saved model's last LayerNorm."""
+    norm = load(model_folder).backbone.last_norm()
+    return max(float(norm.weight.detach()[OFF].abs()), float(norm.bias.detach()[OFF].abs()))
+
+
+def test_full_fine_tuning_keeps_the_switched_off_coordinate_off_and_exports_plain(tmp_path, off_encoder):
+    """Full fine-tuning (Adam with weight decay, which on its own revives a ~1e-32 entry) keeps the coordinate
+    off; config.json and the card say so; the export is a plain BERT classifier with transferlab's probabilities."""
+    from huggingface_hub import ModelCard
+
+    from transferlab.models.text import SWITCHED_OFF
+
+    model = _tune(off_encoder, "full", "full", epochs=4, backbone_lr=1e-3, weight_decay=0.1,
+                  restore_best=False)
+    assert _coordinate(model) <= SWITCHED_OFF
+    config = json.loads((model / "config.json").read_text())
+    norm = "backbone.blocks.layer1.layer.output.LayerNorm"
+    assert config["training"]["kept_switched_off"] == {f"{norm}.weight": [OFF], f"{norm}.bias": [OFF]}
+    assert f"Kept switched off while the encoder trained (held at their pretrained ~0): `{norm}.weight` [{OFF}]" in \
+        ModelCard.load(model / "README.md").text
+    out = tmp_path / "hf"
+    result = export(model, out, format="hf", progress=False)
+    assert result.parity_max_abs_diff <= 1e-5 and "plain BertForSequenceClassification" in result.transformers_note
+    assert not (out / "modeling_transferlab.py").exists()
+    texts = _texts()
+    ours, loaded = _ours(model, texts)
+    probs, hf_model = _plain_probabilities(out, texts)
+    assert (probs - ours).abs().max() <= 1e-5
+    assert list(hf_model.config.id2label.values()) == loaded.label_names
+
+
+def test_without_the_pin_full_fine_tuning_turns_the_coordinate_on(off_encoder, monkeypatch):
+    """What the pin prevents: the same run with no pinned entries moves the coordinate far from 0."""
+    from transferlab.models.text import SWITCHED_OFF, TextBackbone
+
+    monkeypatch.setattr(TextBackbone, "pinned_entries", lambda self: {})
+    model = _tune(off_encoder, "full-unpinned", "full", epochs=4, backbone_lr=1e-3, weight_decay=0.1,
+                  restore_best=False)
+    assert _coordinate(model) > 1e6 * SWITCHED_OFF
+    assert "kept_switched_off" not in json.loads((model / "config.json").read_text())["training"]
+
+
+@pytest.mark.parametrize("strategy, options", [("lp-ft", {}), ("partial", {"freeze": 1})])
+def test_strategies_that_train_the_encoder_keep_the_coordinate_off(off_encoder, strategy, options):
+    from transferlab.models.text import SWITCHED_OFF
+
+    model = _tune(off_encoder, strategy, strategy, options, epochs=4, optimizer="adamw", weight_decay=0.1)
+    assert _coordinate(model) <= SWITCHED_OFF
+    assert json.loads((model / "config.json").read_text())["training"]["kept_switched_off"]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_one_hidden_tanh_or_sigmoid_layer_exports_as_plain_bert(tmp_path, off_encoder, activation):
+    """BERT's pooler (dense + tanh) holds the head's hidden layer exactly: tanh as it is, sigmoid as ½ + ½·tanh(x/2)."""
+    model = _tune(off_encoder, f"add-{activation}", "add-layers", {"hidden": [16], "activation": activation})
+    out = tmp_path / "hf"
+    res = runner.invoke(app, ["export", str(model), "--format", "hf", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "loads this folder as a plain BertForSequenceClassification (no trust_remote_code)" in res.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"] and "auto_map" not in config
+    assert "trust_remote_code" not in (out / "README.md").read_text()
+    texts = _texts()
+    ours, _ = _ours(model, texts)
+    probs, _ = _plain_probabilities(out, texts)
+    assert (probs - ours).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("options, why, fix", [
+    ({"hidden": [16]}, "its head's hidden layer uses relu, and BertForSequenceClassification's only hidden layer is "
+                       "its pooler, dense + tanh", "train the head with --activation tanh or sigmoid"),
+    ({"hidden": [16], "activation": "gelu"}, "its head's hidden layer uses gelu", "--activation tanh or sigmoid"),
+    ({"hidden": [16, 8], "activation": "tanh"}, "its head has 2 hidden layers, and BertForSequenceClassification has "
+                                                "room for one", "train one hidden layer with --activation tanh"),
+    ({"hidden": [48], "activation": "tanh"}, "its head's hidden layer has 48 units, more than BERT's pooler (32)",
+     "train it with --hidden 32 or fewer"),
+])
+def test_heads_bert_cannot_hold_keep_the_remote_code_folder_and_say_why(tmp_path, off_encoder, options, why, fix):
+    from huggingface_hub import ModelCard
+
+    name = "add-" + "-".join(str(v) for v in options.values()).replace("[", "").replace("]", "").replace(", ", "x")
+    model = _tune(off_encoder, name, "add-layers", options | {"freeze_backbone": True})
+    out = tmp_path / "hf"
+    res = runner.invoke(app, ["export", str(model), "--format", "hf", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("AutoModelForSequenceClassification needs trust_remote_code=True for this folder: ")
+    assert why in line and fix in line and line.endswith("or load with trust_remote_code=True "
+                                                         "(modeling_transferlab.py, in the folder)")
+    assert (out / "modeling_transferlab.py").is_file()
+    assert f"Why not a plain `BertForSequenceClassification`: {line}." in ModelCard.load(out / "README.md").text
+    got = json.loads(runner.invoke(app, ["export", str(model), "--format", "hf", "--out", str(out), "--overwrite",
+                                         "--no-check", "--json"]).stdout)
+    assert got["transformers_note"] == line
+
+
+def test_an_encoder_without_a_switched_off_coordinate_says_so(tmp_path, text_model):
+    result = export(text_model, tmp_path / "hf", format="hf", check=False, progress=False)
+    assert "its encoder's last LayerNorm has no output coordinate switched off" in result.transformers_note
+    assert "fine-tune an encoder that has one (minilm: coordinates 127 and 223" in result.transformers_note
+
+
+def test_add_layers_activation_names_the_choices():
+    from transferlab.strategies import create_strategy
+
+    assert create_strategy("add-layers", hidden=[8], activation="sigmoid").head_spec(3).activation == "sigmoid"
+    with pytest.raises(ConfigError, match=r"--activation 'swish' is not one of \['gelu', 'relu', 'sigmoid', 'tanh'\]"):
+        create_strategy("add-layers", hidden=[8], activation="swish")

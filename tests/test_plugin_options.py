@@ -138,7 +138,9 @@ def test_old_spellings_and_distinct_names_for_clashing_options(monkeypatch):
                                      ("l2-sp", ["--l2sp-alpha", "0.5", "--beta", "0.1"], {"alpha": 0.5, "beta": 0.1}),
                                      ("partial", ["--freeze", "2"], {"freeze": 2}),
                                      ("add-layers", ["--hidden", "32,16", "--freeze-backbone"],
-                                      {"hidden": [32, 16], "freeze_backbone": True})]:
+                                      {"hidden": [32, 16], "freeze_backbone": True}),
+                                     ("add-layers", ["--hidden", "16", "--activation", "tanh"],
+                                      {"hidden": [16], "activation": "tanh"})]:
         _invoke(["finetune", "m", "--data", "d", "--strategy", strategy, *words])
         assert seen["strategy_options"] == options
     seen = _capture(monkeypatch, transferlab.api, "pretrain")

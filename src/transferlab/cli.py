@@ -405,6 +405,8 @@ def export(
     parity = (f"; max |{what} − PyTorch| {result.parity_max_abs_diff:.3g} on {result.parity_inputs} inputs"
               if result.parity_max_abs_diff is not None else "")
     typer.echo(f"exported {model} → {out}: input x ({shape}, {result.input_dtype}), output {result.output_name}{parity}")
+    if result.transformers_note:
+        typer.echo(result.transformers_note)
 
 
 @app.command()

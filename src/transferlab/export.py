@@ -44,6 +44,8 @@ class ExportResult:
     label_names: list[str] | None
     parity_max_abs_diff: float | None  # None when the check was skipped
     parity_inputs: int
+    # --format hf, a classifier: how transformers loads the folder (plain, or why trust_remote_code=True and the fix)
+    transformers_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -320,13 +322,14 @@ def _export_hf(model: str | Path, out: Path, *, check: bool, overwrite: bool, op
         raise ConfigError(f"--opset {opset} applies to --format onnx; drop it for --format hf")
     loaded = load(model)
     with progress_steps("export hf: write + check", total=None, progress=progress):
-        diffs = export_hf(loaded, out, overwrite=overwrite, check=check)
+        diffs, note = export_hf(loaded, out, overwrite=overwrite, check=check)
     classifier = loaded.model is not None
     return ExportResult(
         out=str(out), format="hf", input_name="input_ids", input_shape=["batch", "length"], input_dtype="int64",
         output_name=_output_name(loaded) if classifier else "sentence_embedding",
         label_names=loaded.label_names if classifier and loaded.config.get("target") != "numeric" else None,
         parity_max_abs_diff=max(diffs.values()) if diffs else None, parity_inputs=HF_INPUTS if check else 0,
+        transformers_note=note,
     )
 
 

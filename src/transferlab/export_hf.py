@@ -7,10 +7,11 @@ A fine-tuned text model becomes one folder with two entry points:
 - `AutoModelForSequenceClassification.from_pretrained(DIR)` + `AutoTokenizer`: encoder, the same
   pooling, and transferlab's head, returning logits; `id2label` holds the class names. No class built
   into transformers pools by mean and L2-normalises before its classifier. When the encoder is a BERT
-  whose last LayerNorm switches one output coordinate off (all-MiniLM-L6-v2's does, and SetFit, LoRA
-  and a frozen encoder keep it off), with mean pooling, normalisation and a one-layer head, the folder
-  is a plain `BertForSequenceClassification` with one layer added that does the pooling
-  (`_plain_bert`), loaded without `trust_remote_code`. Otherwise the folder carries its class as
+  whose last LayerNorm switches an output coordinate off (all-MiniLM-L6-v2's does, and every strategy
+  keeps it off: models/pinning.py), with mean pooling and normalisation, and the head is one linear
+  layer or one tanh or sigmoid hidden layer (BERT's pooler), the folder is a plain
+  `BertForSequenceClassification` with one layer added that does the pooling (`_plain_bert`), loaded
+  without `trust_remote_code` (`_plain_plan` decides, and says why not). Otherwise the folder carries its class as
   `modeling_transferlab.py` (~60 lines, no imports beyond torch and transformers), loaded with
   `trust_remote_code=True`; its `model_type` is its own, so loading without it stops with transformers'
   request for it instead of silently building a BERT classifier with a random head.
@@ -33,13 +34,14 @@ import torch
 
 from .artifacts import LoadedModel
 from .errors import ArtifactError, ConfigError
+from .models.text import SWITCHED_OFF
 
 HF_TOLERANCE = 1e-5  # max |difference| of embeddings and of class probabilities
 PARITY_INPUTS = 100
 MARKER = "transferlab.json"  # the model folder's config.json, kept for provenance; marks a folder we wrote
 ENCODER = "0_Transformer"
 MODEL_TYPE = "transferlab-text-classifier"
-SWITCHED_OFF = 1e-20  # |weight| and |bias| of a LayerNorm output coordinate that is always 0
+PLAIN_NOTE = "AutoModelForSequenceClassification loads this folder as a plain BertForSequenceClassification (no trust_remote_code)"
 PLAIN_SCALE = 1e8  # the added layer's output scale: the residual is 1e-8 of the pooled mean
 PLAIN_POOLER = 1e-4  # the pooler's input scale: tanh(x) = x to within x³/3
 
@@ -194,7 +196,7 @@ def _write(folder: Path, loaded: LoadedModel) -> dict[str, Any]:
     finally:
         tokenizer.model_max_length = saved_limit
     hf = backbone._hf_model
-    off = _switched_off_coordinate(loaded, mode, normalize)
+    off, note = _plain_plan(loaded, mode, normalize)
     if off is not None:  # a plain BertForSequenceClassification reproduces it: no code in the folder
         tensors, config = _plain_bert(loaded, off)
     else:
@@ -205,22 +207,56 @@ def _write(folder: Path, loaded: LoadedModel) -> dict[str, Any]:
         (folder / "modeling_transferlab.py").write_text(MODELING % {"model_type": MODEL_TYPE})
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    return {"mode": mode, "normalize": normalize, "plain": off is not None}
+    return {"mode": mode, "normalize": normalize, "plain": off is not None, "note": note or PLAIN_NOTE}
 
 
-def _switched_off_coordinate(loaded: LoadedModel, mode: str, normalize: bool) -> int | None:
-    """An output coordinate the encoder's last LayerNorm switches off (weight and bias both ~0), when the
-    classifier can be a plain `BertForSequenceClassification`: a BERT encoder, mean pooling, L2
-    normalisation and a one-layer head. all-MiniLM-L6-v2 has one (coordinate 223: weight −4.8e-33,
-    bias 1.6e-32), and tuning keeps it off unless the head's gradient reaches it (SetFit's pair loss,
-    LoRA and a frozen encoder do; full fine-tuning turns it on)."""
+PLAIN_ACTIVATIONS = ("tanh", "sigmoid")  # what BertPooler (dense + tanh) computes exactly; sigmoid(x) = ½ + ½·tanh(x/2)
+NEEDS_CODE = "AutoModelForSequenceClassification needs trust_remote_code=True for this folder"
+
+
+def _plain_plan(loaded: LoadedModel, mode: str, normalize: bool) -> tuple[int | None, str | None]:
+    """(the encoder's switched-off coordinate, None) when the classifier can be a plain
+    `BertForSequenceClassification` (`_plain_bert`), else (None, one line: why not, and what to do instead).
+
+    Plain needs a BERT encoder, mean pooling with L2 normalisation, a coordinate the encoder's last
+    LayerNorm switches off (weight and bias ~0: all-MiniLM-L6-v2's 127 and 223, which training keeps off,
+    models/pinning.py), and a head BERT's pooler + classifier can hold: one linear layer, or one hidden
+    layer of at most `hidden_size` units with tanh or sigmoid.
+    """
     hf = loaded.backbone._hf_model
     head = loaded.config["architecture"]["head"]
-    if hf.config.model_type != "bert" or mode != "mean" or not normalize or head.get("hidden"):
-        return None
-    norm = hf.encoder.layer[-1].output.LayerNorm
-    off = (norm.weight.detach().abs() <= SWITCHED_OFF) & (norm.bias.detach().abs() <= SWITCHED_OFF)
-    return int(off.nonzero()[0, 0]) if bool(off.any()) else None
+    hidden, activation = list(head.get("hidden") or []), head.get("activation", "relu")
+    width = int(hf.config.hidden_size)
+    reasons, fixes = [], []
+    if hf.config.model_type != "bert":
+        reasons.append(f"its encoder is a {hf.config.model_type!r} model, and the exact plain form is built from "
+                       "BERT's classifier")
+    if mode != "mean" or not normalize:
+        reasons.append(f"its encoder pools by {mode}{'' if normalize else ' without L2 normalisation'}, and the "
+                       "plain form reproduces only mean pooling followed by L2 normalisation")
+    if len(hidden) > 1:
+        reasons.append(f"its head has {len(hidden)} hidden layers, and BertForSequenceClassification has room for "
+                       "one (its pooler, dense + tanh)")
+        fixes.append("train one hidden layer with --activation tanh or sigmoid")
+    elif hidden and activation not in PLAIN_ACTIVATIONS:
+        reasons.append(f"its head's hidden layer uses {activation}, and BertForSequenceClassification's only hidden "
+                       "layer is its pooler, dense + tanh (tanh and sigmoid map onto it exactly, "
+                       f"{activation} cannot)")
+        fixes.append("train the head with --activation tanh or sigmoid")
+    elif hidden and hidden[0] > width:
+        reasons.append(f"its head's hidden layer has {hidden[0]} units, more than BERT's pooler ({width})")
+        fixes.append(f"train it with --hidden {width} or fewer")
+    off = loaded.backbone.switched_off_coordinates() if hf.config.model_type == "bert" else []
+    if hf.config.model_type == "bert" and not off:
+        reasons.append("its encoder's last LayerNorm has no output coordinate switched off (|weight|, |bias| ≤ "
+                       f"{SWITCHED_OFF:g}), which the added pooling layer needs: a LayerNorm's output has one degree "
+                       "of freedom fewer than the embedding")
+        fixes.append("fine-tune an encoder that has one (minilm: coordinates 127 and 223, kept off by every strategy but "
+                     "scratch)")
+    if not reasons:
+        return off[0], None
+    fixes.append("load with trust_remote_code=True (modeling_transferlab.py, in the folder)")
+    return None, f"{NEEDS_CODE}: {'; '.join(reasons)} — {', or '.join(fixes)}"
 
 
 def _plain_bert(loaded: LoadedModel, off: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -231,18 +267,22 @@ def _plain_bert(loaded: LoadedModel, off: int) -> tuple[dict[str, torch.Tensor],
     exactly sentence-transformers' mean pooling. The output projection maps m by λ·Q (λ = 1e8), Q an
     isometry from the coordinates other than `off` onto the zero-mean vectors (m[off] is 0: the last
     LayerNorm switches it off), so the residual (the token's own state) is negligible and the
-    LayerNorm gives √H·Q·m/‖m‖: the L2-normalised embedding, rotated. The feed-forward part is zero.
-    The pooler, tanh(δ/√H·Qᵀ·h₀) with δ = 1e-4, is δ times the normalised embedding to within
-    (δ·x)³/3, and the classifier is transferlab's head with its weights divided by δ.
+    LayerNorm gives √H·Q·m/‖m‖: the L2-normalised embedding e, rotated. The feed-forward part is zero.
+    BERT's pooler, tanh(W_p·h₀ + b_p), then sees h₀ = √H·Q·e:
+    - a one-layer head W·e + b: W_p = δ/√H·Qᵀ with δ = 1e-4, so the pooler gives δ·e to within (δ·x)³/3,
+      and the classifier is W/δ, b;
+    - a hidden tanh layer, W·tanh(V·e + c) + d: W_p = V·Qᵀ/√H, b_p = c (exact; rows beyond V's zero, so
+      their tanh is 0), and the classifier is W (columns beyond zero), d;
+    - a hidden sigmoid layer: sigmoid(x) = ½ + ½·tanh(x/2), so W_p = V·Qᵀ/(2√H), b_p = c/2, and the
+      classifier is W/2 with bias d + W·½ (exact).
     """
     hf = loaded.backbone._hf_model
     hidden = int(hf.config.hidden_size)
-    weight = loaded.model.head.out.weight.detach().double()  # (C, H)
-    bias = loaded.model.head.out.bias.detach().double()
     basis = torch.linalg.qr(torch.eye(hidden, dtype=torch.float64) - 1.0 / hidden)[0][:, : hidden - 1]  # zero-mean
     keep = [i for i in range(hidden) if i != off]
     iso = torch.zeros(hidden, hidden, dtype=torch.float64)
     iso[:, keep] = basis  # e_i (i != off) -> an orthonormal basis of the zero-mean vectors
+    pool_w, pool_b, cls_w, cls_b = _pooler_and_classifier(loaded.model.head, iso.T / hidden ** 0.5)
     layer = f"bert.encoder.layer.{hf.config.num_hidden_layers}."
     zeros, eye = torch.zeros(hidden), torch.eye(hidden)
     tensors = {f"bert.{k}": v.detach().contiguous().cpu() for k, v in hf.state_dict().items()
@@ -258,8 +298,8 @@ def _plain_bert(loaded: LoadedModel, off: int) -> tuple[dict[str, torch.Tensor],
         layer + "output.dense.weight": torch.zeros(hidden, int(hf.config.intermediate_size)),
         layer + "output.dense.bias": zeros,
         layer + "output.LayerNorm.weight": torch.ones(hidden), layer + "output.LayerNorm.bias": zeros,
-        "bert.pooler.dense.weight": (PLAIN_POOLER / hidden ** 0.5 * iso.T).float(), "bert.pooler.dense.bias": zeros,
-        "classifier.weight": (weight / PLAIN_POOLER).float(), "classifier.bias": bias.float(),
+        "bert.pooler.dense.weight": pool_w.float(), "bert.pooler.dense.bias": pool_b.float(),
+        "classifier.weight": cls_w.float(), "classifier.bias": cls_b.float(),
     }
     tensors = {k: v.clone().contiguous() for k, v in tensors.items()}  # no two names share storage (safetensors)
     config = _classifier_config(loaded, hf.config, "mean", True)
@@ -270,10 +310,29 @@ def _plain_bert(loaded: LoadedModel, off: int) -> tuple[dict[str, torch.Tensor],
     return tensors, config
 
 
+def _pooler_and_classifier(head: torch.nn.Module, read: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """BERT's pooler (weight, bias) and classifier (weight, bias), float64, holding transferlab's `head` on the
+    embedding e = read · h₀ (`_plain_bert`): a one-layer head through the near-linear pooler, or the head's
+    hidden tanh / sigmoid layer as the pooler itself."""
+    hidden = read.shape[1]
+    out_w, out_b = head.out.weight.detach().double(), head.out.bias.detach().double()  # (C, K), (C,)
+    if not hasattr(head, "hidden1"):
+        return PLAIN_POOLER * read, torch.zeros(hidden, dtype=torch.float64), out_w / PLAIN_POOLER, out_b
+    linear, sigmoid = head.hidden1[0], isinstance(head.hidden1[1], torch.nn.Sigmoid)
+    v, c = linear.weight.detach().double(), linear.bias.detach().double()  # (K, H), (K,)
+    k, half = v.shape[0], 0.5 if sigmoid else 1.0  # sigmoid(x) = ½ + ½·tanh(x/2)
+    pool_w, pool_b = torch.zeros(hidden, hidden, dtype=torch.float64), torch.zeros(hidden, dtype=torch.float64)
+    pool_w[:k], pool_b[:k] = half * v @ read, half * c  # rows beyond K: 0, so their tanh is 0
+    cls_w = torch.zeros(out_w.shape[0], hidden, dtype=torch.float64)
+    cls_w[:, :k] = half * out_w
+    return pool_w, pool_b, cls_w, out_b + (0.5 * out_w.sum(1) if sigmoid else 0.0)
+
+
 def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -> dict[str, float]:
     """Max |difference| between the exported folder's outputs and transferlab's on `n` seeded texts:
     `embeddings` (SentenceTransformer(folder).encode) and, for a classifier, `probabilities`
-    (AutoModelForSequenceClassification + AutoTokenizer, softmax of the logits; values for a numeric target).
+    (AutoModelForSequenceClassification + AutoTokenizer, softmax of the logits; values for a numeric target;
+    trust_remote_code only for a folder that carries its class).
 
     Example:
         >>> hf_parity(transferlab.load("models/sms"), "sms-hf")  # doctest: +SKIP
@@ -293,8 +352,9 @@ def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -
         return diffs
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    remote = "auto_map" in json.loads((Path(folder) / "config.json").read_text())  # a plain folder loads as users load it
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=remote)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=remote).eval()
     logits = predict_logits(loaded.model, x)
     with torch.inference_mode():
         got = torch.cat([model(**tokenizer(texts[i : i + 32], padding=True, truncation=True, return_tensors="pt")).logits
@@ -306,7 +366,7 @@ def hf_parity(loaded: LoadedModel, folder: str | Path, n: int = PARITY_INPUTS) -
     return diffs
 
 
-def _card(loaded: LoadedModel, plain: bool = False) -> str:
+def _card(loaded: LoadedModel, plain: bool = False, note: str | None = None) -> str:
     """The export's README.md: huggingface_hub.ModelCard with the model folder's metadata header."""
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -343,13 +403,18 @@ def _card(loaded: LoadedModel, plain: bool = False) -> str:
             "`trust_remote_code=True` runs `modeling_transferlab.py` from this folder (read it first): it pools the "
             "encoder's token states as sentence-transformers does (mean, then L2 normalisation) before the head, "
             "which no class built into transformers does.",
+            *(["", f"Why not a plain `BertForSequenceClassification`: {note}."] if note else []),
         ]
     content = f"---\n{data.to_yaml()}\n---\n\n" + card_body(config) + "\n" + "\n".join(usage) + "\n"
     return str(ModelCard(content))
 
 
-def export_hf(loaded: LoadedModel, out: Path, *, overwrite: bool, check: bool) -> dict[str, float] | None:
-    """Write `loaded` (a text model) to the folder `out` as a Hugging Face / sentence-transformers folder."""
+def export_hf(loaded: LoadedModel, out: Path, *, overwrite: bool, check: bool) -> tuple[dict[str, float] | None, str | None]:
+    """Write `loaded` (a text model) to the folder `out` as a Hugging Face / sentence-transformers folder.
+
+    Returns the parity check's differences (None without `check`) and, for a classifier, one line saying
+    how transformers loads it: plain (`PLAIN_NOTE`), or why it needs trust_remote_code=True and what
+    would make it plain (`_plain_plan`)."""
     from .artifacts.files import atomic_folder
 
     if loaded.input_spec.kind != "text":
@@ -367,7 +432,9 @@ def export_hf(loaded: LoadedModel, out: Path, *, overwrite: bool, check: bool) -
     with atomic_folder(out, replace=overwrite) as tmp:
         written = _write(tmp, loaded)
         (tmp / MARKER).write_text(json.dumps(loaded.config, indent=2) + "\n")
-        (tmp / "README.md").write_text(_card(loaded, plain=written.get("plain", False)))
+        note = written.get("note") if loaded.model is not None else None
+        (tmp / "README.md").write_text(_card(loaded, plain=written.get("plain", False),
+                                             note=None if written.get("plain") else note))
         if check:
             diffs = hf_parity(loaded, tmp)
             worst = max(diffs.values())
@@ -376,4 +443,4 @@ def export_hf(loaded: LoadedModel, out: Path, *, overwrite: bool, check: bool) -
                     f"the exported folder does not reproduce {loaded.path}: max |difference| {diffs} on {PARITY_INPUTS} "
                     f"texts, allowed {HF_TOLERANCE:g}; nothing was written — pass --no-check to keep it anyway"
                 )
-    return diffs
+    return diffs, note

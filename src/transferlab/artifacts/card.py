@@ -108,6 +108,16 @@ def model_card(config: dict[str, Any]) -> str:
     return yaml_header(card_metadata(config)) + "\n" + card_body(config)
 
 
+def _kept_line(training: dict[str, Any]) -> list[str]:
+    """The card's line for entries training held at their pretrained values (models/pinning.py), if any."""
+    if not training.get("kept_switched_off"):
+        return []
+    kept = "; ".join(f"`{name}` {entries}" for name, entries in training["kept_switched_off"].items())
+    return [f"- Kept switched off while the encoder trained (held at their pretrained ~0): {kept} — the pretrained "
+            "encoder never uses these output coordinates, and keeping them off lets `export --format hf` write a "
+            "plain BertForSequenceClassification"]
+
+
 def card_body(config: dict[str, Any]) -> str:
     """The card's text below its metadata header."""
     kind = config["kind"]
@@ -135,6 +145,7 @@ def card_body(config: dict[str, Any]) -> str:
         training = config.get("training", {})
         lines.append(f"- Target task: {_task_line(config.get('target_task'))}")
         lines.append(f"- Strategy: `{training.get('strategy')}` {training.get('strategy_options', {})}")
+    lines += _kept_line(config.get("training") or {})
     lines += [
         f"- Blocks (input side first): {', '.join(b['name'] for b in config['blocks'])}",
         f"- Weights: `model.safetensors`, sha256 `{config['weights']['sha256']}`",

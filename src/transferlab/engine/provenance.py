@@ -38,6 +38,8 @@ def model_record(task: Task, split: TaskSplit, run: RunResult, metrics: dict[str
     """
     preprocessing = task.preprocessing | ({"label_column": label_column} if label_column is not None else {})
     training = {"train": run.config, "train_seconds": run.train_seconds, "epochs_run": run.epochs}
+    # entries held at their pretrained values while their parameter trained (models/pinning.py)
+    kept = {"kept_switched_off": run.kept_switched_off} if getattr(run, "kept_switched_off", None) else {}
     common = {"label_names": task.class_names, "preprocessing": preprocessing, "target": task.target,
               # numeric targets: trained on (y − mean) / std, folded back into the output layer (engine/run.py)
               "target_scale": getattr(run, "target_scale", None)}
@@ -47,7 +49,7 @@ def model_record(task: Task, split: TaskSplit, run: RunResult, metrics: dict[str
             **common,
             "metrics": {f"source_test_{k}": v for k, v in metrics.items() if k != "n"}
             | {f"source_val_{run.val_metric}": run.val_value},
-            "training": training | {"history": run.history, "environment": run_environment(threads)},
+            "training": training | {"history": run.history, "environment": run_environment(threads)} | kept,
         }
     return {
         "source_task": pretrained.config.get("source_task"),
@@ -57,5 +59,5 @@ def model_record(task: Task, split: TaskSplit, run: RunResult, metrics: dict[str
         "metrics": {f"test_{k}": v for k, v in metrics.items() if k != "n"} | {f"val_{run.val_metric}": run.val_value},
         "training": {"strategy": strategy.name, "strategy_options": strategy.options()} | training | {
             "trainable_params": run.trainable_params, "cached_blocks": run.cached_blocks, "history": run.history,
-            "environment": run_environment(threads)},
+            "environment": run_environment(threads)} | kept,
     }

@@ -13,6 +13,7 @@ from ..data.imagefiles import LazyImages
 from ..data.task import Task, TaskSplit
 from ..models import Backbone, TransferModel
 from ..models.head import FromBlock
+from ..models.pinning import Pins
 from ..strategies.base import Strategy
 from .evaluate import classification_metrics, regression_metrics
 from .augment import check_augment
@@ -188,6 +189,7 @@ def train_run(
         result.trainable_params += sum(p.numel() for p in model.backbone.parameters())
         result.trained_parameters = sorted(set(result.trained_parameters)
                                            | {f"backbone.{n}" for n, _ in model.backbone.named_parameters()})
+        result.kept_switched_off = Pins(model).record()  # the first phase trained the whole backbone
         for record in result.history:
             record["elapsed_seconds"] += phase_seconds
     strategy.finalize(model)  # e.g. merge LoRA adapters: the model is a plain backbone + head again

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import ConfigError, TrainingDiverged
 from ..models.head import FromBlock, TransferModel
+from ..models.pinning import Pins
 from ..strategies.base import Strategy, TrainingBatch, check_frozen_throughout
 from .augment import AUGMENTS, augment_batch, check_augment
 from .checkpoint import LoopState
@@ -124,6 +125,7 @@ class RunResult:
     trained_parameters: list[str] = field(default_factory=list)  # their names (model.named_parameters), sorted
     test_predictions: list[int] | None = None  # predicted class per test example (set by train_run)
     target_scale: dict[str, float] | None = None  # numeric targets: the mean and std they trained standardised by
+    kept_switched_off: dict[str, list[int]] = field(default_factory=dict)  # pinned entries of trained parameters (models/pinning.py)
 
     @property
     def val_accuracy(self) -> float:
@@ -349,6 +351,7 @@ class _Loop:
             # weights and their gradients; the values are the same, only the arithmetic's rounding may differ
             model.to(memory_format=torch.channels_last)
         self.y_val = y_val
+        self.pins = Pins(model)  # entries kept at their values: a text encoder's switched-off coordinates
         self.unlabeled = _UnlabeledStream(x_unlabeled, cfg) if strategy.needs_unlabeled else None
         self.names = {id(p): name for name, p in model.named_parameters()}
         self.opt = _optimizer(cfg, strategy.param_groups(model, self.head_lr, self.backbone_lr))
@@ -425,7 +428,11 @@ class _Loop:
             )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.pins:
+            self.pins.zero_grads()
         self.opt.step()
+        if self.pins:
+            self.pins.restore()
         if self.sched is not None:
             self.sched.step()
         st.losses.append(logged)  # summed once per epoch: no per-step arithmetic or host sync
@@ -469,5 +476,5 @@ class _Loop:
                                        "device": self.runner.device.type, "processes": self.runner.processes},
             cached_blocks=self.start_block, eval_seconds=st.eval_seconds,
             trainable_params=sum(p.numel() for name, p in model.named_parameters() if name in st.trained),
-            trained_parameters=sorted(st.trained),
+            trained_parameters=sorted(st.trained), kept_switched_off=self.pins.record(st.trained),
         )

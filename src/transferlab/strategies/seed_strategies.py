@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..errors import ConfigError
 from ..models.backbone import Backbone
 from ..models.head import HeadSpec, TransferModel
+from ..models.mlp import ACTIVATIONS as HEAD_ACTIVATIONS
 from .base import Strategy, freeze, register_strategy
 
 
@@ -68,6 +70,9 @@ class Partial(Strategy):
 class AddLayersConfig:
     hidden: list[int] = field(default_factory=lambda: [128], metadata={"help": "sizes of the new hidden layers"})
     freeze_backbone: bool = field(default=False, metadata={"help": "keep the whole pretrained backbone frozen"})
+    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = field(default="relu", metadata={
+        "help": "activation after each new hidden layer (tanh or sigmoid with one layer: a text model exports as a "
+                "plain BertForSequenceClassification)"})
 
     def __post_init__(self) -> None:
         try:
@@ -76,6 +81,9 @@ class AddLayersConfig:
             raise ConfigError(f"--hidden must be comma-separated positive integers like 128,64; got {self.hidden}")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"--hidden must be comma-separated positive integers like 128,64; got {self.hidden}")
+        if self.activation not in HEAD_ACTIVATIONS:
+            raise ConfigError(f"--activation {self.activation!r} is not one of {sorted(HEAD_ACTIVATIONS)}; "
+                              "pass e.g. --activation tanh")
 
 
 @register_strategy("add-layers", order=30)
@@ -90,7 +98,7 @@ class AddLayers(Strategy):
     Config = AddLayersConfig
 
     def head_spec(self, num_outputs: int) -> HeadSpec:
-        return HeadSpec(num_outputs=num_outputs, hidden=list(self.config.hidden))
+        return HeadSpec(num_outputs=num_outputs, hidden=list(self.config.hidden), activation=self.config.activation)
 
     def frozen_blocks(self, backbone: Backbone) -> list[str]:
         return backbone.block_names if self.config.freeze_backbone else []

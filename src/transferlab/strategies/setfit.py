@@ -31,6 +31,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.backbone import Backbone
 from ..models.head import TransferModel
+from ..models.pinning import Pins
 from .base import Strategy, register_strategy
 
 PAIR_SAMPLINGS = ("oversampling", "random")
@@ -207,6 +208,7 @@ class SetFit(Strategy):
         opt = torch.optim.AdamW(_decay_groups(backbone, cfg.pair_weight_decay), lr=cfg.pair_lr)
         steps = math.ceil(len(pairs) / cfg.pair_batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_linear(step, steps, cfg.pair_warmup))
+        pins = Pins(backbone)  # switched-off coordinates stay off (models/pinning.py)
         backbone.train()
         with progress_steps(f"setfit pairs ×{cfg.pair_batch_size}", total=steps, progress=progress) as advance:
             for start in range(0, len(pairs), cfg.pair_batch_size):
@@ -216,9 +218,11 @@ class SetFit(Strategy):
                 loss = F.mse_loss(F.cosine_similarity(u, v), batch[:, 2].float())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                pins.zero_grads()
                 if cfg.pair_max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(params, cfg.pair_max_grad_norm)
                 opt.step()
+                pins.restore()
                 schedule.step()
                 advance(1)
         for p in params:

@@ -6,6 +6,7 @@ import dataclasses
 
 import os
 import shutil
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,10 @@ class ComparisonResult:
     ran: int
     skipped: int
     failed: int
+    # Where the wall time went (time.time() stamps, comparable across processes on one machine): "phases" of
+    # this process {name: [start, end]} and one span per cell run here {pid, cell, start, end, ready}, where
+    # "ready" is when that process could start its first cell (docs/compare_speed.md).
+    timeline: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"out": str(self.out), "ran": self.ran, "skipped": self.skipped, "failed": self.failed, **self.summary}
@@ -79,6 +84,7 @@ def _prepare_folder(out: Path, identity: dict[str, Any], force: bool) -> None:
 
 
 _WORKER: CellRunner | None = None  # one per worker process (ProcessPoolExecutor initializer)
+_READY: float | None = None  # when this worker process could start its first cell
 
 
 _PR_SET_PDEATHSIG = 1
@@ -107,15 +113,23 @@ def die_with_parent(parent_pid: int) -> None:
 
 def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None, checkpoints_dir: Path | None,
                  parent_pid: int | None = None) -> None:
-    global _WORKER
+    global _WORKER, _READY
     if parent_pid is not None:
         die_with_parent(parent_pid)
     _WORKER = _make_runner(config, threads, models_dir, checkpoints_dir)
+    _READY = time.time()
 
 
-def _run_in_worker(cell: Cell) -> dict[str, Any]:
+def _run_in_worker(cell: Cell) -> tuple[dict[str, Any], dict[str, Any]]:
     assert _WORKER is not None
-    return _WORKER.run(cell)
+    return _timed_run(_WORKER, cell, _READY)
+
+
+def _timed_run(runner: CellRunner, cell: Cell, ready: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cell's run record and its span in the timeline."""
+    start = time.time()
+    run = runner.run(cell)
+    return run, {"pid": os.getpid(), "cell": cell.describe(), "start": start, "end": time.time(), "ready": ready}
 
 
 def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
@@ -169,6 +183,8 @@ def run_comparison(
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be a whole number ≥ 1; got {jobs}")
+    started = time.time()
+    spans: list[dict[str, Any]] = []
     out = claim_folder(out)  # before anything is read or written: never a folder holding a user's files
     source = load(config.pretrained)
     identity = _identity(config, source.config["weights"]["sha256"])
@@ -182,7 +198,7 @@ def run_comparison(
     out.mkdir(parents=True, exist_ok=True)
     from ..artifacts.ownership import record
     from .cells import checkpoint_name, model_name
-    from .outputs import write_config
+    from .outputs import grid_order, write_config
 
     record(out, {STORE, f"{STORE}-wal", f"{STORE}-shm", f"{STORE}-journal", *OUTPUTS, "checkpoints"})  # before writing
     write_config(out, identity)
@@ -202,6 +218,7 @@ def run_comparison(
     record(out, {*(f"checkpoints/{checkpoint_name(c)}" for c in every if c.spec is not None),
                  *(("models", *(f"models/{model_name(c)}" for c in every if c.spec is not None and c.seed == 0))
                    if save_models else ())})
+    cells_started = time.time()
     with RunStore(out / STORE) as store:
         store.set_meta("config", identity)
         store.set_meta("analysis", analysis.to_dict())
@@ -220,17 +237,22 @@ def run_comparison(
             skipped += len(cells) - len(todo)
             done = len(cells) - len(todo)
             for run in _execute(todo, runner, config, jobs, per_job, models_dir, checkpoints_dir, on_cell, done,
-                                len(cells)):
+                                len(cells), spans):
                 store.record(run)
                 failed += run["status"] != "finished"
             ran += len(todo)
-        runs = store.runs()
+        runs = grid_order(store.runs(), identity)  # finished in any order (--jobs, resumed); shown in grid order
     if checkpoints_dir.is_dir() and not any(checkpoints_dir.iterdir()):
         checkpoints_dir.rmdir()  # every run finished: no partial state left to resume
     from .outputs import write_outputs
 
+    cells_ended = time.time()
     summary = write_outputs(out, runs, identity, analysis.to_dict())
-    return ComparisonResult(out=out, summary=summary, runs=runs, ran=ran, skipped=skipped, failed=failed)
+    timeline = {"jobs": jobs, "cells": spans, "phases": {"setup": [started, cells_started],
+                                                           "cells": [cells_started, cells_ended],
+                                                           "outputs": [cells_ended, time.time()]}}
+    return ComparisonResult(out=out, summary=summary, runs=runs, ran=ran, skipped=skipped, failed=failed,
+                            timeline=timeline)
 
 
 def _wanted(config: CompareConfig, references: list[str], runs: list[dict[str, Any]], analysis: Any,
@@ -256,13 +278,23 @@ def _summary_options(analysis: Any) -> dict[str, Any]:
             "max_seeds": analysis.max_seeds}
 
 
-def _execute(todo, runner, config, jobs, threads, models_dir, checkpoints_dir, on_cell, done, total):
-    """Yield finished run records as cells complete (serially, or in `jobs` worker processes)."""
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """The cells in the order worker processes should take them: the largest label budgets first ('all', and
+    0 labels — those train on the whole unlabeled pool), so the grid ends on short cells and no process waits
+    long for the last one. Within a budget the grid's order is kept. The order changes no result: every cell
+    is seeded on its own."""
+    return sorted(cells, key=lambda c: -(float("inf") if c.shots in ("all", 0) else int(c.shots)))
+
+
+def _execute(todo, runner, config, jobs, threads, models_dir, checkpoints_dir, on_cell, done, total, spans):
+    """Yield finished run records as cells complete (serially, or in `jobs` worker processes); append each
+    cell's span (where and when it ran) to `spans`."""
     if jobs == 1 or len(todo) <= 1:
         for cell in todo:
             if on_cell:
                 on_cell(cell, None, done, total)
-            run = runner.run(cell)
+            run, span = _timed_run(runner, cell, None)
+            spans.append(span)
             done += 1
             if on_cell:
                 on_cell(cell, run, done, total)
@@ -273,13 +305,14 @@ def _execute(todo, runner, config, jobs, threads, models_dir, checkpoints_dir, o
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited OpenMP/torch thread state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                              initargs=(config, threads, models_dir, checkpoints_dir, os.getpid())) as pool:
-        pending = {pool.submit(_run_in_worker, cell): cell for cell in todo}
+        pending = {pool.submit(_run_in_worker, cell): cell for cell in longest_first(todo)}
         try:
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     cell = pending.pop(future)
-                    run = future.result()
+                    run, span = future.result()
+                    spans.append(span)
                     done += 1
                     if on_cell:
                         on_cell(cell, run, done, total)

@@ -234,6 +234,14 @@ def grid_timeline(timeline: dict[str, Any], spans: dict[str, list[float]], began
                             "no cell": (cells_end - cells_start) - at_least_two - one}}
 
 
+PARTS = [("pretraining (cnn on mnist5k, 5 epochs)", "pretrain_seconds"),
+         ("training steps", "training_step_seconds"), ("validation passes", "validation_seconds"),
+         ("per cell: split, frozen features, test pass, FLOP count, saving", "per_cell_other_seconds"),
+         ("reading datasets (mnist5k for pretraining and forgetting, digits)", "data_reading_seconds"),
+         ("report: what transferred (CKA, drift, forgetting, attributions)", "what_transferred_seconds"),
+         ("outside cells: framing, run store, summary, report, imports", "outside_cells_other_seconds")]
+
+
 def print_profile(figures: dict[str, Any]) -> None:
     wall, jobs = figures["wall_seconds"], figures["jobs"]
     print(f"demo comparison: {figures['runs']} runs, {figures['seeds']} seeds, jobs={jobs}\n")

@@ -146,3 +146,33 @@ def test_a_killed_jobs_2_compare_resumes_with_exactly_one_run_per_cell(world, tm
     with open(out / "results.csv") as f:  # reported in the grid's order, whatever order the cells finished in
         assert [(r["shots"], r["seed"], r["strategy"]) for r in csv.DictReader(f)] == \
                [(sh, str(k), s) for sh in ("1", "5", "all") for k in range(3) for s in ("scratch", "linear-probe", "full")]
+
+
+def test_workers_started_ahead_run_grid_after_grid_each_with_its_own_data(world, tmp_path):
+    """What `transferlab demo --jobs 2` does: the workers start first; each grid's data and model are loaded
+    in them for that grid (a second grid on other data gets its own, never the first grid's)."""
+    from transferlab.compare.grid import GridWorkers
+
+    configs = {"target": _config(world), "source": _config(world)}
+    configs["source"].data = str(world["root"] / "source.npz")
+    with GridWorkers(2) as workers:
+        ahead = {name: run_comparison(cfg, tmp_path / f"w-{name}", jobs=2, threads=1, workers=workers)
+                 for name, cfg in configs.items()}
+        assert workers.pool.submit(os.getpid).result() != os.getpid()  # still open: the caller closes it
+    for name, cfg in configs.items():
+        alone = run_comparison(cfg, tmp_path / f"one-{name}", jobs=1, threads=1)
+        assert [(r["strategy"], r["shots"], r["seed"], r["test_predictions"]) for r in ahead[name].runs] == \
+               [(r["strategy"], r["shots"], r["seed"], r["test_predictions"]) for r in alone.runs], name
+    assert ahead["target"].runs[0]["n_test"] != ahead["source"].runs[0]["n_test"]
+
+
+def test_workers_of_another_count_or_fewer_than_two_are_refused(world, tmp_path):
+    from transferlab.compare.grid import GridWorkers
+    from transferlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"worker processes are for --jobs 2 or more; got 1"):
+        GridWorkers(1)
+    with GridWorkers(2) as workers:
+        with pytest.raises(ConfigError, match=r"the worker processes given are 2, not --jobs 3; start GridWorkers\(3\)"):
+            run_comparison(_config(world), tmp_path / "c", jobs=3, workers=workers)
+    assert not (tmp_path / "c").exists()  # refused before anything was written

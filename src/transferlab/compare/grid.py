@@ -167,7 +167,9 @@ class GridWorkers:
             self.pool.submit(_warm)
 
     def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        """Let the workers exit (`cancel`: also drop the cells not started); this process does not wait for
+        their exit (torch's teardown takes a while): they go while it writes the report."""
+        self.pool.shutdown(wait=False, cancel_futures=cancel)
 
     def __enter__(self) -> "GridWorkers":
         return self
@@ -314,7 +316,7 @@ def _run_grid(config: CompareConfig, out: Path, jobs: int, threads: int | None, 
     from .outputs import write_outputs
 
     cells_ended = time.time()
-    summary = write_outputs(out, runs, identity, analysis.to_dict())
+    summary = write_outputs(out, runs, identity, analysis.to_dict(), workers.pool if workers is not None else None)
     timeline = {"jobs": jobs, "cells": spans, "phases": {"setup": [started, cells_started],
                                                            "cells": [cells_started, cells_ended],
                                                            "outputs": [cells_ended, time.time()]}}

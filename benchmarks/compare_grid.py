@@ -160,10 +160,12 @@ def run_demo(seeds: int, jobs: int, threads: int | None = None) -> dict[str, Any
             _spanned(demo_module, "pretrain", spans, "pretraining"), \
             _spanned(outputs, "what_transferred", spans, "what transferred"):
         began = time.time()
+        cpu_before = _cpu_seconds()
         start = time.perf_counter()
         result = demo(tmp, seeds=seeds, jobs=jobs, threads=threads, quiet=True)
         wall = time.perf_counter() - start
         ended = time.time()
+        cpu = _cpu_seconds(wait_for_workers=True) - cpu_before
         pretrain = json.load(open(f"{tmp}/pretrained/config.json"))["training"]["train_seconds"]
     runs = result.runs
     steps = sum(r["train_seconds"] - r["eval_seconds"] for r in runs)
@@ -172,11 +174,11 @@ def run_demo(seeds: int, jobs: int, threads: int | None = None) -> dict[str, Any
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     verdicts = {(c["strategy"], str(c["shots"])): c["verdict"] for c in result.summary["cells"]}
-    timeline = grid_timeline(result.timeline, spans, began, ended)
+    timeline = grid_timeline(result.timeline, spans, began, ended) if getattr(result, "timeline", None) else None
     # Outside cells, per process: the main process's wall time outside pretraining, its cells phase and the
     # report's analyses (jobs > 1: the cells ran in the workers; their own time outside cells is start-up
     # and idle time, in the timeline).
-    if jobs == 1:
+    if jobs == 1 or timeline is None:
         outside = wall - cells - pretrain - totals["data"] - totals["transferred"]
     else:
         outside = wall - timeline["main"]["pretraining"] - timeline["main"]["cells phase"] - totals["transferred"]
@@ -184,11 +186,22 @@ def run_demo(seeds: int, jobs: int, threads: int | None = None) -> dict[str, Any
         "wall_seconds": wall, "runs": len(runs), "pretrain_seconds": pretrain, "training_step_seconds": steps,
         "validation_seconds": evaluation, "per_cell_other_seconds": cells - sum(r["train_seconds"] for r in runs),
         "data_reading_seconds": totals["data"], "what_transferred_seconds": totals["transferred"],
-        "outside_cells_other_seconds": outside, "timeline": timeline,
+        "outside_cells_other_seconds": outside, "timeline": timeline, "cpu_seconds": cpu,
         "peak_rss_mib": max(rss_self, rss_children), "jobs": jobs, "threads": threads, "seeds": seeds,
         "accuracies": {f"{r['strategy']} @ {r['shots']} seed {r['seed']}": r["test_accuracy"] for r in runs},
         "verdicts": {f"{k[0]} @ {k[1]}": v for k, v in sorted(verdicts.items())},
     }
+
+
+def _cpu_seconds(wait_for_workers: bool = False) -> float:
+    """User + system CPU seconds of this process and its ended child processes (the --jobs workers: with
+    `wait_for_workers`, once they have exited — a grid lets them exit while it writes its report)."""
+    import multiprocessing
+
+    while wait_for_workers and multiprocessing.active_children():  # (also reaps the ones that ended)
+        time.sleep(0.05)
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def grid_timeline(timeline: dict[str, Any], spans: dict[str, list[float]], began: float, ended: float) -> dict[str, Any]:
@@ -251,8 +264,10 @@ def print_profile(figures: dict[str, Any]) -> None:
         label = _part_label(label, key, jobs)
         print(f"| {label} | {figures[key]:.1f} | {figures[key] / wall:.0%} |")
     print(f"| **wall time** | **{wall:.1f}** | 100% |")
-    print(f"\npeak RSS: {figures['peak_rss_mib']:.0f} MiB (goal < 2048 MiB)")
-    print_timeline(figures["timeline"])
+    print(f"\nCPU time of all its processes: {figures['cpu_seconds']:.1f} s; peak RSS: {figures['peak_rss_mib']:.0f} MiB "
+          "(goal < 2048 MiB)")
+    if figures["timeline"] is not None:
+        print_timeline(figures["timeline"])
 
 
 def _part_label(label: str, key: str, jobs: int) -> str:
@@ -522,6 +537,7 @@ def main() -> None:
         for label, key in PARTS:
             print(f"| {_part_label(label, key, out['after_jobs'])} | {out['earlier'][key]:.1f} | {out['current'][key]:.1f} |")
         print(f"| **wall time** | **{out['earlier']['wall_seconds']:.1f}** | **{out['current']['wall_seconds']:.1f}** |")
+        print(f"| CPU time of all processes | {out['earlier']['cpu_seconds']:.1f} | {out['current']['cpu_seconds']:.1f} |")
         print(f"\nwall: baseline {[round(w, 1) for w in out['earlier_wall_seconds']]}, current "
               f"{[round(w, 1) for w in out['current_wall_seconds']]}; ratio {out['ratio']:.2f}×; same verdicts: "
               f"{out['same_verdicts']}; 1-min load before/between/after rounds: {out['load_1min']}")

@@ -117,8 +117,14 @@ def _init_worker(parent_pid: int) -> None:
     """A worker's start: die with the parent, and import what every cell needs (torch, the engine, the
     strategies) while the parent still prepares the grid (or, in `transferlab demo`, pretrains)."""
     die_with_parent(parent_pid)
+    import torch
+
     from .. import engine, strategies  # noqa: F401
     from ..engine import run  # noqa: F401
+
+    # torch imports torch._dynamo at the first optimiser a process makes (a second or more of CPU): here,
+    # not in the worker's first cell. It draws no random numbers, so no run changes.
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 def _prepare_worker(setup: tuple[Any, ...]) -> None:

@@ -68,7 +68,7 @@ def test_jobs_2_gives_the_runs_and_outputs_of_jobs_1(world, tmp_path):
     assert rows(tmp_path / "one") == rows(tmp_path / "two")
     assert [r[:3] for r in rows(tmp_path / "two")[:4]] == [(s, "1", "0") for s in
                                                            ("scratch", "linear-probe", "partial --freeze 1", "full")]
-    # the report's measures of the saved models are the same (with --jobs 2 measured in the workers)
+    # the report's measures of the saved models are the same
     one_t = json.loads((tmp_path / "one" / "what_transferred.json").read_text())
     two_t = json.loads((tmp_path / "two" / "what_transferred.json").read_text())
     assert len(one_t["models"]) == 3 * 3 and one_t["source_accuracy_before"] is not None  # scratch left out

@@ -68,111 +68,64 @@ def _shots_key(shots: int | str) -> tuple[int, int]:
 
 
 def what_transferred(models_dir: Path, config: dict[str, Any], *, best: dict[str, Any] | None = None,
-                     examples: int = 3, max_examples: int = 500, threads: int | None = None,
-                     pool: Any = None) -> TransferredSummary:
+                     examples: int = 3, max_examples: int = 500, threads: int | None = None) -> TransferredSummary:
     """Measures of the saved models in `models_dir` against the comparison's pretrained model.
 
     `config` is the comparison's stored config (pretrained, data and how to read it); `best` its
     recommendation ({shots: {"best": label}}), which picks the model whose attributions are drawn.
-    `pool` (a concurrent.futures executor of processes, e.g. a comparison's `--jobs` workers) measures the
-    models in parallel with the same code; the summary is the same.
 
     Example:
         >>> summary = what_transferred(Path("cmp/models"), config)  # doctest: +SKIP
         >>> summary.models[0].cka  # doctest: +SKIP
     """
+    target = TargetSpec(str(config["data"]), classes=config.get("classes"), image_size=config.get("image_size"),
+                        image_margin=int(config.get("image_margin") or 0), image_center=config.get("image_center") or "box",
+                        label_column=config.get("label_column") or "label",
+                        text_column=config.get("text_column") or "text", test_data=config.get("test_data"))
+    source = load_model_folder(resolve_model(config["pretrained"]))
+    expected = config.get("pretrained_sha256")
+    if expected and expected != source.config["weights"]["sha256"]:
+        raise ConfigError(f"{config['pretrained']} now has weights with sha256 {source.config['weights']['sha256']}, "
+                          f"not the {expected} this comparison was run from; restore that pretrained model")
+    task = target.load()
+    rows = _sample(len(task.y_test), max_examples)
+    x = task.x_test[rows]
     folders = sorted(p for p in Path(models_dir).iterdir() if (p / CONFIG).is_file())
-    futures = [pool.submit(_measure_in_worker, config, max_examples, threads, str(f)) for f in folders] \
-        if pool is not None and len(folders) > 1 else None
-    try:
-        with analysis_threads(threads):
-            ctx = _Context.build(config, max_examples)
-            summary = TransferredSummary(blocks=ctx.source.backbone.block_names, models=[], n_examples=len(ctx.rows),
-                                         source_data=ctx.source_data, notes=list(ctx.notes))
-            if ctx.head is not None:
-                summary.source_accuracy_before = source_accuracy(ctx.source.backbone, ctx.head, ctx.source_data_task)
-            measured = [f.result() for f in futures] if futures is not None else [ctx.measure(f) for f in folders]
-            summary.models = sorted((m for m in measured if m is not None), key=lambda m: (_shots_key(m.shots), m.name))
-            pick = _attribution_model(summary.models, best)
-            if pick is not None and examples > 0:
-                loaded = load_model_folder(Path(models_dir) / pick)
-                summary.attribution_model = pick
-                summary.attributions = attribute(loaded.model, ctx.task.x_test, ctx.task.y_test, ctx.rows[:examples],
-                                                 loaded.label_names)
-    finally:
-        for future in futures or []:
-            future.cancel()
-    return summary
-
-
-@dataclass
-class _Context:
-    """What every saved model is measured against: the pretrained model, the target's test examples and the
-    pretrained model's block outputs on them, and the source head and task when forgetting can be measured."""
-
-    source: Any
-    task: Any
-    rows: Any
-    x: Any
-    reference: dict[str, Any]
-    head: Any = None
-    source_data_task: Any = None
-    source_data: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @classmethod
-    def build(cls, config: dict[str, Any], max_examples: int) -> "_Context":
-        target = TargetSpec(str(config["data"]), classes=config.get("classes"), image_size=config.get("image_size"),
-                            image_margin=int(config.get("image_margin") or 0),
-                            image_center=config.get("image_center") or "box",
-                            label_column=config.get("label_column") or "label",
-                            text_column=config.get("text_column") or "text", test_data=config.get("test_data"))
-        source = load_model_folder(resolve_model(config["pretrained"]))
-        expected = config.get("pretrained_sha256")
-        if expected and expected != source.config["weights"]["sha256"]:
-            raise ConfigError(f"{config['pretrained']} now has weights with sha256 {source.config['weights']['sha256']}, "
-                              f"not the {expected} this comparison was run from; restore that pretrained model")
-        task = target.load()
-        rows = _sample(len(task.y_test), max_examples)
-        x = task.x_test[rows]
-        ctx = cls(source=source, task=task, rows=rows, x=x, reference=block_outputs(source.backbone, x))
+    summary = TransferredSummary(blocks=source.backbone.block_names, models=[], n_examples=len(rows))
+    with analysis_threads(threads):
+        reference = block_outputs(source.backbone, x)
+        head = source_data_task = None
         if source.source_head is None:
-            ctx.notes.append("forgetting not measured: the pretrained folder has no source head (re-pretrain it "
-                             "to keep the pretraining output layer)")
+            summary.notes.append("forgetting not measured: the pretrained folder has no source head (re-pretrain it "
+                                 "to keep the pretraining output layer)")
         else:
             try:
-                ctx.head, ctx.source_data_task = source_task(source)
-                ctx.source_data = source_spec(source).data
+                head, source_data_task = source_task(source)
+                summary.source_data = source_spec(source).data
+                summary.source_accuracy_before = source_accuracy(source.backbone, head, source_data_task)
             except TransferlabError as err:  # e.g. the source data is not on this machine
-                ctx.notes.append(f"forgetting not measured: {err}")
-        return ctx
-
-    def measure(self, folder: Path) -> SavedModelMeasures | None:
-        """CKA, drift and (when measurable) source accuracy of one saved model; None for scratch models."""
-        saved = json.loads((folder / CONFIG).read_text())
-        strategy = (saved.get("training") or {}).get("strategy")
-        if strategy == "scratch":
-            return None
-        loaded = load_model_folder(folder)
-        shots = (saved.get("target_task") or {}).get("shots", "all")
-        measures = SavedModelMeasures(folder.name, str(strategy), shots,
-                                      layer_similarity(self.source, loaded.backbone, self.x, self.reference),
-                                      weight_drift(self.source.backbone, loaded.backbone))
-        if self.head is not None:
-            measures.source_accuracy = source_accuracy(loaded.backbone, self.head, self.source_data_task)
-        return measures
-
-
-_CONTEXTS: dict[str, _Context] = {}  # in a worker process: one per comparison it measures models of
-
-
-def _measure_in_worker(config: dict[str, Any], max_examples: int, threads: int | None, folder: str) -> SavedModelMeasures | None:
-    key = json.dumps([config, max_examples], sort_keys=True, default=str)
-    with analysis_threads(threads):
-        if key not in _CONTEXTS:
-            _CONTEXTS.clear()
-            _CONTEXTS[key] = _Context.build(config, max_examples)
-        return _CONTEXTS[key].measure(Path(folder))
+                summary.notes.append(f"forgetting not measured: {err}")
+        for folder in folders:
+            saved = json.loads((folder / CONFIG).read_text())
+            strategy = (saved.get("training") or {}).get("strategy")
+            if strategy == "scratch":
+                continue
+            loaded = load_model_folder(folder)
+            shots = (saved.get("target_task") or {}).get("shots", "all")
+            measures = SavedModelMeasures(folder.name, str(strategy), shots,
+                                          layer_similarity(source, loaded.backbone, x, reference),
+                                          weight_drift(source.backbone, loaded.backbone))
+            if head is not None:
+                measures.source_accuracy = source_accuracy(loaded.backbone, head, source_data_task)
+            summary.models.append(measures)
+        summary.models.sort(key=lambda m: (_shots_key(m.shots), m.name))
+        pick = _attribution_model(summary.models, best)
+        if pick is not None and examples > 0:
+            loaded = load_model_folder(Path(models_dir) / pick)
+            summary.attribution_model = pick
+            summary.attributions = attribute(loaded.model, task.x_test, task.y_test, rows[:examples],
+                                             loaded.label_names)
+    return summary
 
 
 def _attribution_model(models: list[SavedModelMeasures], best: dict[str, Any] | None) -> str | None:

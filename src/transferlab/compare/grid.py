@@ -322,7 +322,7 @@ def _run_grid(config: CompareConfig, out: Path, jobs: int, threads: int | None, 
     from .outputs import write_outputs
 
     cells_ended = time.time()
-    summary = write_outputs(out, runs, identity, analysis.to_dict(), workers.pool if workers is not None else None)
+    summary = write_outputs(out, runs, identity, analysis.to_dict())
     timeline = {"jobs": jobs, "cells": spans, "phases": {"setup": [started, cells_started],
                                                            "cells": [cells_started, cells_ended],
                                                            "outputs": [cells_ended, time.time()]}}

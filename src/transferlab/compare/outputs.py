@@ -34,11 +34,10 @@ def versions() -> dict[str, str]:
 
 
 def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any],
-                  analysis: dict[str, Any] | None = None, pool: Any = None) -> dict[str, Any]:
+                  analysis: dict[str, Any] | None = None) -> dict[str, Any]:
     """(Re)write results.csv, summary.json and report.html from the finished runs; return the summary.
 
     `analysis` (metric, correction, margin, max_seeds) says how verdicts are made; None: the defaults.
-    `pool`: worker processes (a comparison's --jobs) that measure the saved models for the report in parallel.
     """
     from ..report import write_report
 
@@ -54,7 +53,7 @@ def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any],
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     if runs:
         title = f"transferlab comparison: {config.get('pretrained')} → {config.get('data')}"
-        transferred, note = what_transferred(out, config, summary, pool)
+        transferred, note = what_transferred(out, config, summary)
         write_report(out / "report.html", summary, to_jsonable(runs), config=config, versions=versions(), title=title,
                      transferred=transferred, transferred_note=note)
     return summary
@@ -80,8 +79,7 @@ def grid_order(runs: list[dict[str, Any]], config: dict[str, Any]) -> list[dict[
 TRANSFERRED = "what_transferred.json"
 
 
-def what_transferred(out: Path, config: dict[str, Any], summary: dict[str, Any],
-                     pool: Any = None) -> tuple[Any, str | None]:
+def what_transferred(out: Path, config: dict[str, Any], summary: dict[str, Any]) -> tuple[Any, str | None]:
     """Layer-wise CKA, drift, forgetting and attributions of the saved models (`--save-models`), also written
     to OUT/what_transferred.json; (None, why not) when there are no saved models or they cannot be measured."""
     from ..analysis.comparison import what_transferred as measure
@@ -92,7 +90,7 @@ def what_transferred(out: Path, config: dict[str, Any], summary: dict[str, Any],
         return None, ("No models were saved: run compare with --save-models to see what transferred (layer-wise "
                       "CKA, weight drift, forgetting, attributions).")
     try:
-        result = measure(models, config, best=summary.get("recommendation"), pool=pool)
+        result = measure(models, config, best=summary.get("recommendation"))
     except TransferlabError as err:  # e.g. the pretrained folder was moved or retrained since
         return None, f"What transferred could not be measured: {err}"
     write_text_atomic(out / TRANSFERRED, json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")

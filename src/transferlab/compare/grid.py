@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import os
 import shutil
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,10 @@ class ComparisonResult:
     ran: int
     skipped: int
     failed: int
+    # Where the wall time went (time.time() stamps, comparable across processes on one machine): "phases" of
+    # this process {name: [start, end]} and one span per cell run here {pid, cell, start, end, ready}, where
+    # "ready" is when that process could start its first cell (docs/compare_speed.md).
+    timeline: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"out": str(self.out), "ran": self.ran, "skipped": self.skipped, "failed": self.failed, **self.summary}
@@ -78,7 +84,9 @@ def _prepare_folder(out: Path, identity: dict[str, Any], force: bool) -> None:
             )
 
 
-_WORKER: CellRunner | None = None  # one per worker process (ProcessPoolExecutor initializer)
+_WORKER: CellRunner | None = None  # one per worker process, made at its first cell of a grid
+_WORKER_SETUP: tuple[Any, ...] | None = None  # what _WORKER was made for
+_READY: float | None = None  # when this worker process could start its first cell of that grid
 
 
 _PR_SET_PDEATHSIG = 1
@@ -105,17 +113,83 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _init_worker(config: CompareConfig, threads: int, models_dir: Path | None, checkpoints_dir: Path | None,
-                 parent_pid: int | None = None) -> None:
-    global _WORKER
-    if parent_pid is not None:
-        die_with_parent(parent_pid)
-    _WORKER = _make_runner(config, threads, models_dir, checkpoints_dir)
+def _init_worker(parent_pid: int) -> None:
+    """A worker's start: die with the parent, and import what every cell needs (torch, the engine, the
+    strategies) while the parent still prepares the grid (or, in `transferlab demo`, pretrains)."""
+    die_with_parent(parent_pid)
+    import torch
+
+    from .. import engine, strategies  # noqa: F401
+    from ..engine import run  # noqa: F401
+
+    # torch imports torch._dynamo at the first optimiser a process makes (a second or more of CPU): here,
+    # not in the worker's first cell. It draws no random numbers, so no run changes.
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def _run_in_worker(cell: Cell) -> dict[str, Any]:
+def _prepare_worker(setup: tuple[Any, ...]) -> None:
+    """Make this worker's runner for the grid `setup` = (config, threads, models_dir, checkpoints_dir) names:
+    the data read and framed, the pretrained model loaded — once per grid, while the parent prepares too."""
+    global _WORKER, _WORKER_SETUP, _READY
+    if _WORKER is None or _WORKER_SETUP != setup:
+        _WORKER, _WORKER_SETUP = _make_runner(*setup), setup
+        _READY = time.time()
+
+
+def _run_in_worker(setup: tuple[Any, ...], cell: Cell) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run one cell in a worker (its runner made first if _prepare_worker has not made it)."""
+    _prepare_worker(setup)
     assert _WORKER is not None
-    return _WORKER.run(cell)
+    return _timed_run(_WORKER, cell, _READY)
+
+
+def _warm() -> int:
+    return os.getpid()
+
+
+class GridWorkers:
+    """`jobs` worker processes for comparison grids, started ahead of the grid.
+
+    A worker's start (a fresh interpreter, torch and transferlab imported) takes seconds; started early it
+    overlaps the work before the grid — `transferlab demo` starts them before it pretrains, on the core
+    pretraining leaves idle. Pass it to `run_comparison(..., workers=...)`; close it (or use `with`) after.
+
+    Example:
+        >>> with GridWorkers(2) as workers:  # doctest: +SKIP
+        ...     pretrain(...)
+        ...     run_comparison(config, "cmp", jobs=2, workers=workers)
+    """
+
+    def __init__(self, jobs: int) -> None:
+        import multiprocessing as mp
+
+        if jobs < 2:
+            raise ConfigError(f"worker processes are for --jobs 2 or more; got {jobs}")
+        self.jobs = jobs
+        ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited OpenMP/torch thread state
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(os.getpid(),))
+        for _ in range(jobs):  # the pool starts a process per task submitted while none is idle: start them all now
+            self.pool.submit(_warm)
+
+    def close(self) -> None:
+        """Let the workers exit, dropping what they have not started (e.g. a grid that was already finished
+        leaves its warm-up unused); this process does not wait for their exit (torch's teardown takes a
+        while): they go while it writes the report."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> "GridWorkers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _timed_run(runner: CellRunner, cell: Cell, ready: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cell's run record and its span in the timeline."""
+    start = time.time()
+    run = runner.run(cell)
+    return run, {"pid": os.getpid(), "cell": cell.describe(), "start": start, "end": time.time(), "ready": ready}
 
 
 def _make_runner(config: CompareConfig, threads: int, models_dir: Path | None,
@@ -153,36 +227,55 @@ def run_comparison(
     force: bool = False,
     save_models: bool = False,
     on_cell: Callable[[Cell, dict[str, Any] | None, int, int], None] | None = None,
+    workers: GridWorkers | None = None,
 ) -> ComparisonResult:
     """Run every unfinished cell of `config` into `out` and write the summary, CSV and report.
 
     Restarted on the same folder it skips finished runs; a different config is refused unless
-    `force`. `on_cell(cell, run_or_None, done, total)` reports progress (None: the cell started).
+    `force`. `on_cell(cell, run_or_None, done, total)` reports progress (None: the cell started). With
+    `jobs` > 1 the cells run in worker processes: `workers` (GridWorkers(jobs), started earlier by the
+    caller, who closes it), else started here at once, so their start overlaps this process's preparation.
 
     Example:
         >>> cfg = CompareConfig(pretrained="models/src", data="digits", image_size=28, image_margin=4)
         >>> result = run_comparison(cfg, "cmp", jobs=2)  # doctest: +SKIP
         >>> result.summary["recommendation"]  # doctest: +SKIP
     """
-    # long: the public entry's signature and docstring example take a third; the body is one sequence: claim, prepare, run the pool, summarise
-    from ..artifacts import load_model as load
-
     if jobs < 1:
         raise ConfigError(f"--jobs must be a whole number ≥ 1; got {jobs}")
+    if workers is not None and workers.jobs != jobs:
+        raise ConfigError(f"the worker processes given are {workers.jobs}, not --jobs {jobs}; start GridWorkers({jobs})")
+    started = time.time()
     out = claim_folder(out)  # before anything is read or written: never a folder holding a user's files
-    source = load(config.pretrained)
-    identity = _identity(config, source.config["weights"]["sha256"])
-    _prepare_folder(out, identity, force)
+    own = GridWorkers(jobs) if workers is None and jobs > 1 else None  # starting while this process prepares
+    with own if own is not None else contextlib.nullcontext():
+        return _run_grid(config, out, jobs, threads, force, save_models, on_cell, workers or own, started)
+
+
+def _run_grid(config: CompareConfig, out: Path, jobs: int, threads: int | None, force: bool, save_models: bool,
+              on_cell: Callable[[Cell, dict[str, Any] | None, int, int], None] | None, workers: GridWorkers | None,
+              started: float) -> ComparisonResult:
+    # long: one sequence: prepare (model, folder, data), record what it may write, run the rounds, summarise
+    from ..artifacts import load_model as load
+
+    spans: list[dict[str, Any]] = []
     per_job = _per_job_threads(jobs, threads)
     models_dir = out / "models" if save_models else None
     checkpoints_dir = out / "checkpoints"
+    setup = (config, per_job, models_dir, checkpoints_dir)
+    if workers is not None:  # each worker reads the data and loads the model while this process does the same
+        for _ in range(workers.jobs):
+            workers.pool.submit(_prepare_worker, setup)  # a failure here is this process's to report, below
+    source = load(config.pretrained)
+    identity = _identity(config, source.config["weights"]["sha256"])
+    _prepare_folder(out, identity, force)
     runner = _make_runner(config, per_job, models_dir, checkpoints_dir, source)  # validates data before anything is written
     if runner.task.is_numeric:
         raise ConfigError("compare needs class labels (it counts labels per class); --target numeric is not supported")
     out.mkdir(parents=True, exist_ok=True)
     from ..artifacts.ownership import record
     from .cells import checkpoint_name, model_name
-    from .outputs import write_config
+    from .outputs import grid_order, write_config
 
     record(out, {STORE, f"{STORE}-wal", f"{STORE}-shm", f"{STORE}-journal", *OUTPUTS, "checkpoints"})  # before writing
     write_config(out, identity)
@@ -202,6 +295,7 @@ def run_comparison(
     record(out, {*(f"checkpoints/{checkpoint_name(c)}" for c in every if c.spec is not None),
                  *(("models", *(f"models/{model_name(c)}" for c in every if c.spec is not None and c.seed == 0))
                    if save_models else ())})
+    cells_started = time.time()
     with RunStore(out / STORE) as store:
         store.set_meta("config", identity)
         store.set_meta("analysis", analysis.to_dict())
@@ -219,18 +313,22 @@ def run_comparison(
             todo = [c for c in cells if c.key not in done_keys]
             skipped += len(cells) - len(todo)
             done = len(cells) - len(todo)
-            for run in _execute(todo, runner, config, jobs, per_job, models_dir, checkpoints_dir, on_cell, done,
-                                len(cells)):
+            for run in _execute(todo, runner, setup, workers, on_cell, done, len(cells), spans):
                 store.record(run)
                 failed += run["status"] != "finished"
             ran += len(todo)
-        runs = store.runs()
+        runs = grid_order(store.runs(), identity)  # finished in any order (--jobs, resumed); shown in grid order
     if checkpoints_dir.is_dir() and not any(checkpoints_dir.iterdir()):
         checkpoints_dir.rmdir()  # every run finished: no partial state left to resume
     from .outputs import write_outputs
 
+    cells_ended = time.time()
     summary = write_outputs(out, runs, identity, analysis.to_dict())
-    return ComparisonResult(out=out, summary=summary, runs=runs, ran=ran, skipped=skipped, failed=failed)
+    timeline = {"jobs": jobs, "cells": spans, "phases": {"setup": [started, cells_started],
+                                                           "cells": [cells_started, cells_ended],
+                                                           "outputs": [cells_ended, time.time()]}}
+    return ComparisonResult(out=out, summary=summary, runs=runs, ran=ran, skipped=skipped, failed=failed,
+                            timeline=timeline)
 
 
 def _wanted(config: CompareConfig, references: list[str], runs: list[dict[str, Any]], analysis: Any,
@@ -256,34 +354,41 @@ def _summary_options(analysis: Any) -> dict[str, Any]:
             "max_seeds": analysis.max_seeds}
 
 
-def _execute(todo, runner, config, jobs, threads, models_dir, checkpoints_dir, on_cell, done, total):
-    """Yield finished run records as cells complete (serially, or in `jobs` worker processes)."""
-    if jobs == 1 or len(todo) <= 1:
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """The cells in the order worker processes should take them: the largest label budgets first ('all', and
+    0 labels — those train on the whole unlabeled pool), so the grid ends on short cells and no process waits
+    long for the last one. Within a budget the grid's order is kept. The order changes no result: every cell
+    is seeded on its own."""
+    return sorted(cells, key=lambda c: -(float("inf") if c.shots in ("all", 0) else int(c.shots)))
+
+
+def _execute(todo, runner, setup, workers, on_cell, done, total, spans):
+    """Yield finished run records as cells complete (serially here, or in the `workers` processes, longest
+    first); append each cell's span (where and when it ran) to `spans`."""
+    if workers is None:
         for cell in todo:
             if on_cell:
                 on_cell(cell, None, done, total)
-            run = runner.run(cell)
+            run, span = _timed_run(runner, cell, None)
+            spans.append(span)
             done += 1
             if on_cell:
                 on_cell(cell, run, done, total)
             yield run
         return
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited OpenMP/torch thread state
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(config, threads, models_dir, checkpoints_dir, os.getpid())) as pool:
-        pending = {pool.submit(_run_in_worker, cell): cell for cell in todo}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    cell = pending.pop(future)
-                    run = future.result()
-                    done += 1
-                    if on_cell:
-                        on_cell(cell, run, done, total)
-                    yield run
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pending = {workers.pool.submit(_run_in_worker, setup, cell): cell for cell in longest_first(todo)}
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                cell = pending.pop(future)
+                run, span = future.result()
+                spans.append(span)
+                done += 1
+                if on_cell:
+                    on_cell(cell, run, done, total)
+                yield run
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise

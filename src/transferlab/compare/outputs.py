@@ -41,6 +41,7 @@ def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any],
     """
     from ..report import write_report
 
+    runs = grid_order(runs, config)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
@@ -56,6 +57,23 @@ def write_outputs(out: Path, runs: list[dict[str, Any]], config: dict[str, Any],
         write_report(out / "report.html", summary, to_jsonable(runs), config=config, versions=versions(), title=title,
                      transferred=transferred, transferred_note=note)
     return summary
+
+
+def grid_order(runs: list[dict[str, Any]], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs in the grid's order — by label budget as configured, then seed, then strategy as listed
+    (reference baselines after the strategies) — whatever order they finished in (--jobs N, resumed grids).
+    Runs the config does not name keep their stored order, after the others."""
+    shots = [str(s) for s in config.get("shots") or []]
+    labels = [s.get("label") or s.get("name") for s in config.get("strategies") or [] if isinstance(s, dict)]
+
+    def key(run: dict[str, Any]) -> tuple[int, int, int]:
+        budget = str(run.get("shots"))
+        if budget not in shots:
+            return (len(shots), 0, 0)
+        return (shots.index(budget), int(run.get("seed", 0)),
+                labels.index(run["strategy"]) if run.get("strategy") in labels else len(labels))
+
+    return sorted(runs, key=key)
 
 
 TRANSFERRED = "what_transferred.json"

@@ -119,11 +119,13 @@ def _digits() -> RawData:
     spec = importlib.util.find_spec("sklearn")
     path = Path(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz") if spec and \
         spec.submodule_search_locations else None
+    table = None
     if path is not None and path.is_file():
         with gzip.open(path, mode="rt", encoding="utf-8") as f:
             table = np.loadtxt(f, delimiter=",")
+    if table is not None and table.shape == (1797, 65):
         images, target = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
-    else:  # another layout of sklearn's files: its own reader
+    else:  # another layout or content of sklearn's files: its own reader
         from sklearn.datasets import load_digits
 
         bunch = load_digits()

@@ -187,10 +187,16 @@ def _effnet_grid(args, data: Path):
     # partial-7 first: its cached stage6 outputs are where the linear probe's features continue from
     specs = [StrategySpec("partial", {"freeze": 7}, label="partial-7"), StrategySpec("linear-probe"),
              StrategySpec("scratch", train=few)]
-    if args.multi:
-        name, options, train = strategies_of(args, [MULTI])[MULTI]
-        train = {**train, "weight_decay": args.probe_weight_decay, "lr": args.probe_lr}  # ~100 training images
-        specs.insert(2, StrategySpec(name, options, label=MULTI, train=train))
+    for label, wd in ((MULTI, args.probe_weight_decay), (GRID, args.grid_weight_decay)):
+        if args.multi:
+            name, options, train = strategies_of(args, [label])[label]
+            train = {**train, "weight_decay": wd, "lr": args.probe_lr}  # ~100 training images
+            specs.insert(-1, StrategySpec(name, options, label=label, train=train))
+    chosen = args.effnet_strategies.split(",")
+    unknown = [c for c in chosen if c not in [s.label or s.name for s in specs]]
+    if unknown:
+        raise SystemExit(f"unknown --effnet-strategies {unknown}; choose from {[s.label or s.name for s in specs]}")
+    specs = [s for s in specs if (s.label or s.name) in chosen]
     return run_comparison(CompareConfig(pretrained="efficientnet-lite0", data=str(data), image_size=args.image_size,
                                         strategies=specs, shots=args.shots, seeds=args.seeds),
                           Path(args.out) / "effnet-grid", threads=1)
@@ -395,7 +401,9 @@ def main() -> None:
     parser.add_argument("--large-strategies", default="partial-7,linear-probe,linear-probe-multi",
                         help="of partial-7, linear-probe, linear-probe-multi, linear-probe-grid")
     parser.add_argument("--multi", action=argparse.BooleanOptionalAction, default=True,
-                        help="add linear-probe-multi (pooled outputs of --probe-blocks) to the efficientnet grid")
+                        help="add linear-probe-multi and linear-probe-grid to the efficientnet grid")
+    parser.add_argument("--effnet-strategies", default="partial-7,linear-probe,linear-probe-multi,linear-probe-grid,scratch",
+                        help="the efficientnet grid's strategies (scratch is the verdicts' baseline)")
     parser.add_argument("--probe-blocks", default="stage4,stage5,stage6,stage7,conv_head",
                         help="linear-probe-multi's --feature-blocks")
     parser.add_argument("--probe-weight-decay", type=float, default=1.0, help="linear-probe-multi's L2 penalty (Adam)")

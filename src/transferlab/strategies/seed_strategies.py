@@ -132,7 +132,7 @@ class LinearProbe(Strategy):
     that can transfer better to a distant target (Yosinski et al. 2014); blocks after the last named one
     are not run, which also makes the probe cheaper. With `feature_grid` G > 1 each block's map is pooled to a
     G×G grid of averages instead of one: the head also sees *where* a pattern is (centred, aligned images such
-    as Fashion-MNIST's: a 4×4 grid lifts the 10-label probe by ~0.04, docs/vision.md).
+    as Fashion-MNIST's; measured in docs/vision.md).
     """
 
     summary = ("backbone frozen, only a new linear output layer trains (--feature-blocks: pooled outputs of chosen blocks; "

@@ -282,7 +282,7 @@ def test_feature_grid_without_feature_blocks_is_refused_with_the_fix():
 
     with pytest.raises(ConfigError, match=r"--feature-grid 4 pools the outputs of --feature-blocks, but none are given; "
                                           r"name the blocks to pool, e.g. --feature-blocks stage5,stage6 --feature-grid 4"):
-        create_strategy("linear-probe", feature_grid=4)
+        create_strategy("linear-probe", feature_grid=4).configure_backbone(_tiny_effnet())
     with pytest.raises(ConfigError, match=r"feature_grid 2 pools the outputs of feature_blocks, but none are named"):
         _tiny_effnet().set_feature_blocks([], grid=2)
     assert create_strategy("linear-probe", feature_blocks=["stage6"], feature_grid=1).describe() == \

@@ -117,9 +117,6 @@ class LinearProbeConfig:
             raise ConfigError(f"--feature-blocks must be backbone block names, comma-separated like stage6,conv_head; "
                               f"got {self.feature_blocks!r}")
         self.feature_blocks = [b.strip() for b in blocks]
-        if grid > 1 and not self.feature_blocks:
-            raise ConfigError(f"--feature-grid {grid} pools the outputs of --feature-blocks, but none are given; name "
-                              f"the blocks to pool, e.g. --feature-blocks stage5,stage6 --feature-grid {grid}")
 
 
 @register_strategy("linear-probe", order=40)
@@ -140,8 +137,12 @@ class LinearProbe(Strategy):
     Config = LinearProbeConfig
 
     def configure_backbone(self, backbone: Backbone) -> None:
+        grid = self.config.feature_grid
+        if grid > 1 and not self.config.feature_blocks:  # checked here, not in the config: options are set one at a time
+            raise ConfigError(f"--feature-grid {grid} pools the outputs of --feature-blocks, but none are given; name "
+                              f"the blocks to pool, e.g. --feature-blocks stage5,stage6 --feature-grid {grid}")
         if self.config.feature_blocks:
-            backbone.set_feature_blocks(self.config.feature_blocks, grid=self.config.feature_grid)
+            backbone.set_feature_blocks(self.config.feature_blocks, grid=grid)
 
     def options(self) -> dict:
         """Without `feature_blocks` / `feature_grid` when unset: a plain linear probe is described (and resumed) as before."""

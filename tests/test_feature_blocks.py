@@ -212,3 +212,141 @@ def test_cli_feature_blocks_flag_and_its_error(tmp_path):
     assert bad.exit_code != 0
     assert "feature_blocks ['stage9'] are not blocks of this backbone; its blocks are ['fc1', 'fc2']" in bad.output
     assert not (tmp_path / "m2").exists()
+
+
+# --- feature_grid: each feature block's map pooled to a G×G grid of averages ---------------------------------------
+
+
+def test_grid_features_are_the_cell_averages_of_each_block_channels_first():
+    backbone = _tiny_effnet()
+    seen = {}
+    for name in ("stage5", "stage6", "conv_head"):
+        backbone.blocks[name].register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
+    backbone.set_feature_blocks(["stage5", "stage6", "conv_head"], grid=2)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        features = backbone.features(x)
+    s5 = seen["stage5"]  # (3, 32, 2, 2) at 32 px: a 2×2 grid is the map itself
+    cells = [s5[:, :, r, c] for r in range(2) for c in range(2)]
+    assert torch.allclose(features[:, : 32 * 4].view(3, 32, 4), torch.stack(cells, dim=2), atol=1e-6)
+    assert torch.equal(features[:, -1280:], seen["conv_head"])  # a (B, D) output is used as it is
+    assert backbone.feature_dim == features.shape[1] == (32 + 48) * 4 + 1280
+    assert backbone.spec["feature_blocks"] == ["stage5", "stage6", "conv_head"] and backbone.spec["feature_grid"] == 2
+    backbone.set_feature_blocks(["stage5"])  # grid 1 again: the global average, and the spec says nothing of a grid
+    assert backbone.feature_grid == 1 and "feature_grid" not in backbone.spec and backbone.feature_dim == 32
+
+
+def test_a_grid_on_a_larger_map_averages_each_cell():
+    backbone = _tiny_effnet()
+    backbone.set_resolution(64)
+    seen = {}
+    backbone.blocks["stage4"].register_forward_hook(lambda m, i, o: seen.__setitem__("stage4", o))
+    backbone.set_feature_blocks(["stage4"], grid=2)
+    with torch.no_grad():
+        features = backbone.features(torch.rand(2, 1, 28, 28))
+    m = seen["stage4"]  # (2, C, 4, 4) at 64 px
+    assert m.shape[-1] == 4
+    top_left = m[:, :, :2, :2].mean(dim=(2, 3))
+    assert torch.allclose(features.view(2, m.shape[1], 4)[:, :, 0], top_left, atol=1e-6)
+
+
+def test_grid_and_global_features_of_the_same_blocks_are_separate_cache_entries():
+    from transferlab.engine.feature_cache import FeatureCache
+
+    backbone = _tiny_effnet()
+    names = backbone.block_names
+    x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    cache = FeatureCache()
+    backbone.set_feature_blocks(["stage5", "stage6"])
+    plain = cache.features("w", backbone, len(names), "pool", x)
+    backbone.set_feature_blocks(["stage5", "stage6"], grid=2)
+    gridded = cache.features("w", backbone, len(names), "pool", x)
+    with torch.no_grad():
+        direct = backbone.features(torch.from_numpy(x))
+    assert plain.shape[1] == 80 and gridded.shape[1] == 80 * 4 and len(cache) == 2
+    assert torch.allclose(gridded, direct, atol=1e-6)
+
+
+@pytest.mark.parametrize("grid", [0, 9, 2.5, True, "4"])
+def test_feature_grid_out_of_range_is_refused_naming_the_value(grid):
+    from transferlab.strategies import create_strategy
+
+    with pytest.raises(ConfigError, match=rf"--feature-grid must be a whole number from 1 to 8; got {grid!r}"):
+        create_strategy("linear-probe", feature_blocks=["stage6"], feature_grid=grid)
+    with pytest.raises(ConfigError, match=rf"feature_grid must be a whole number from 1 to 8; got {grid!r}"):
+        _tiny_effnet().set_feature_blocks(["stage6"], grid=grid)
+
+
+def test_feature_grid_without_feature_blocks_is_refused_with_the_fix():
+    from transferlab.strategies import create_strategy
+
+    with pytest.raises(ConfigError, match=r"--feature-grid 4 pools the outputs of --feature-blocks, but none are given; "
+                                          r"name the blocks to pool, e.g. --feature-blocks stage5,stage6 --feature-grid 4"):
+        create_strategy("linear-probe", feature_grid=4).configure_backbone(_tiny_effnet())
+    with pytest.raises(ConfigError, match=r"feature_grid 2 pools the outputs of feature_blocks, but none are named"):
+        _tiny_effnet().set_feature_blocks([], grid=2)
+    assert create_strategy("linear-probe", feature_blocks=["stage6"], feature_grid=1).describe() == \
+        "linear-probe(feature_blocks=['stage6'])"  # grid 1 is the default: described as before
+
+
+def test_a_grid_probe_is_saved_reloaded_and_exported_with_its_grid(tmp_path):
+    from transferlab.api import evaluate, finetune, load, pretrain, predict
+    from transferlab.engine import TrainConfig
+    from transferlab.export import export as export_model
+
+    path, x, _ = _squares(tmp_path)
+    pre = tmp_path / "pre"
+    pretrain(str(path), backbone="cnn", out=pre, train=TrainConfig(epochs=1))
+    out = tmp_path / "m"
+    result = finetune(str(pre), str(path), strategy="linear-probe",
+                      strategy_options={"feature_blocks": ["conv1", "conv2"], "feature_grid": 3}, out=out,
+                      train=TrainConfig(epochs=3, batch_size=8))
+    config = json.loads((out / "config.json").read_text())
+    backbone = config["architecture"]["backbone"]
+    assert backbone["feature_blocks"] == ["conv1", "conv2"] and backbone["feature_grid"] == 3
+    assert config["architecture"]["feature_dim"] == (16 + 32) * 9  # conv1 14×14 and conv2 7×7 maps, 3×3 cells each
+    reloaded = load(out).backbone
+    assert reloaded.feature_grid == 3 and reloaded.feature_dim == 432
+    assert result.test_accuracy == evaluate(out, str(path)).test_accuracy
+    assert len(predict(out, x[:2].astype(np.float32) / 255)) == 2
+    exported = export_model(out, tmp_path / "m.onnx", format="onnx")
+    assert exported.parity_max_abs_diff <= 1e-4
+
+
+def test_a_damaged_feature_grid_entry_in_config_json_is_refused(tmp_path):
+    from transferlab.api import finetune, load, pretrain
+    from transferlab.engine import TrainConfig
+
+    path, _, _ = _squares(tmp_path)
+    pre, out = tmp_path / "pre", tmp_path / "m"
+    pretrain(str(path), backbone="cnn", out=pre, train=TrainConfig(epochs=1))
+    finetune(str(pre), str(path), strategy="linear-probe", strategy_options={"feature_blocks": ["conv2"], "feature_grid": 2},
+             out=out, train=TrainConfig(epochs=1))
+    config = json.loads((out / "config.json").read_text())
+    config["architecture"]["backbone"]["feature_grid"] = 20
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match=r"architecture.backbone.feature_grid\" is 20; expected a whole number from 1 "
+                                            r"to 8, with feature_blocks"):
+        load(out)
+
+
+def test_cli_feature_grid_flag_and_its_error(tmp_path):
+    from transferlab.api import pretrain
+    from transferlab.cli import app
+    from transferlab.engine import TrainConfig
+
+    path, _, _ = _squares(tmp_path)
+    pre = tmp_path / "pre"
+    pretrain(str(path), backbone="cnn", out=pre, train=TrainConfig(epochs=1))
+    runner = CliRunner()
+    ok = runner.invoke(app, ["finetune", str(pre), "--data", str(path), "--strategy", "linear-probe",
+                             "--feature-blocks", "conv2", "--feature-grid", "2", "--epochs", "1",
+                             "--out", str(tmp_path / "m"), "--quiet"])
+    assert ok.exit_code == 0, ok.output
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["architecture"]["backbone"]["feature_grid"] == 2 and config["architecture"]["feature_dim"] == 32 * 4
+    bad = runner.invoke(app, ["finetune", str(pre), "--data", str(path), "--strategy", "linear-probe",
+                              "--feature-grid", "2", "--epochs", "1", "--out", str(tmp_path / "m2"), "--quiet"])
+    assert bad.exit_code != 0
+    assert "--feature-grid 2 pools the outputs of --feature-blocks, but none are given" in bad.output
+    assert not (tmp_path / "m2").exists()

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..data.task import InputSpec
 from ..errors import ArtifactError, ConfigError
-from ..models.backbone import Backbone
+from ..models.backbone import MAX_FEATURE_GRID, Backbone
 from ..models.head import HeadSpec, TransferModel
 from .card import model_card
 from .files import atomic_folder, fsync_path, read_verified_safetensors, sha256_file, write_bytes_synced
@@ -277,6 +277,9 @@ def _check_config(config: dict[str, Any], cfg_path: Path) -> None:
     blocks = backbone.get("feature_blocks", []) if isinstance(backbone, dict) else []
     if not (isinstance(blocks, list) and all(isinstance(b, str) for b in blocks)):
         raise bad('"architecture.backbone.feature_blocks"', blocks, 'a list of block names like ["stage6", "conv_head"]')
+    grid = backbone.get("feature_grid", 1) if isinstance(backbone, dict) else 1
+    if not (is_int(grid) and 1 <= grid <= MAX_FEATURE_GRID and (grid == 1 or blocks)):
+        raise bad('"architecture.backbone.feature_grid"', grid, f"a whole number from 1 to {MAX_FEATURE_GRID}, with feature_blocks")
     if not (is_int(arch.get("feature_dim")) and arch["feature_dim"] >= 1):
         raise bad('"architecture.feature_dim"', arch.get("feature_dim"), "a whole number ≥ 1")
     head = arch.get("head")
@@ -353,7 +356,7 @@ def _build_backbone(config: dict[str, Any], module: nn.Sequential | None, state:
     def build() -> Backbone:
         backbone = create_backbone(spec["name"], input_spec, **spec["config"])
         if spec.get("feature_blocks"):  # a linear probe on pooled outputs of chosen blocks
-            backbone.set_feature_blocks(spec["feature_blocks"])
+            backbone.set_feature_blocks(spec["feature_blocks"], grid=spec.get("feature_grid", 1))
         return backbone
 
     folder_based = spec.get("name") in list_backbones() and backbone_entry(spec["name"]).folder_based

@@ -31,7 +31,8 @@ def cacheable_prefix(backbone: Backbone, frozen: list[str]) -> int:
 def _entry_source(source: str, backbone: Backbone, stop: int) -> str:
     """The whole backbone's outputs depend on which blocks' pooled outputs are the features: they are their own entry."""
     if backbone.feature_blocks and stop >= len(backbone.blocks):
-        return f"{source}#features={','.join(backbone.feature_blocks)}"
+        grid = f"@grid={backbone.feature_grid}" if backbone.feature_grid > 1 else ""
+        return f"{source}#features={','.join(backbone.feature_blocks)}{grid}"
     return source
 
 

@@ -18,6 +18,9 @@ from ..data.task import InputSpec
 from ..errors import ConfigError, ShapeError
 
 
+MAX_FEATURE_GRID = 8  # --feature-grid: at most an 8×8 grid (64 cells per channel)
+
+
 class Backbone(nn.Module):
     """An ordered stack of named blocks mapping an input (B, *input_spec.shape) to features (B, feature_dim).
 
@@ -56,6 +59,8 @@ class Backbone(nn.Module):
         self.channels_last = False
         # Blocks whose pooled outputs, concatenated, are the features (`set_feature_blocks`); empty: the last block's output
         self.feature_blocks: list[str] = []
+        # Each feature block's (B, C, H, W) output pooled to a grid × grid of averages (1: the global average)
+        self.feature_grid = 1
         if init_scheme == "glorot":
             glorot_(self)
 
@@ -63,7 +68,7 @@ class Backbone(nn.Module):
         """Run every block: (B, *input shape) -> (B, feature_dim)."""
         return self.features_from(x, 0)
 
-    def set_feature_blocks(self, names: list[str]) -> None:
+    def set_feature_blocks(self, names: list[str], grid: int = 1) -> None:
         """Features = the globally average-pooled outputs of the named blocks, concatenated (input side first).
 
         Earlier blocks of an ImageNet network hold more generic features (textures, parts) than its last one,
@@ -72,8 +77,15 @@ class Backbone(nn.Module):
         Blocks after the last named one are not run. A (B, C, H, W) output is averaged over H and W; a
         (B, D) output is used as it is. An empty list restores the default (the last block's output).
         The choice is recorded in the spec (`feature_blocks`), so a saved model is rebuilt with it.
+
+        `grid` > 1 keeps where things are: each (B, C, H, W) output is average-pooled to a grid × grid of cells
+        (`adaptive_avg_pool2d`; a map smaller than the grid repeats its values), C·grid² features per block,
+        channels first then cells row by row; (B, D) outputs are used as they are. Recorded as `feature_grid`.
         """
         names = list(names)
+        if isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= MAX_FEATURE_GRID:
+            raise ConfigError(f"feature_grid must be a whole number from 1 to {MAX_FEATURE_GRID}; got {grid!r} "
+                              "(1: each block's output averaged over the whole map; e.g. 4 for a 4×4 grid of averages)")
         known = self.block_names
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -87,10 +99,13 @@ class Backbone(nn.Module):
         ordered = [n for n in known if n in names]
         if not self.feature_blocks:
             self._untapped_dim = self.feature_dim
-        if ordered == [known[-1]] or not ordered:  # the last block alone is the default features
+        if grid > 1 and not ordered:
+            raise ConfigError(f"feature_grid {grid} pools the outputs of feature_blocks, but none are named; name the "
+                              "blocks to pool (e.g. --feature-blocks stage5,stage6 --feature-grid " + str(grid) + ")")
+        if (ordered == [known[-1]] and grid == 1) or not ordered:  # the last block alone is the default features
             ordered = []
-        previous = (self.feature_blocks, self.feature_dim)
-        self.feature_blocks = ordered
+        previous = (self.feature_blocks, self.feature_dim, self.feature_grid)
+        self.feature_blocks, self.feature_grid = ordered, grid
         if ordered:
             was_training = self.training
             self.eval()
@@ -98,16 +113,19 @@ class Backbone(nn.Module):
                 with torch.no_grad():
                     dim = int(self._tapped(self.example_input(), 0).shape[1])
             except Exception:
-                self.feature_blocks, self.feature_dim = previous
+                self.feature_blocks, self.feature_dim, self.feature_grid = previous
                 raise
             finally:
                 self.train(was_training)
             self.feature_dim = dim
         else:
             self.feature_dim = self._untapped_dim
-        spec = {k: v for k, v in self.spec.items() if k != "feature_blocks"} if self.spec is not None else None
+        spec = ({k: v for k, v in self.spec.items() if k not in ("feature_blocks", "feature_grid")}
+                if self.spec is not None else None)
         if spec is not None and ordered:
             spec["feature_blocks"] = list(ordered)
+            if grid > 1:
+                spec["feature_grid"] = grid
         self.spec = spec
 
     def _tapped(self, x: torch.Tensor, start: int) -> torch.Tensor:
@@ -117,11 +135,12 @@ class Backbone(nn.Module):
         if taps[0] < start - 1:
             raise ConfigError(f"the features need the output of block {names[taps[0]]!r}, but the run starts after block "
                               f"{names[start - 1]!r}; cache at most the blocks up to {names[taps[0]]!r}")
-        pooled = [_pool(x, names[start - 1])] if start - 1 in taps else []
+        grid = self.feature_grid
+        pooled = [_pool(x, names[start - 1], grid)] if start - 1 in taps else []
         for i in range(start, taps[-1] + 1):
             x = self.blocks[names[i]](x)
             if i in taps:
-                pooled.append(_pool(x, names[i]))
+                pooled.append(_pool(x, names[i], grid))
         return torch.cat(pooled, dim=1)  # (B, feature_dim)
 
     def cacheable_cut(self, frozen: int) -> int:
@@ -198,10 +217,13 @@ class Backbone(nn.Module):
             )
 
 
-def _pool(x: torch.Tensor, name: str) -> torch.Tensor:
-    """A block's output as one vector per example: (B, C, H, W) averaged over H and W; (B, D) as it is."""
+def _pool(x: torch.Tensor, name: str, grid: int = 1) -> torch.Tensor:
+    """A block's output as one vector per example: (B, C, H, W) averaged over H and W (grid > 1: over each cell of a
+    grid × grid, → (B, C·grid²)); (B, D) as it is."""
     if isinstance(x, torch.Tensor) and x.dim() == 4:
-        return x.mean(dim=(2, 3))
+        if grid == 1:
+            return x.mean(dim=(2, 3))
+        return torch.nn.functional.adaptive_avg_pool2d(x, grid).flatten(1)  # (B, C, grid, grid) -> (B, C·grid²)
     if isinstance(x, torch.Tensor) and x.dim() == 2:
         return x
     shape = "×".join(str(s) for s in x.shape[1:]) if isinstance(x, torch.Tensor) else type(x).__name__

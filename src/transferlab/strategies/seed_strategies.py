@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import ConfigError
-from ..models.backbone import Backbone
+from ..models.backbone import MAX_FEATURE_GRID, Backbone
 from ..models.head import HeadSpec, TransferModel
 from ..models.mlp import ACTIVATIONS as HEAD_ACTIVATIONS
 from .base import Strategy, freeze, register_strategy
@@ -109,8 +109,15 @@ class LinearProbeConfig:
     feature_blocks: list[str] = field(default_factory=list, metadata={
         "help": "backbone blocks whose average-pooled outputs, concatenated, feed the head (e.g. stage6,conv_head); "
                 "empty: the backbone's own features"})
+    feature_grid: int = field(default=1, metadata={
+        "help": "pool each feature block's map to a G×G grid of averages (C·G² features per block) instead of one "
+                "average; needs --feature-blocks"})
 
     def __post_init__(self) -> None:
+        grid = self.feature_grid
+        if isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= MAX_FEATURE_GRID:
+            raise ConfigError(f"--feature-grid must be a whole number from 1 to {MAX_FEATURE_GRID}; got {grid!r} "
+                              "(1: each block's output averaged over the whole map; e.g. 4 for a 4×4 grid of averages)")
         blocks = self.feature_blocks
         if isinstance(blocks, str):
             blocks = [b.strip() for b in blocks.split(",") if b.strip()]
@@ -128,19 +135,27 @@ class LinearProbe(Strategy):
     With `feature_blocks`, the head reads the average-pooled outputs of the named blocks, concatenated,
     instead of the last block's: intermediate stages of an ImageNet network hold more generic features
     that can transfer better to a distant target (Yosinski et al. 2014); blocks after the last named one
-    are not run, which also makes the probe cheaper.
+    are not run, which also makes the probe cheaper. With `feature_grid` G > 1 each block's map is pooled to a
+    G×G grid of averages instead of one: the head also sees *where* a pattern is (centred, aligned images such
+    as Fashion-MNIST's; measured in docs/vision.md).
     """
 
-    summary = "backbone frozen, only a new linear output layer trains (--feature-blocks: pooled outputs of chosen blocks)"
+    summary = ("backbone frozen, only a new linear output layer trains (--feature-blocks: pooled outputs of chosen blocks; "
+               "--feature-grid: pooled to a grid)")
     Config = LinearProbeConfig
 
     def configure_backbone(self, backbone: Backbone) -> None:
+        grid = self.config.feature_grid
+        if grid > 1 and not self.config.feature_blocks:  # checked here, not in the config: options are set one at a time
+            raise ConfigError(f"--feature-grid {grid} pools the outputs of --feature-blocks, but none are given; name "
+                              f"the blocks to pool, e.g. --feature-blocks stage5,stage6 --feature-grid {grid}")
         if self.config.feature_blocks:
-            backbone.set_feature_blocks(self.config.feature_blocks)
+            backbone.set_feature_blocks(self.config.feature_blocks, grid=grid)
 
     def options(self) -> dict:
-        """Without `feature_blocks` when unset: a plain linear probe is described (and resumed) as before."""
-        return {k: v for k, v in super().options().items() if k != "feature_blocks" or v}
+        """Without `feature_blocks` / `feature_grid` when unset: a plain linear probe is described (and resumed) as before."""
+        return {k: v for k, v in super().options().items()
+                if not (k == "feature_blocks" and not v) and not (k == "feature_grid" and v == 1)}
 
     def frozen_blocks(self, backbone: Backbone) -> list[str]:
         return backbone.block_names

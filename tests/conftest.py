@@ -156,3 +156,38 @@ def save_tiny_vision_model(path, kind: str = "vit"):
 def tiny_vit_path(tmp_path_factory):
     pytest.importorskip("transformers")
     return save_tiny_vision_model(tmp_path_factory.mktemp("tiny-vit"), "vit")
+
+
+def kill_after_runs(cmd: list[str], runs_db, at_least: int, *, timeout: float, env: dict | None = None,
+                    finished_only: bool = False) -> tuple[int, bool]:
+    """Start `cmd` (a compare), SIGKILL it once its `runs_db` (runs.sqlite) holds `at_least` runs (with
+    `finished_only`, runs whose status is 'finished') or after `timeout` seconds.
+
+    Returns (runs counted at the kill, whether the process was still running then): a resume test asserts
+    the second is True, else the command finished before it could be killed.
+    """
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+    from pathlib import Path
+
+    runs_db = Path(runs_db)
+    query = "SELECT COUNT(*) FROM runs" + (" WHERE status='finished'" if finished_only else "")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    counted = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if runs_db.exists():  # connecting first would create an empty file where the compare makes its store
+            try:
+                with sqlite3.connect(runs_db) as db:
+                    counted = db.execute(query).fetchone()[0]
+            except sqlite3.OperationalError:
+                counted = 0
+            if counted >= at_least:
+                break
+        time.sleep(0.05)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return counted, alive

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
+from conftest import kill_after_runs
 
 import transferlab
 from transferlab.cli import app
@@ -189,22 +188,8 @@ def test_killed_compare_resumes_with_exactly_one_run_per_cell(setup, tmp_path):
             "--strategies", "linear-probe,full", "--shots", "1,5", "--seeds", "3", "--epochs", "60", "--out", str(out),
             "--quiet"]
     env = dict(os.environ, TRANSFERLAB_THREADS="1")
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    finished = 0
-    while time.time() < deadline and proc.poll() is None:
-        if (out / "runs.sqlite").exists():
-            try:
-                with sqlite3.connect(out / "runs.sqlite") as db:
-                    finished = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-            except sqlite3.OperationalError:
-                finished = 0
-            if finished >= 4:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "compare finished before it could be killed; make the runs longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _, alive = kill_after_runs(args, out / "runs.sqlite", 4, timeout=120, env=env)
+    assert alive, "compare finished before it could be killed; make the runs longer"
     done = subprocess.run(args, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(out / "runs.sqlite") as db:

@@ -7,15 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import kill_after_runs
 
 import transferlab
 from transferlab.compare import CompareConfig, StrategySpec, run_comparison
@@ -124,26 +123,14 @@ def test_a_killed_jobs_2_compare_resumes_with_exactly_one_run_per_cell(world, tm
     args = [sys.executable, "-m", "transferlab", "compare", str(world["src"]), "--data", str(world["target"]),
             "--strategies", "linear-probe,full", "--shots", "1,5,all", "--seeds", "3", "--epochs", "40",
             "--jobs", "2", "--threads", "1", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 180
-    finished = 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(out / "runs.sqlite") as db:
-                finished = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        except sqlite3.OperationalError:
-            finished = 0
-        if finished >= 3:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "compare finished before it could be killed; make the runs longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _, alive = kill_after_runs(args, out / "runs.sqlite", 3, timeout=180)
+    assert alive, "compare finished before it could be killed; make the runs longer"
     done = subprocess.run(args, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(out / "runs.sqlite") as db:
         rows = db.execute("SELECT strategy, shots, seed, status FROM runs").fetchall()
-    assert len(rows) == 3 * 3 * 3 == len(set(rows))  # scratch (the baseline, added), linear-probe, full and {r[3] for r in rows} == {"finished"}
+    assert len(rows) == 3 * 3 * 3 == len(set(rows))  # scratch (the baseline, added), linear-probe, full
+    assert {r[3] for r in rows} == {"finished"}
     with open(out / "results.csv") as f:  # reported in the grid's order, whatever order the cells finished in
         assert [(r["shots"], r["seed"], r["strategy"]) for r in csv.DictReader(f)] == \
                [(sh, str(k), s) for sh in ("1", "5", "all") for k in range(3) for s in ("scratch", "linear-probe", "full")]

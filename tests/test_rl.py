@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import kill_after_runs
 
 pytest.importorskip("stable_baselines3")
 pytest.importorskip("gymnasium")
@@ -378,21 +376,7 @@ def test_compare_killed_mid_grid_resumes_without_redoing_finished_runs(ppo_sourc
            "-q", "--json"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
                                                          os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    finished = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (out / "runs.sqlite").exists():
-            try:
-                with sqlite3.connect(out / "runs.sqlite") as db:
-                    finished = db.execute("SELECT COUNT(*) FROM runs WHERE status='finished'").fetchone()[0]
-            except sqlite3.OperationalError:
-                finished = 0
-            if finished >= 2:
-                break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    finished, _ = kill_after_runs(cmd, out / "runs.sqlite", 2, timeout=300, env=env, finished_only=True)
     assert finished >= 2
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -21,6 +21,13 @@ from ..errors import ConfigError, ShapeError
 MAX_FEATURE_GRID = 8  # --feature-grid: at most an 8×8 grid (64 cells per channel)
 
 
+def check_feature_grid(grid: object, name: str) -> None:
+    """Refuse a feature grid that is not a whole number from 1 to MAX_FEATURE_GRID (`name`: as the caller spells it)."""
+    if isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= MAX_FEATURE_GRID:
+        raise ConfigError(f"{name} must be a whole number from 1 to {MAX_FEATURE_GRID}; got {grid!r} "
+                          "(1: each block's output averaged over the whole map; e.g. 4 for a 4×4 grid of averages)")
+
+
 class Backbone(nn.Module):
     """An ordered stack of named blocks mapping an input (B, *input_spec.shape) to features (B, feature_dim).
 
@@ -83,9 +90,7 @@ class Backbone(nn.Module):
         channels first then cells row by row; (B, D) outputs are used as they are. Recorded as `feature_grid`.
         """
         names = list(names)
-        if isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= MAX_FEATURE_GRID:
-            raise ConfigError(f"feature_grid must be a whole number from 1 to {MAX_FEATURE_GRID}; got {grid!r} "
-                              "(1: each block's output averaged over the whole map; e.g. 4 for a 4×4 grid of averages)")
+        check_feature_grid(grid, "feature_grid")
         known = self.block_names
         unknown = [n for n in names if n not in known]
         if unknown:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import ConfigError
-from ..models.backbone import MAX_FEATURE_GRID, Backbone
+from ..models.backbone import Backbone, check_feature_grid
 from ..models.head import HeadSpec, TransferModel
 from ..models.mlp import ACTIVATIONS as HEAD_ACTIVATIONS
 from .base import Strategy, freeze, register_strategy
@@ -114,10 +114,7 @@ class LinearProbeConfig:
                 "average; needs --feature-blocks"})
 
     def __post_init__(self) -> None:
-        grid = self.feature_grid
-        if isinstance(grid, bool) or not isinstance(grid, int) or not 1 <= grid <= MAX_FEATURE_GRID:
-            raise ConfigError(f"--feature-grid must be a whole number from 1 to {MAX_FEATURE_GRID}; got {grid!r} "
-                              "(1: each block's output averaged over the whole map; e.g. 4 for a 4×4 grid of averages)")
+        check_feature_grid(self.feature_grid, "--feature-grid")
         blocks = self.feature_blocks
         if isinstance(blocks, str):
             blocks = [b.strip() for b in blocks.split(",") if b.strip()]

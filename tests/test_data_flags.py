@@ -175,6 +175,22 @@ def test_analyses_refuse_a_numeric_target(folders, tmp_path):
         _call(rank, folders, tmp_path, data_options=DataOptions(target="numeric"))
 
 
+def test_analyses_read_every_option_a_model_folder_recorded_and_the_caller_overrides_it():
+    """forgetting, explain, what-transferred and the domain-adaptation source rows read a dataset as a folder's
+    `preprocessing` (or a comparison's config) recorded it: every DataOptions field, not a hand-picked few."""
+    from transferlab.analysis.target import TargetSpec
+
+    recorded = {f: _other_value(f) for f in FIELDS if f != "target"} | {"scale": 255.0, "channels": 1}
+    spec = TargetSpec.recorded("data.csv", recorded)
+    assert spec.options == DataOptions(**{f: v for f, v in recorded.items() if f in FIELDS})
+    given = TargetSpec.recorded("data.csv", recorded, label_column="y", text_column=None, test_data="t.csv")
+    assert (given.label_column, given.text_column, given.test_data) == ("y", recorded["text_column"], "t.csv")
+    text = {"image_size": None, "image_margin": None, "classes": None, "text_column": "sentence", "label_column": "label"}
+    assert TargetSpec.recorded("s.csv", text).image_margin == 0  # a text model records no margin: the default
+    with pytest.raises(ConfigError, match="the analyses score class labels; got target='numeric'"):
+        TargetSpec.recorded("data.csv", {"target": "numeric"})
+
+
 def test_compare_yaml_reads_the_same_names_into_the_same_object(tmp_path):
     omitted = DATA_COMMANDS["compare"].omitted
     given = {f: _other_value(f) for f in FIELDS if f not in omitted}

@@ -78,10 +78,7 @@ def what_transferred(models_dir: Path, config: dict[str, Any], *, best: dict[str
         >>> summary = what_transferred(Path("cmp/models"), config)  # doctest: +SKIP
         >>> summary.models[0].cka  # doctest: +SKIP
     """
-    target = TargetSpec(str(config["data"]), classes=config.get("classes"), image_size=config.get("image_size"),
-                        image_margin=int(config.get("image_margin") or 0), image_center=config.get("image_center") or "box",
-                        label_column=config.get("label_column") or "label",
-                        text_column=config.get("text_column") or "text", test_data=config.get("test_data"))
+    target = TargetSpec.recorded(str(config["data"]), config)  # the comparison's data options, as its config holds them
     source = load_model_folder(resolve_model(config["pretrained"]))
     expected = config.get("pretrained_sha256")
     if expected and expected != source.config["weights"]["sha256"]:

@@ -105,10 +105,7 @@ def _target_of(finetuned: LoadedModel, data: str | None, label_column: str | Non
         test_data = test_data or recorded.get("test_data")
     if not data:
         raise ConfigError(f"{finetuned.path} records no target data file; pass --data")
-    return TargetSpec(str(data), classes=prep.get("classes"), image_size=prep.get("image_size"),
-                      image_margin=int(prep.get("image_margin") or 0), image_center=prep.get("image_center") or "box",
-                      label_column=label_column or prep.get("label_column") or "label",
-                      text_column=text_column or prep.get("text_column") or "text", test_data=test_data)
+    return TargetSpec.recorded(str(data), prep, label_column=label_column, text_column=text_column, test_data=test_data)
 
 
 def explain(

@@ -47,11 +47,7 @@ def source_spec(pretrained: LoadedModel, source_data: str | None = None) -> Targ
     data = source_data or task.get("path") or task.get("data")
     if not data or data == "n/a":
         raise ConfigError(f"{pretrained.path} records no source dataset; pass --source-data")
-    return TargetSpec(str(data), classes=prep.get("classes"), image_size=prep.get("image_size"),
-                      image_margin=int(prep.get("image_margin") or 0), label_column=prep.get("label_column") or "label",
-                      image_center=prep.get("image_center") or "box",
-                      text_column=prep.get("text_column") or "text",
-                      test_data=None if source_data else task.get("test_data"))
+    return TargetSpec.recorded(str(data), prep, test_data=None if source_data else task.get("test_data"))
 
 
 def _require_source_head(pretrained: LoadedModel) -> torch.nn.Module:

@@ -41,6 +41,19 @@ class TargetSpec:
         return cls(data, options.classes, options.image_size, options.image_margin, options.label_column,
                    options.text_column, options.test_data, options.image_center)
 
+    @classmethod
+    def recorded(cls, data: str, preprocessing: dict[str, Any], **given: Any) -> "TargetSpec":
+        """The target `data` read as a model folder recorded it (its `preprocessing`), with `given` overriding.
+
+        `given` are DataOptions fields (None: not given), e.g. a `label_column` or `test_data` passed by the
+        caller. Class labels only, as `of`.
+
+        Example:
+            >>> TargetSpec.recorded("digits", {"image_size": 28, "image_margin": None, "scale": 16.0}, test_data=None)
+            TargetSpec(data='digits', classes=None, image_size=28, image_margin=0, label_column='label', text_column='text', test_data=None, image_center='box')
+        """
+        return cls.of(data, DataOptions.from_preprocessing(preprocessing, **given))
+
     @property
     def options(self) -> DataOptions:
         """How the dataset is read: the DataOptions every command shares (class labels: analyses score classes)."""

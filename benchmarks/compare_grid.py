@@ -216,7 +216,23 @@ def _cpu_seconds(wait_for_workers: bool = False) -> float:
     while wait_for_workers and multiprocessing.active_children():  # (also reaps the ones that ended)
         time.sleep(0.05)
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _fork_server_cpu()
+
+
+def _fork_server_cpu() -> float:
+    """CPU seconds of the fork server the --jobs workers are forked from (compare/grid.py) and of the workers it
+    has reaped: they are its children, not this process's, and it lives as long as this process. 0 when none."""
+    import multiprocessing.forkserver as forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
 
 
 def grid_timeline(timeline: dict[str, Any], spans: dict[str, list[float]], began: float, ended: float) -> dict[str, Any]:
@@ -279,7 +295,8 @@ def print_profile(figures: dict[str, Any]) -> None:
         label = _part_label(label, key, jobs)
         print(f"| {label} | {figures[key]:.1f} | {figures[key] / wall:.0%} |")
     print(f"| **wall time** | **{wall:.1f}** | 100% |")
-    print(f"\nCPU time of all its processes: {figures['cpu_seconds']:.1f} s; peak RSS: {figures['peak_rss_mib']:.0f} MiB "
+    rss_of = " (this process and its own children; the --jobs workers are the fork server's)" if jobs > 1 else ""
+    print(f"\nCPU time of all its processes: {figures['cpu_seconds']:.1f} s; peak RSS{rss_of}: {figures['peak_rss_mib']:.0f} MiB "
           "(goal < 2048 MiB)")
     if figures["timeline"] is not None:
         print_timeline(figures["timeline"])

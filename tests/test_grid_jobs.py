@@ -192,3 +192,26 @@ def test_workers_of_another_count_or_fewer_than_two_are_refused(world, tmp_path)
         with pytest.raises(ConfigError, match=r"the worker processes given are 2, not --jobs 3; start GridWorkers\(3\)"):
             run_comparison(_config(world), tmp_path / "c", jobs=3, workers=workers)
     assert not (tmp_path / "c").exists()  # refused before anything was written
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads parent processes from /proc")
+def test_workers_are_forked_from_one_fork_server_not_from_the_comparison():
+    """One server imports torch and transferlab for every worker (docs/compare_speed.md); the comparison's own
+    process, which may hold OpenMP threads from its training, is never forked."""
+    from transferlab.compare.grid import GridWorkers, _warm
+
+    def parent(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    with GridWorkers(2) as workers:
+        pids = set()
+        for _ in range(20):  # both started, whichever takes each task
+            pids |= {f.result(timeout=120) for f in [workers.pool.submit(_warm, 0.2) for _ in range(2)]}
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2
+        parents = {parent(pid) for pid in pids}
+        assert len(parents) == 1 and os.getpid() not in parents
+        with open(f"/proc/{parents.pop()}/cmdline", "rb") as f:
+            assert b"forkserver" in f.read()

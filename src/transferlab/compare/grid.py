@@ -190,7 +190,8 @@ class GridWorkers:
 
     A worker's start (torch and transferlab imported) takes seconds: the workers are forked from one fork
     server that imports them once (`_worker_context`), and started early that import overlaps the work before
-    the grid — `transferlab demo` starts them before it pretrains, on the core pretraining leaves idle. Pass it to `run_comparison(..., workers=...)`; close it (or use `with`) after.
+    the grid — `transferlab demo` starts them before it pretrains, on the core pretraining leaves idle.
+    Pass it to `run_comparison(..., workers=...)`; close it (or use `with`) after.
 
     Example:
         >>> with GridWorkers(2) as workers:  # doctest: +SKIP

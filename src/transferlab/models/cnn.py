@@ -44,7 +44,7 @@ class ConvBlock(nn.Sequential):
     Max-pooling runs before the ReLU (the modules stay in the order conv, BatchNorm, ReLU, max-pool): ReLU is
     monotone, so max(relu(a)) is relu(max(a)) bit for bit, and so are the gradients (the pool picks the same
     element; where it is ≤ 0 the ReLU passes no gradient either way) — but the ReLU and its backward then touch
-    a quarter of the elements: a training step 6–10% faster (docs/compare_speed.md).
+    a quarter of the elements: a training step 1.06–1.07× faster, whole cells 1.05× (docs/compare_speed.md).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

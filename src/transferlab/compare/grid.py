@@ -96,8 +96,10 @@ def die_with_parent(parent_pid: int) -> None:
     """Ask the kernel to SIGKILL this process when its parent dies (Linux prctl PR_SET_PDEATHSIG).
 
     A comparison killed with SIGKILL cannot stop its workers itself; without this they would train on,
-    orphaned, holding hundreds of MB each. If the parent is already gone, exit now. Elsewhere than
-    Linux there is no such call: the pool's own shutdown on a normal exit or an exception still applies.
+    orphaned, holding hundreds of MB each. A worker's parent is the fork server (GridWorkers), which exits
+    as soon as the comparison's process `parent_pid` is gone (or, where workers are spawned, that process
+    itself). If it is already gone, exit now. Elsewhere than Linux there is no such call: the pool's own
+    shutdown on a normal exit or an exception still applies.
     """
     import signal
     import sys
@@ -109,22 +111,55 @@ def die_with_parent(parent_pid: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         except (OSError, AttributeError):
             pass
-    if os.getppid() != parent_pid:  # the parent died before the request was made
+    if os.getppid() == 1 or not _alive(parent_pid):  # the parent died before the request was made
         os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's (a reused pid): not ours, but not proof it died
+        return True
+    return True
 
 
 def _init_worker(parent_pid: int) -> None:
     """A worker's start: die with the parent, and import what every cell needs (torch, the engine, the
-    strategies) while the parent still prepares the grid (or, in `transferlab demo`, pretrains)."""
+    strategies) while the parent still prepares the grid (or, in `transferlab demo`, pretrains). Forked from
+    the fork server, all of it is imported already (compare/worker_preload.py)."""
+    _release_fork_server()
     die_with_parent(parent_pid)
-    import torch
+    from . import worker_preload  # noqa: F401
 
-    from .. import engine, strategies  # noqa: F401
-    from ..engine import run  # noqa: F401
 
-    # torch imports torch._dynamo at the first optimiser a process makes (a second or more of CPU): here,
-    # not in the worker's first cell. It draws no random numbers, so no run changes.
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+def _release_fork_server() -> None:
+    """Close this worker's copy of the descriptor by which the fork server learns that the comparison's process
+    is gone (multiprocessing hands every forked child one). Held open here it would keep the server — and so,
+    through die_with_parent, this worker — alive after the comparison's process is killed."""
+    import multiprocessing.forkserver as forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None
+
+
+def _worker_context() -> Any:
+    """How worker processes start: forked from a fork server that imported torch and transferlab once
+    (compare/worker_preload.py), so N workers pay one start; where there is no fork server (Windows), spawned.
+    Never forked from this process itself: it may hold OpenMP threads from its own training, which a forked
+    child cannot use."""
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([f"{__package__}.worker_preload"])
+    return ctx
 
 
 def _prepare_worker(setup: tuple[Any, ...]) -> None:
@@ -143,16 +178,20 @@ def _run_in_worker(setup: tuple[Any, ...], cell: Cell) -> tuple[dict[str, Any], 
     return _timed_run(_WORKER, cell, _READY)
 
 
-def _warm() -> int:
+def _warm(hold: float = 0.0) -> int:
+    """A worker's first task; `hold` keeps it busy a moment, so that the next task submitted starts another
+    worker instead of waiting for this idle one (GridWorkers starts all of them at once)."""
+    time.sleep(hold)
     return os.getpid()
 
 
 class GridWorkers:
     """`jobs` worker processes for comparison grids, started ahead of the grid.
 
-    A worker's start (a fresh interpreter, torch and transferlab imported) takes seconds; started early it
-    overlaps the work before the grid — `transferlab demo` starts them before it pretrains, on the core
-    pretraining leaves idle. Pass it to `run_comparison(..., workers=...)`; close it (or use `with`) after.
+    A worker's start (torch and transferlab imported) takes seconds: the workers are forked from one fork
+    server that imports them once (`_worker_context`), and started early that import overlaps the work before
+    the grid — `transferlab demo` starts them before it pretrains, on the core pretraining leaves idle.
+    Pass it to `run_comparison(..., workers=...)`; close it (or use `with`) after.
 
     Example:
         >>> with GridWorkers(2) as workers:  # doctest: +SKIP
@@ -161,21 +200,31 @@ class GridWorkers:
     """
 
     def __init__(self, jobs: int) -> None:
-        import multiprocessing as mp
+        import threading
 
         if jobs < 2:
             raise ConfigError(f"worker processes are for --jobs 2 or more; got {jobs}")
         self.jobs = jobs
-        ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited OpenMP/torch thread state
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(), initializer=_init_worker,
                                         initargs=(os.getpid(),))
-        for _ in range(jobs):  # the pool starts a process per task submitted while none is idle: start them all now
-            self.pool.submit(_warm)
+        # The pool starts a process per task submitted while none is idle: start them all now. A fork server
+        # answers a start only once it has imported everything, so they are asked for from a thread of this
+        # process, which goes on meanwhile (pretraining, the grid's setup).
+        self._starting = threading.Thread(target=self._start, name="grid-workers-start", daemon=True)
+        self._starting.start()
+
+    def _start(self) -> None:
+        try:
+            for _ in range(self.jobs):
+                self.pool.submit(_warm, 0.5)
+        except RuntimeError:  # closed before they were all asked for
+            pass
 
     def close(self) -> None:
         """Let the workers exit, dropping what they have not started (e.g. a grid that was already finished
         leaves its warm-up unused); this process does not wait for their exit (torch's teardown takes a
         while): they go while it writes the report."""
+        self._starting.join()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "GridWorkers":

@@ -40,10 +40,19 @@ class ConvBlock(nn.Sequential):
     Every path converts here (training, evaluation, the frozen-feature cache, analysis), so a cached
     prefix gives the same bits as the same prefix run inside training; the engine also keeps the
     conv weights channels-last while it trains (`Backbone.channels_last`) and contiguous outside.
+
+    Max-pooling runs before the ReLU (the modules stay in the order conv, BatchNorm, ReLU, max-pool): ReLU is
+    monotone, so max(relu(a)) is relu(max(a)) bit for bit, and so are the gradients (the pool picks the same
+    element; where it is ≤ 0 the ReLU passes no gradient either way) — but the ReLU and its backward then touch
+    a quarter of the elements: a training step 1.06–1.07× faster, whole cells 1.05× (docs/compare_speed.md).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+        x = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+        if len(self) == 4 and isinstance(self[2], nn.ReLU) and isinstance(self[3], nn.MaxPool2d):
+            conv, bn, relu, pool = self
+            return relu(pool(bn(conv(x))))
+        return super().forward(x)
 
 
 @register_backbone("cnn", CNNConfig, "small conv net: [3×3 conv→BatchNorm→ReLU→max-pool]×n, then a dense block", inputs=("image",),

@@ -18,7 +18,7 @@ import pytest
 from conftest import kill_after_runs
 
 import transferlab
-from transferlab.compare import CompareConfig, StrategySpec, run_comparison
+from transferlab.compare import CompareConfig, ComparisonResult, StrategySpec, run_comparison
 from transferlab.compare.cells import Cell
 from transferlab.compare.grid import longest_first
 from transferlab.compare.outputs import grid_order
@@ -48,9 +48,16 @@ def _config(world) -> CompareConfig:
                          shots=[1, 5, "all"], seeds=2, train={"epochs": 4})
 
 
-def test_jobs_2_gives_the_runs_and_outputs_of_jobs_1(world, tmp_path):
-    one = run_comparison(_config(world), tmp_path / "one", jobs=1, threads=1, save_models=True)
-    two = run_comparison(_config(world), tmp_path / "two", jobs=2, threads=1, save_models=True)
+@pytest.fixture(scope="module")
+def grids(world, tmp_path_factory) -> dict[int, tuple[ComparisonResult, Path]]:
+    """The same grid with --jobs 1 and --jobs 2 (models saved), each run once for the tests that read them."""
+    root = tmp_path_factory.mktemp("grids")
+    return {jobs: (run_comparison(_config(world), root / f"j{jobs}", jobs=jobs, threads=1, save_models=True),
+                   root / f"j{jobs}") for jobs in (1, 2)}
+
+
+def test_jobs_2_gives_the_runs_and_outputs_of_jobs_1(grids):
+    (one, one_dir), (two, two_dir) = grids[1], grids[2]
     assert one.ran == two.ran == 4 * 3 * 2 and one.failed == two.failed == 0
     # the same runs, seed by seed: accuracies and every test prediction
     key = lambda r: (r["strategy"], str(r["shots"]), r["seed"])  # noqa: E731
@@ -65,19 +72,19 @@ def test_jobs_2_gives_the_runs_and_outputs_of_jobs_1(world, tmp_path):
         with open(folder / "results.csv") as f:
             return [(r["strategy"], r["shots"], r["seed"], r["test_accuracy"]) for r in csv.DictReader(f)]
 
-    assert rows(tmp_path / "one") == rows(tmp_path / "two")
-    assert [r[:3] for r in rows(tmp_path / "two")[:4]] == [(s, "1", "0") for s in
+    assert rows(one_dir) == rows(two_dir)
+    assert [r[:3] for r in rows(two_dir)[:4]] == [(s, "1", "0") for s in
                                                            ("scratch", "linear-probe", "partial --freeze 1", "full")]
     # the report's measures of the saved models are the same
-    one_t = json.loads((tmp_path / "one" / "what_transferred.json").read_text())
-    two_t = json.loads((tmp_path / "two" / "what_transferred.json").read_text())
+    one_t = json.loads((one_dir / "what_transferred.json").read_text())
+    two_t = json.loads((two_dir / "what_transferred.json").read_text())
     assert len(one_t["models"]) == 3 * 3 and one_t["source_accuracy_before"] is not None  # scratch left out
     assert one_t == two_t
 
 
-def test_the_timeline_says_where_each_cell_ran_and_when(world, tmp_path):
+def test_the_timeline_says_where_each_cell_ran_and_when(world, grids):
     for jobs in (1, 2):
-        result = run_comparison(_config(world), tmp_path / f"j{jobs}", jobs=jobs, threads=1)
+        result = grids[jobs][0]
         t = result.timeline
         spans, phases = t["cells"], t["phases"]
         assert t["jobs"] == jobs and len(spans) == result.ran == 24
@@ -164,7 +171,7 @@ def test_a_killed_jobs_2_compare_resumes_with_exactly_one_run_per_cell(world, tm
                [(sh, str(k), s) for sh in ("1", "5", "all") for k in range(3) for s in ("scratch", "linear-probe", "full")]
 
 
-def test_workers_started_ahead_run_grid_after_grid_each_with_its_own_data(world, tmp_path):
+def test_workers_started_ahead_run_grid_after_grid_each_with_its_own_data(world, grids, tmp_path):
     """What `transferlab demo --jobs 2` does: the workers start first; each grid's data and model are loaded
     in them for that grid (a second grid on other data gets its own, never the first grid's)."""
     from transferlab.compare.grid import GridWorkers
@@ -175,8 +182,8 @@ def test_workers_started_ahead_run_grid_after_grid_each_with_its_own_data(world,
         ahead = {name: run_comparison(cfg, tmp_path / f"w-{name}", jobs=2, threads=1, workers=workers)
                  for name, cfg in configs.items()}
         assert workers.pool.submit(os.getpid).result() != os.getpid()  # still open: the caller closes it
-    for name, cfg in configs.items():
-        alone = run_comparison(cfg, tmp_path / f"one-{name}", jobs=1, threads=1)
+    for name, cfg in configs.items():  # each against the grid in one process (the target's: the fixture's)
+        alone = grids[1][0] if name == "target" else run_comparison(cfg, tmp_path / f"one-{name}", jobs=1, threads=1)
         assert [(r["strategy"], r["shots"], r["seed"], r["test_predictions"]) for r in ahead[name].runs] == \
                [(r["strategy"], r["shots"], r["seed"], r["test_predictions"]) for r in alone.runs], name
     assert ahead["target"].runs[0]["n_test"] != ahead["source"].runs[0]["n_test"]

@@ -438,6 +438,16 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid`: --jobs workers are forked from a fork server, the comparison's child."""
+    found, todo = set(), [pid]
+    while todo:
+        below = _children(todo.pop()) - found
+        found |= below
+        todo += below
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -455,12 +465,14 @@ def test_compare_workers_die_when_the_parent_is_killed(world, tmp_path):
     workers: set[int] = set()
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        workers = {p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")}
+        below = _descendants(proc.pid)  # the fork server, its workers (grandchildren), the resource tracker
+        workers = below - _children(proc.pid)
         if len(workers) >= 2 and any((tmp_path / "cmp").glob("runs.sqlite")):
             break
         time.sleep(0.1)
     assert proc.poll() is None and len(workers) >= 2, "the workers did not start in time"
     time.sleep(1.0)  # inside their initializer by now, or training
+    workers = _descendants(proc.pid)  # every process the comparison started must end with it
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 30

@@ -156,6 +156,7 @@ def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tu
             _, _, metrics = train_run(backbone, split, strategy, TrainConfig(seed=seed, threads=1, **train), cache=cache,
                                       cache_key=f"effnet-{size}")
             accs[label].append(metrics["accuracy"])
+            print(f"  {label}, seed {seed}: test accuracy {metrics['accuracy']:.4f}", flush=True)  # kept if the run stops
     return accs, seconds, images
 
 

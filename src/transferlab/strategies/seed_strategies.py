@@ -103,7 +103,9 @@ class AddLayers(Strategy):
     """New hidden layers between the pretrained backbone and the new output layer (seed §2.2.3).
 
     Adds capacity to adapt the pretrained features to the new task; with `freeze_backbone` only the
-    new layers train, which is cheap and safe with very few labels.
+    new layers train, which is cheap and safe with very few labels. `dropout` follows each new hidden
+    layer while training; `feature_blocks` / `feature_grid` choose the features as linear-probe's do (pooled
+    outputs of intermediate blocks, optionally on a grid), cached like its when the backbone is frozen.
     """
 
     summary = ("new hidden layers on top of the backbone (--hidden 128[,64], --freeze-backbone, --dropout; "

@@ -109,7 +109,7 @@ def fmnist_subset(out: Path, pool_per_class: int, test_per_class: int) -> Path:
     return path
 
 
-def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tuple[dict, float, int]:
+def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int, first_seed: int = 0) -> tuple[dict, float, int]:
     """Strategies with a frozen prefix from efficientnet-lite0 at `size`, features shared by every run.
 
     Returns ({label: [test accuracy per seed]}, seconds spent extracting features, images extracted).
@@ -138,7 +138,7 @@ def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tu
             images += len(x)
             counted.add(part)
         seconds += time.perf_counter() - start
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         split = split_task(task, shots=shots, seed=seed)
         for label, (name, options, train) in strategies.items():
             backbone = load("efficientnet-lite0").backbone
@@ -279,7 +279,7 @@ def part_large(args, data: Path, shots: int = 1000, seeds: int | None = None, st
         few = {MULTI: args.probe_weight_decay, GRID: args.grid_weight_decay}
         chosen = {k: (n, o, t if k not in few else {**t, "weight_decay": few[k], "lr": args.probe_lr})
                   for k, (n, o, t) in chosen.items()}
-    accs, seconds, images = _probe_runs(task, args.image_size, chosen, shots, seeds)
+    accs, seconds, images = _probe_runs(task, args.image_size, chosen, shots, seeds, args.first_seed)
     print(f"\n### efficientnet-lite0 → Fashion-MNIST, {shots} labels/class at {args.image_size} px, {seeds} "
           f"seed(s), test {len(task.x_test)} images ({(time.perf_counter() - start) / 60:.1f} min; features "
           f"{images / seconds:.1f} images/s)\n")
@@ -416,6 +416,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--large-seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the `large` and `probes` parts run seeds first-seed… (continue a run in another process)")
     parser.add_argument("--large-strategies", default="partial-7,linear-probe,linear-probe-multi",
                         help="of partial-7, linear-probe, linear-probe-multi, linear-probe-grid, add-layers-grid, "
                              "partial-6")

@@ -17,6 +17,10 @@ Parts (`--parts`, comma-separated; each prints a markdown table):
 - linear-probe-grid: linear-probe with `--feature-blocks` (`--grid-blocks`, default stage5,stage6) and `--feature-grid`
   (`--grid-size`, default 4: each block's map pooled to a 4×4 grid of averages), full batch, `--grid-weight-decay` 3.0
   at ≤ 100 training images, `--large-grid-weight-decay` 0.1 at 10,000 (held-out training images, docs/vision.md).
+- add-layers-grid: the same grid features (frozen backbone, cached) feeding a hidden layer (`--mlp-hidden`, ReLU,
+  `--mlp-dropout`) instead of a linear head: add-layers --freeze-backbone --feature-blocks --feature-grid (`--mlp-*`).
+- partial-6: partial --freeze 6 (stem…stage5 frozen and cached; stage6, stage7, conv_head and the head train), Adam with
+  `--partial6-backbone-lr` / `--partial6-lr`, cosine schedule, batch 32, `--partial6-epochs`, last weights.
 - `speed`: images/s of frozen feature extraction (transferlab's cache vs a plain eager loop) and of a
   fine-tuning step (transferlab's `fit` vs a plain eager loop with torch's default Adam), same model and
   batch, same process, alternating; steps are timed in steady state (from the end of the first step to the
@@ -52,6 +56,11 @@ MULTI = "linear-probe-multi"
 # linear-probe-multi with each block's map pooled to a grid of averages (`--feature-grid`, `--grid-blocks`, `--grid-size`),
 # its penalty `--grid-weight-decay` / `--large-grid-weight-decay` (chosen on held-out training images, docs/vision.md)
 GRID = "linear-probe-grid"
+# the grid features with a hidden layer instead of a linear head: add-layers --freeze-backbone --feature-blocks/--feature-grid
+# (`--mlp-*` flags; chosen on held-out training images, docs/vision.md)
+MLP = "add-layers-grid"
+# partial fine-tuning with stem…stage5 frozen and cached: stage6, stage7, conv_head and the head train (`--partial6-*`)
+PARTIAL6 = "partial-6"
 
 
 def strategies_of(args, labels: list[str]) -> dict:
@@ -65,6 +74,13 @@ def strategies_of(args, labels: list[str]) -> dict:
                    {"weight_decay": args.large_grid_weight_decay, "lr": args.large_probe_lr,
                     "batch_size": args.probe_batch_size, "epochs": args.probe_epochs,
                     "restore_best": args.grid_restore_best})
+    table[MLP] = ("add-layers", {"hidden": [args.mlp_hidden], "dropout": args.mlp_dropout, "freeze_backbone": True,
+                                 "feature_blocks": args.grid_blocks.split(","), "feature_grid": args.grid_size},
+                  {"weight_decay": args.mlp_weight_decay, "lr": args.mlp_lr, "batch_size": args.mlp_batch_size,
+                   "epochs": args.mlp_epochs, "restore_best": False})
+    table[PARTIAL6] = ("partial", {"freeze": 6},
+                       {"lr": args.partial6_lr, "backbone_lr": args.partial6_backbone_lr, "epochs": args.partial6_epochs,
+                        "schedule": "cosine", "batch_size": 32, "restore_best": False})
     unknown = [label for label in labels if label not in table]
     if unknown:
         raise SystemExit(f"unknown strategies {unknown}; choose from {sorted(table)}")
@@ -93,7 +109,7 @@ def fmnist_subset(out: Path, pool_per_class: int, test_per_class: int) -> Path:
     return path
 
 
-def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tuple[dict, float, int]:
+def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int, first_seed: int = 0) -> tuple[dict, float, int]:
     """Strategies with a frozen prefix from efficientnet-lite0 at `size`, features shared by every run.
 
     Returns ({label: [test accuracy per seed]}, seconds spent extracting features, images extracted).
@@ -122,7 +138,7 @@ def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tu
             images += len(x)
             counted.add(part)
         seconds += time.perf_counter() - start
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         split = split_task(task, shots=shots, seed=seed)
         for label, (name, options, train) in strategies.items():
             backbone = load("efficientnet-lite0").backbone
@@ -140,6 +156,7 @@ def _probe_runs(task, size: int, strategies: dict, shots: int, seeds: int) -> tu
             _, _, metrics = train_run(backbone, split, strategy, TrainConfig(seed=seed, threads=1, **train), cache=cache,
                                       cache_key=f"effnet-{size}")
             accs[label].append(metrics["accuracy"])
+            print(f"  {label}, seed {seed}: test accuracy {metrics['accuracy']:.4f}", flush=True)  # kept if the run stops
     return accs, seconds, images
 
 
@@ -262,7 +279,7 @@ def part_large(args, data: Path, shots: int = 1000, seeds: int | None = None, st
         few = {MULTI: args.probe_weight_decay, GRID: args.grid_weight_decay}
         chosen = {k: (n, o, t if k not in few else {**t, "weight_decay": few[k], "lr": args.probe_lr})
                   for k, (n, o, t) in chosen.items()}
-    accs, seconds, images = _probe_runs(task, args.image_size, chosen, shots, seeds)
+    accs, seconds, images = _probe_runs(task, args.image_size, chosen, shots, seeds, args.first_seed)
     print(f"\n### efficientnet-lite0 → Fashion-MNIST, {shots} labels/class at {args.image_size} px, {seeds} "
           f"seed(s), test {len(task.x_test)} images ({(time.perf_counter() - start) / 60:.1f} min; features "
           f"{images / seconds:.1f} images/s)\n")
@@ -399,8 +416,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--large-seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the `large` and `probes` parts run seeds first-seed… (continue a run in another process)")
     parser.add_argument("--large-strategies", default="partial-7,linear-probe,linear-probe-multi",
-                        help="of partial-7, linear-probe, linear-probe-multi, linear-probe-grid")
+                        help="of partial-7, linear-probe, linear-probe-multi, linear-probe-grid, add-layers-grid, "
+                             "partial-6")
     parser.add_argument("--multi", action=argparse.BooleanOptionalAction, default=True,
                         help="add linear-probe-multi and linear-probe-grid to the efficientnet grid")
     parser.add_argument("--effnet-strategies", default="partial-7,linear-probe,linear-probe-multi,linear-probe-grid,scratch",
@@ -424,6 +444,17 @@ def main() -> None:
                              "pool's 5 validation images per class pick earlier, weaker weights)")
     parser.add_argument("--large-grid-weight-decay", type=float, default=0.1,
                         help="linear-probe-grid's L2 penalty at 1,000 labels/class (10,000 images)")
+    parser.add_argument("--mlp-hidden", type=int, default=1024, help="add-layers-grid's hidden layer width")
+    parser.add_argument("--mlp-dropout", type=float, default=0.5, help="add-layers-grid's dropout after the hidden layer")
+    parser.add_argument("--mlp-weight-decay", type=float, default=1e-4, help="add-layers-grid's L2 penalty (Adam)")
+    parser.add_argument("--mlp-lr", type=float, default=1e-3, help="add-layers-grid's learning rate")
+    parser.add_argument("--mlp-batch-size", type=int, default=256, help="add-layers-grid's batch")
+    parser.add_argument("--mlp-epochs", type=int, default=18, help="add-layers-grid's epochs (its last weights are kept)")
+    parser.add_argument("--partial6-lr", type=float, default=1e-3, help="partial-6's head learning rate")
+    parser.add_argument("--partial6-backbone-lr", type=float, default=3e-4,
+                        help="partial-6's learning rate of stage6, stage7 and conv_head")
+    parser.add_argument("--partial6-epochs", type=int, default=5,
+                        help="partial-6's epochs (cosine schedule, batch 32, its last weights are kept)")
     parser.add_argument("--probe-shots", type=int, default=10, help="labels/class of the `probes` part")
     parser.add_argument("--probe-pool-per-class", type=int, default=50, help="pool per class of the `probes` part")
     parser.add_argument("--probe-strategies", default="linear-probe,linear-probe-multi,partial-7",

@@ -29,6 +29,9 @@ class HeadSpec:
             raise ConfigError(f"head hidden sizes must be positive integers; got {self.hidden}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"head activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"head dropout must be a number in [0, 1); got {self.dropout!r}")
+        self.dropout = float(self.dropout)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -73,6 +73,12 @@ class AddLayersConfig:
     activation: Literal["relu", "tanh", "sigmoid", "gelu"] = field(default="relu", metadata={
         "help": "activation after each new hidden layer (tanh or sigmoid with one layer: a text model exports as a "
                 "plain BertForSequenceClassification)"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout after each new hidden layer (while training)"})
+    feature_blocks: list[str] = field(default_factory=list, metadata={
+        "help": "backbone blocks whose average-pooled outputs, concatenated, feed the new layers (as linear-probe's; "
+                "e.g. stage5,stage6); empty: the backbone's own features"})
+    feature_grid: int = field(default=1, metadata={
+        "help": "pool each feature block's map to a G×G grid of averages (as linear-probe's); needs --feature-blocks"})
 
     def __post_init__(self) -> None:
         try:
@@ -84,6 +90,12 @@ class AddLayersConfig:
         if self.activation not in HEAD_ACTIVATIONS:
             raise ConfigError(f"--activation {self.activation!r} is not one of {sorted(HEAD_ACTIVATIONS)}; "
                               "pass e.g. --activation tanh")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be a number in [0, 1), the share of hidden units dropped while training; "
+                              f"got {self.dropout!r} (e.g. --dropout 0.5)")
+        self.dropout = float(self.dropout)
+        check_feature_grid(self.feature_grid, "--feature-grid")
+        self.feature_blocks = _block_names(self.feature_blocks)
 
 
 @register_strategy("add-layers", order=30)
@@ -91,17 +103,52 @@ class AddLayers(Strategy):
     """New hidden layers between the pretrained backbone and the new output layer (seed §2.2.3).
 
     Adds capacity to adapt the pretrained features to the new task; with `freeze_backbone` only the
-    new layers train, which is cheap and safe with very few labels.
+    new layers train, which is cheap and safe with very few labels. `dropout` follows each new hidden
+    layer while training; `feature_blocks` / `feature_grid` choose the features as linear-probe's do (pooled
+    outputs of intermediate blocks, optionally on a grid), cached like its when the backbone is frozen.
     """
 
-    summary = "new hidden layers on top of the backbone (--hidden 128[,64], --freeze-backbone)"
+    summary = ("new hidden layers on top of the backbone (--hidden 128[,64], --freeze-backbone, --dropout; "
+               "--feature-blocks / --feature-grid as linear-probe's)")
     Config = AddLayersConfig
 
+    def configure_backbone(self, backbone: Backbone) -> None:
+        _configure_feature_blocks(self.config, backbone)
+
     def head_spec(self, num_outputs: int) -> HeadSpec:
-        return HeadSpec(num_outputs=num_outputs, hidden=list(self.config.hidden), activation=self.config.activation)
+        return HeadSpec(num_outputs=num_outputs, hidden=list(self.config.hidden), activation=self.config.activation,
+                        dropout=self.config.dropout)
+
+    def options(self) -> dict:
+        """Without `dropout`, `feature_blocks` and `feature_grid` when unset: described (and resumed) as before them."""
+        return {k: v for k, v in super().options().items() if not _unset_option(k, v)}
 
     def frozen_blocks(self, backbone: Backbone) -> list[str]:
         return backbone.block_names if self.config.freeze_backbone else []
+
+
+def _unset_option(name: str, value) -> bool:
+    return (name in ("feature_blocks", "dropout") and not value) or (name == "feature_grid" and value == 1)
+
+
+def _block_names(blocks) -> list[str]:
+    """`feature_blocks` as a list of block names (a comma-separated string is split), or a clear error."""
+    if isinstance(blocks, str):
+        blocks = [b.strip() for b in blocks.split(",") if b.strip()]
+    if not isinstance(blocks, (list, tuple)) or not all(isinstance(b, str) and b.strip() for b in blocks):
+        raise ConfigError(f"--feature-blocks must be backbone block names, comma-separated like stage6,conv_head; "
+                          f"got {blocks!r}")
+    return [b.strip() for b in blocks]
+
+
+def _configure_feature_blocks(config, backbone: Backbone) -> None:
+    """Tap `config.feature_blocks` (pooled to `config.feature_grid`) as the backbone's features, if any are named."""
+    grid = config.feature_grid
+    if grid > 1 and not config.feature_blocks:  # checked here, not in the config: options are set one at a time
+        raise ConfigError(f"--feature-grid {grid} pools the outputs of --feature-blocks, but none are given; name "
+                          f"the blocks to pool, e.g. --feature-blocks stage5,stage6 --feature-grid {grid}")
+    if config.feature_blocks:
+        backbone.set_feature_blocks(config.feature_blocks, grid=grid)
 
 
 @dataclass
@@ -115,13 +162,7 @@ class LinearProbeConfig:
 
     def __post_init__(self) -> None:
         check_feature_grid(self.feature_grid, "--feature-grid")
-        blocks = self.feature_blocks
-        if isinstance(blocks, str):
-            blocks = [b.strip() for b in blocks.split(",") if b.strip()]
-        if not isinstance(blocks, (list, tuple)) or not all(isinstance(b, str) and b.strip() for b in blocks):
-            raise ConfigError(f"--feature-blocks must be backbone block names, comma-separated like stage6,conv_head; "
-                              f"got {self.feature_blocks!r}")
-        self.feature_blocks = [b.strip() for b in blocks]
+        self.feature_blocks = _block_names(self.feature_blocks)
 
 
 @register_strategy("linear-probe", order=40)
@@ -142,17 +183,11 @@ class LinearProbe(Strategy):
     Config = LinearProbeConfig
 
     def configure_backbone(self, backbone: Backbone) -> None:
-        grid = self.config.feature_grid
-        if grid > 1 and not self.config.feature_blocks:  # checked here, not in the config: options are set one at a time
-            raise ConfigError(f"--feature-grid {grid} pools the outputs of --feature-blocks, but none are given; name "
-                              f"the blocks to pool, e.g. --feature-blocks stage5,stage6 --feature-grid {grid}")
-        if self.config.feature_blocks:
-            backbone.set_feature_blocks(self.config.feature_blocks, grid=grid)
+        _configure_feature_blocks(self.config, backbone)
 
     def options(self) -> dict:
         """Without `feature_blocks` / `feature_grid` when unset: a plain linear probe is described (and resumed) as before."""
-        return {k: v for k, v in super().options().items()
-                if not (k == "feature_blocks" and not v) and not (k == "feature_grid" and v == 1)}
+        return {k: v for k, v in super().options().items() if not _unset_option(k, v)}
 
     def frozen_blocks(self, backbone: Backbone) -> list[str]:
         return backbone.block_names

@@ -20,8 +20,12 @@ $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/transferlab demo
 
+# The suite in one worker process per core (pytest-xdist; at most 4; TEST_JOBS=0: all in this process), each
+# with one OpenMP thread, so the workers never contend for a core. worksteal: an idle worker takes tests
+# queued for a busy one.
+TEST_JOBS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_JOBS) --maxprocesses 4 --dist worksteal
 
 bench: $(STAMP)
 	$(PY) benchmarks/seed_mlp.py

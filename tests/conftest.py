@@ -41,6 +41,17 @@ def make_task(n_per_class: int = 30, n_test_per_class: int = 10, classes: int = 
     )
 
 
+def squares_npz(tmp_path, n=24):
+    """`n` 28×28 uint8 images in 2 classes (class 1: a bright square) saved as tmp_path/squares.npz: (path, x, y)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(2), n // 2)
+    x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+    x[y == 1, 8:20, 8:20] = 250  # class 1: a bright square
+    path = tmp_path / "squares.npz"
+    np.savez(path, x=x, y=y)
+    return path, x, y
+
+
 def make_split(task: Task, shots: int | None = None, seed: int = 0) -> TaskSplit:
     """A split built without the data package: the last 20% of each class is validation."""
     rng = np.random.default_rng(seed)

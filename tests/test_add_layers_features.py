@@ -9,17 +9,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import squares_npz
 from transferlab.errors import ConfigError
-
-
-def _squares(tmp_path, n=24):
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(2), n // 2)
-    x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
-    x[y == 1, 8:20, 8:20] = 250  # class 1: a bright square
-    path = tmp_path / "squares.npz"
-    np.savez(path, x=x, y=y)
-    return path, x, y
 
 
 @pytest.fixture
@@ -27,7 +18,7 @@ def cnn_source(tmp_path):
     from transferlab.api import pretrain
     from transferlab.engine import TrainConfig
 
-    path, x, y = _squares(tmp_path)
+    path, x, y = squares_npz(tmp_path)
     pre = tmp_path / "pre"
     pretrain(str(path), backbone="cnn", out=pre, train=TrainConfig(epochs=1))
     return pre, path, x

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
+from conftest import squares_npz
 from transferlab.errors import ArtifactError, ConfigError
 
 
@@ -17,16 +18,6 @@ def _tiny_effnet():
     from transferlab.models import create_backbone
 
     return create_backbone("efficientnet-lite0", (1, 28, 28), image_size=32, width=0.25).eval()
-
-
-def _squares(tmp_path, n=24):
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(2), n // 2)
-    x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
-    x[y == 1, 8:20, 8:20] = 250  # class 1: a bright square
-    path = tmp_path / "squares.npz"
-    np.savez(path, x=x, y=y)
-    return path, x, y
 
 
 def test_features_are_the_pooled_outputs_of_the_chosen_blocks_concatenated():
@@ -84,7 +75,7 @@ def test_cached_and_uncached_runs_train_the_same_head(tmp_path):
     from transferlab.engine.run import train_run
     from transferlab.strategies import create_strategy
 
-    path, _, _ = _squares(tmp_path)
+    path, _, _ = squares_npz(tmp_path)
     split = split_task(load_task(str(path)), shots=None, seed=0)
     strategy = create_strategy("linear-probe", feature_blocks=["stage5", "conv_head"])
     cfg = TrainConfig(epochs=3, seed=0, batch_size=8)
@@ -153,7 +144,7 @@ def test_a_block_whose_output_cannot_be_pooled_is_refused():
 def test_a_damaged_feature_blocks_entry_in_config_json_is_refused(tmp_path):
     from transferlab.api import finetune, load
 
-    path, _, _ = _squares(tmp_path)
+    path, _, _ = squares_npz(tmp_path)
     out = tmp_path / "m"
     pre = tmp_path / "pre"
     from transferlab.api import pretrain
@@ -180,7 +171,7 @@ def test_efficientnet_feature_blocks_through_finetune_evaluate_predict_export(tm
     from transferlab.export import export as export_model
 
     effnet = materialize_efficientnet_lite0(tmp_path / "store" / "efficientnet-lite0")
-    path, x, _ = _squares(tmp_path)
+    path, x, _ = squares_npz(tmp_path)
     out = tmp_path / "tgt"
     result = finetune(str(effnet), str(path), strategy="linear-probe", strategy_options={"feature_blocks": ["stage6", "conv_head"]},
                       out=out, image_size=32, train=TrainConfig(epochs=20, lr=1e-2, batch_size=8))
@@ -198,7 +189,7 @@ def test_cli_feature_blocks_flag_and_its_error(tmp_path):
     from transferlab.cli import app
     from transferlab.engine import TrainConfig
 
-    path, _, _ = _squares(tmp_path)
+    path, _, _ = squares_npz(tmp_path)
     pre = tmp_path / "pre"
     pretrain(str(path), backbone="mlp", backbone_config={"hidden": [8, 4]}, out=pre, train=TrainConfig(epochs=1))
     runner = CliRunner()
@@ -294,7 +285,7 @@ def test_a_grid_probe_is_saved_reloaded_and_exported_with_its_grid(tmp_path):
     from transferlab.engine import TrainConfig
     from transferlab.export import export as export_model
 
-    path, x, _ = _squares(tmp_path)
+    path, x, _ = squares_npz(tmp_path)
     pre = tmp_path / "pre"
     pretrain(str(path), backbone="cnn", out=pre, train=TrainConfig(epochs=1))
     out = tmp_path / "m"
@@ -317,7 +308,7 @@ def test_a_damaged_feature_grid_entry_in_config_json_is_refused(tmp_path):
     from transferlab.api import finetune, load, pretrain
     from transferlab.engine import TrainConfig
 
-    path, _, _ = _squares(tmp_path)
+    path, _, _ = squares_npz(tmp_path)
     pre, out = tmp_path / "pre", tmp_path / "m"
     pretrain(str(path), backbone="cnn", out=pre, train=TrainConfig(epochs=1))
     finetune(str(pre), str(path), strategy="linear-probe", strategy_options={"feature_blocks": ["conv2"], "feature_grid": 2},
@@ -335,7 +326,7 @@ def test_cli_feature_grid_flag_and_its_error(tmp_path):
     from transferlab.cli import app
     from transferlab.engine import TrainConfig
 
-    path, _, _ = _squares(tmp_path)
+    path, _, _ = squares_npz(tmp_path)
     pre = tmp_path / "pre"
     pretrain(str(path), backbone="cnn", out=pre, train=TrainConfig(epochs=1))
     runner = CliRunner()

@@ -74,6 +74,31 @@ def test_store_folder_names_its_origin_and_preprocessing(effnet):
     assert n_params + 1280 * 1000 + 1000 == pytest.approx(4.65e6, rel=0.01)  # 4.69M with BatchNorm statistics
 
 
+@pytest.mark.parametrize("when", ["before its folder is checked", "before its folder is moved into place"])
+def test_two_first_uses_at_once_share_one_store_copy(monkeypatch, when):
+    """Two processes converting the packaged model into an empty store at once (two benchmark seeds, --jobs
+    workers): the second to finish found the folder taken and crashed (`Directory not empty`); now it uses it."""
+    from transferlab.artifacts import store
+    from transferlab.models import efficientnet_lite
+
+    module, name = (efficientnet_lite, "weights_file") if when.startswith("before its folder is checked") else \
+        (store, "_mark_store_entry")  # the latter: written into the temporary folder, just before the move
+    real = getattr(module, name)
+    raced: list[bool] = []
+
+    def racing(*args, **kwargs):  # this process is converting: the other one finishes first
+        if not raced:
+            raced.append(True)
+            store.materialize("efficientnet-lite0")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, racing)
+    folder = store.materialize("efficientnet-lite0")
+    assert raced and folder == store.writable_store() / "efficientnet-lite0"
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["efficientnet-lite0"]  # no temporary folder left
+    assert store.load_model("efficientnet-lite0").source_head is not None
+
+
 def test_models_lists_the_packaged_imagenet_model():
     from transferlab.artifacts.store import list_models
 

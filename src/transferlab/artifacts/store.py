@@ -140,10 +140,27 @@ def materialize(ref: str) -> Path:
                             f"pretrain it first: transferlab pretrain --backbone {ref} --out DIR")
     if entry.packaged_writer is not None:
         _current_copy(store_root() / ref, ref, entry.packaged)
-        return _writer(entry.packaged_writer)(writable_store() / ref, also_write=lambda folder: _mark_store_entry(folder, ref))
+        dest = writable_store() / ref
+        return _once(dest, ref, entry.packaged,
+                     lambda: _writer(entry.packaged_writer)(dest, also_write=lambda folder: _mark_store_entry(folder, ref)))
     if _current_copy(store_root() / ref, ref, entry.packaged):
         return store_root() / ref  # written on an earlier use
     return _write_text_encoder(kind, ref, entry.packaged, {}, writable_store())
+
+
+def _once(dest: Path, name: str, origin: str, write: Callable[[], Path]) -> Path:
+    """`write()` the store's copy at `dest`; if another process wrote it meanwhile, theirs.
+
+    Two first uses at once (two `--jobs`, two benchmark processes, a test run in several workers) each
+    convert the packaged model; the first to finish puts its folder in place and the second's move then
+    finds `dest` taken. Both wrote the same folder from the same source, so the second uses the first's.
+    """
+    try:
+        return write()
+    except (OSError, ArtifactError):
+        if _current_copy(dest, name, origin):
+            return dest
+        raise
 
 
 def _write_text_encoder(kind: str, name: str, origin: str, settings: dict[str, Any], root: Path) -> Path:
@@ -163,9 +180,8 @@ def _write_text_encoder(kind: str, name: str, origin: str, settings: dict[str, A
         "metrics": {},
         "origin": origin,
     }
-    save_model_folder(dest, backbone=backbone, head=None, head_spec=None, info=info,
-                      also_write=lambda folder: _mark_store_entry(folder, name))
-    return dest
+    return _once(dest, name, origin, lambda: save_model_folder(
+        dest, backbone=backbone, head=None, head_spec=None, info=info, also_write=lambda folder: _mark_store_entry(folder, name)))
 
 
 def write_hf_folder(value: str, root: Path) -> Path:
